@@ -1,0 +1,1 @@
+"""Dataflows: the runnable Bytewax applications (`python -m bytewax.run dataflows.NAME:flow`)."""

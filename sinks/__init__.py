@@ -1,0 +1,1 @@
+"""Sinks: where anomalies, readings, dead letters and run totals go."""

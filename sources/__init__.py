@@ -1,0 +1,1 @@
+"""Sources: PurpleAir payloads parsed into typed readings and dead letters."""

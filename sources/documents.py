@@ -1,0 +1,78 @@
+"""Read payload documents from a file or an http(s) URL: one JSON payload, or JSON lines of them.
+
+A file whose first line is a whole JSON document is read as JSON lines (a recorded sequence of
+polls); otherwise the whole file is one (possibly pretty-printed) payload. Lines are yielded
+lazily with their origin (`name:line`) so dead letters can say where they came from.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import requests
+
+#: (connect, read) timeout in seconds for http(s) sources.
+DEFAULT_TIMEOUT = (5.0, 60.0)
+
+
+class SourceError(RuntimeError):
+    """A source location that cannot be read at all (missing file, unreachable URL, HTTP error)."""
+
+
+def is_url(location: str) -> bool:
+    """True for http:// and https:// locations."""
+    return location.startswith(("http://", "https://"))
+
+
+def fetch(url: str, *, timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> bytes:
+    """GET a URL and return its body; raise `SourceError` saying what went wrong."""
+    try:
+        response = requests.get(url, timeout=timeout)
+    except requests.RequestException as exc:
+        raise SourceError(f"could not fetch {url}: {exc}") from exc
+    if response.status_code != 200:
+        raise SourceError(f"{url} answered HTTP {response.status_code}: {response.text[:200]!r}")
+    return response.content
+
+
+def _first_is_document(line: bytes) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
+
+
+def split_documents(lines: Iterator[bytes], name: str) -> Iterator[tuple[str, bytes]]:
+    """Yield `(origin, document)` pairs from the lines of one file or response body."""
+    numbered = ((n, line) for n, line in enumerate(lines, start=1) if line.strip())
+    first = next(numbered, None)
+    if first is None:
+        return
+    if _first_is_document(first[1]):
+        yield f"{name}:{first[0]}", first[1]
+        for n, line in numbered:
+            yield f"{name}:{n}", line
+        return
+    rest = list(numbered)
+    whole = first[1] + b"".join(line for _, line in rest)
+    if _first_is_document(whole):
+        yield name, whole
+        return
+    for n, line in [first, *rest]:
+        yield f"{name}:{n}", line
+
+
+def iter_documents(location: str) -> Iterator[tuple[str, bytes]]:
+    """Yield `(origin, document)` pairs from a file path or an http(s) URL."""
+    if is_url(location):
+        body = fetch(location)
+        yield from split_documents(iter(body.splitlines(keepends=True)), location)
+        return
+    path = Path(location)
+    if not path.is_file():
+        raise SourceError(f"no such file: {location}")
+    with path.open("rb") as lines:
+        yield from split_documents(iter(lines), path.name)

@@ -1,0 +1,191 @@
+"""PurpleAir `GET /v1/sensors` payloads turned into typed readings or dead letters.
+
+A payload is `{"fields": [...], "data": [[...], ...], "data_time_stamp": ..., ...}`: one row per
+sensor, values in `fields` order. Every row becomes exactly one `Reading` or one `DeadLetter`, so
+rows in = readings out + dead letters; a line that is not a payload at all is one dead letter.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Fields the API returns as text; they are carried along, never validated as numbers.
+TEXT_FIELDS = frozenset(
+    {"name", "model", "hardware", "firmware_version", "firmware_upgrade", "private_info"}
+)
+#: Fields that identify a row or give its time; not part of `Reading.values`.
+ID_FIELDS = frozenset({"sensor_index", "last_seen"})
+
+
+@dataclass(slots=True)
+class Reading:
+    """One sensor's row of one poll, with numeric values (None = missing)."""
+
+    sensor_index: int
+    time: int  # event time, epoch seconds (last_seen, else the payload's data_time_stamp)
+    values: dict[str, float | None]
+    text: dict[str, str | None] = field(default_factory=dict)
+    imputed: list[str] = field(default_factory=list)  # fields filled by an imputer
+    missing: list[str] = field(default_factory=list)  # fields still missing after imputation
+    score: float | None = None
+    status: str = "new"  # new | warming_up | scored | unscored
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """Input that could not become a reading: the reason and the raw row, line or payload."""
+
+    reason: str
+    raw: Any
+    origin: str = ""  # where it came from, e.g. "polls.jsonl:12"
+
+
+Item = Reading | DeadLetter
+
+
+class PayloadError(ValueError):
+    """The payload as a whole does not fit the API's shape."""
+
+
+class RowError(ValueError):
+    """One row of a payload does not fit its `fields`."""
+
+
+@dataclass(slots=True)
+class PayloadShape:
+    """What is needed to parse the rows of one payload: field positions and a default time."""
+
+    fields: list[str]
+    rows: list[Any]
+    data_time_stamp: int | None
+    sensor_pos: int | None
+    time_pos: int | None
+
+
+def decode_line(line: str | bytes) -> Any:
+    """Parse one JSON document; raise `PayloadError` with a readable reason when it is not JSON."""
+    try:
+        return json.loads(line)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PayloadError(f"not JSON: {exc}") from None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def payload_shape(payload: Any) -> PayloadShape:
+    """Check a decoded payload's envelope; raise `PayloadError` naming what is wrong."""
+    if not isinstance(payload, dict):
+        raise PayloadError(f"payload is a JSON {type(payload).__name__}, not an object")
+    fields = payload.get("fields")
+    if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+        raise PayloadError("payload has no 'fields' list of names")
+    rows = payload.get("data")
+    if not isinstance(rows, list):
+        raise PayloadError("payload has no 'data' list")
+    if len(set(fields)) != len(fields):
+        raise PayloadError("payload 'fields' has repeated names")
+    stamp = payload.get("data_time_stamp")
+    if stamp is not None and not _is_int(stamp):
+        raise PayloadError("payload 'data_time_stamp' is not an integer")
+    time_pos = fields.index("last_seen") if "last_seen" in fields else None
+    if time_pos is None and stamp is None:
+        raise PayloadError("payload has neither a 'last_seen' field nor 'data_time_stamp'")
+    sensor_pos = fields.index("sensor_index") if "sensor_index" in fields else None
+    return PayloadShape(fields, rows, stamp, sensor_pos, time_pos)
+
+
+def row_sensor(shape: PayloadShape, row: Any) -> int | None:
+    """The row's sensor_index when it is a usable integer, else None (a dead letter then)."""
+    if shape.sensor_pos is None or not isinstance(row, list) or len(row) != len(shape.fields):
+        return None
+    value = row[shape.sensor_pos]
+    return value if _is_int(value) else None
+
+
+def parse_row(shape: PayloadShape, row: Any) -> Reading:
+    """Turn one row into a `Reading`; raise `RowError` with the reason when it does not fit."""
+    fields = shape.fields
+    if not isinstance(row, list):
+        raise RowError(f"row is a JSON {type(row).__name__}, not an array")
+    if len(row) != len(fields):
+        raise RowError(f"row has {len(row)} values but 'fields' names {len(fields)}")
+    if shape.sensor_pos is None:
+        raise RowError("no sensor_index: 'fields' does not name it")
+    sensor = row[shape.sensor_pos]
+    if not _is_int(sensor):
+        raise RowError(f"sensor_index is {_describe(sensor)}, not an integer")
+    if shape.time_pos is None:
+        time = shape.data_time_stamp
+    else:
+        time = row[shape.time_pos]
+        if not _is_int(time):
+            raise RowError(f"last_seen is {_describe(time)}, not an integer")
+    values: dict[str, float | None] = {}
+    text: dict[str, str | None] = {}
+    for name, value in zip(fields, row, strict=False):
+        if name in ID_FIELDS:
+            continue
+        if name in TEXT_FIELDS:
+            if value is not None and not isinstance(value, str):
+                raise RowError(f"field {name!r} is {_describe(value)}, not text")
+            text[name] = value
+        elif value is None:
+            values[name] = None
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RowError(f"field {name!r} is {_describe(value)}, not a number")
+        elif not math.isfinite(value):
+            raise RowError(f"field {name!r} is {value!r}, not a finite number")
+        else:
+            values[name] = float(value)
+    return Reading(sensor, time, values, text)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({json.dumps(value)})"
+    if isinstance(value, str):
+        return f"a string ({value[:40]!r})"
+    if isinstance(value, float):
+        return repr(value)
+    return f"a JSON {type(value).__name__}"
+
+
+def parse_payload(
+    payload: Any,
+    *,
+    origin: str = "",
+    owner: Callable[[int | None], bool] | None = None,
+) -> Iterator[Item]:
+    """Yield one `Reading` or `DeadLetter` per row of a decoded payload.
+
+    `owner(sensor_index_or_None) -> bool` lets a worker take only its own rows (by sensor, so a
+    sensor's readings stay in order); an envelope error yields one dead letter per row (or one for
+    the payload when it has no rows list), from the worker that owns unidentified rows.
+    """
+    take = owner or (lambda _sensor: True)
+    try:
+        shape = payload_shape(payload)
+    except PayloadError as exc:
+        rows = payload.get("data") if isinstance(payload, dict) else None
+        if isinstance(rows, list) and rows:
+            for i, row in enumerate(rows):
+                if take(None):
+                    yield DeadLetter(str(exc), row, f"{origin}#row{i}")
+        elif take(None):
+            yield DeadLetter(str(exc), payload, origin)
+        return
+    for i, row in enumerate(shape.rows):
+        if not take(row_sensor(shape, row)):
+            continue
+        try:
+            yield parse_row(shape, row)
+        except RowError as exc:
+            yield DeadLetter(str(exc), row, f"{origin}#row{i}")

@@ -1,0 +1,120 @@
+"""Payload parsing: each good row becomes a reading, each bad one a dead letter with its reason."""
+
+import json
+
+import pytest
+
+from sources.payload import (
+    DeadLetter,
+    PayloadError,
+    Reading,
+    decode_line,
+    parse_payload,
+)
+from tests.conftest import payload
+
+
+def parse(doc):
+    return list(parse_payload(doc, origin="t"))
+
+
+def test_good_rows_become_typed_readings_with_nulls_as_missing():
+    items = parse(payload([[7, 990, None, 12], [8, 995, 40.5, None]]))
+    assert items == [
+        Reading(7, 990, {"humidity": None, "pm1.0_cf_1": 12.0}),
+        Reading(8, 995, {"humidity": 40.5, "pm1.0_cf_1": None}),
+    ]
+    assert all(type(v) is float for r in items for v in r.values.values() if v is not None)
+
+
+def test_event_time_is_data_time_stamp_when_last_seen_is_absent():
+    items = parse(payload([[7, 3.5]], fields=("sensor_index", "pm1.0_cf_1"), stamp=1234))
+    assert items == [Reading(7, 1234, {"pm1.0_cf_1": 3.5})]
+
+
+def test_text_fields_are_carried_not_validated_as_numbers():
+    doc = payload([[7, "Backyard", 3.0]], fields=("sensor_index", "name", "pm1.0_cf_1"))
+    assert parse(doc) == [Reading(7, 1000, {"pm1.0_cf_1": 3.0}, {"name": "Backyard"})]
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        ([7, 990, 1.0], "row has 3 values but 'fields' names 4"),
+        ([7, 990, 1.0, 2.0, 3.0], "row has 5 values but 'fields' names 4"),
+        ([7, 990, "40", 2.0], "field 'humidity' is a string ('40'), not a number"),
+        ([7, 990, True, 2.0], "field 'humidity' is a boolean (true), not a number"),
+        ([7, 990, 1.0, float("nan")], "field 'pm1.0_cf_1' is nan, not a finite number"),
+        ([7, 990, 1.0, float("inf")], "field 'pm1.0_cf_1' is inf, not a finite number"),
+        ([None, 990, 1.0, 2.0], "sensor_index is null, not an integer"),
+        (["7", 990, 1.0, 2.0], "sensor_index is a string ('7'), not an integer"),
+        ([7.0, 990, 1.0, 2.0], "sensor_index is 7.0, not an integer"),
+        ([7, None, 1.0, 2.0], "last_seen is null, not an integer"),
+        ([7, 990, [1], 2.0], "field 'humidity' is a JSON list, not a number"),
+        ({"sensor_index": 7}, "row is a JSON dict, not an array"),
+    ],
+)
+def test_each_bad_row_kind_is_a_dead_letter_with_reason_and_raw_row(row, reason):
+    good = [8, 991, 1.0, 2.0]
+    items = parse(payload([good, row, good]))
+    assert items[0] == items[2] == Reading(8, 991, {"humidity": 1.0, "pm1.0_cf_1": 2.0})
+    assert items[1] == DeadLetter(reason, row, "t#row1")
+
+
+def test_nan_tokens_in_the_json_text_reach_the_row_check():
+    doc = decode_line(b'{"data_time_stamp":1,"fields":["sensor_index","pm"],"data":[[1,NaN]]}')
+    [letter] = parse(doc)
+    assert (letter.reason, letter.origin) == ("field 'pm' is nan, not a finite number", "t#row0")
+
+
+def test_no_sensor_index_field_makes_every_row_a_dead_letter():
+    items = parse(payload([[1.0], [2.0]], fields=("pm1.0_cf_1",)))
+    assert [(d.reason, d.raw) for d in items] == [
+        ("no sensor_index: 'fields' does not name it", [1.0]),
+        ("no sensor_index: 'fields' does not name it", [2.0]),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("doc", "reason", "n"),
+    [
+        ({"data": [[1, 2], [3, 4]]}, "payload has no 'fields' list of names", 2),
+        (
+            {"fields": ["sensor_index"], "data": [[1]]},
+            "payload has neither a 'last_seen' field nor 'data_time_stamp'",
+            1,
+        ),
+        ({"fields": ["sensor_index"], "data_time_stamp": 1}, "payload has no 'data' list", 1),
+        (
+            {"fields": ["a", "a"], "data": [[1, 1]], "data_time_stamp": 1},
+            "payload 'fields' has repeated names",
+            1,
+        ),
+        (
+            {"fields": ["sensor_index"], "data": [[1]], "data_time_stamp": "x"},
+            "payload 'data_time_stamp' is not an integer",
+            1,
+        ),
+        ([1, 2, 3], "payload is a JSON list, not an object", 1),
+    ],
+)
+def test_envelope_errors_give_one_dead_letter_per_row(doc, reason, n):
+    items = parse(doc)
+    assert len(items) == n
+    assert all(isinstance(d, DeadLetter) and d.reason == reason for d in items)
+
+
+@pytest.mark.parametrize("line", [b"{not json", b"\xff\xfe\x00garbage", b'{"a": 1'])
+def test_bytes_that_are_not_json_raise_payload_error(line):
+    with pytest.raises(PayloadError, match="not JSON"):
+        decode_line(line)
+
+
+def test_owner_filter_takes_only_its_rows_and_unidentified_rows_go_to_one_owner():
+    rows = [[1, 5, 1.0, 1.0], [2, 5, 1.0, 1.0], [None, 5, 1.0, 1.0], [3, 5, "x", 1.0]]
+    mine = list(parse_payload(payload(rows), owner=lambda s: s is not None and s % 2 == 1))
+    assert [getattr(i, "sensor_index", None) for i in mine] == [1, None]
+    assert mine[1].raw == [3, 5, "x", 1.0]
+    others = list(parse_payload(payload(rows), owner=lambda s: s is None or s % 2 == 0))
+    assert len(mine) + len(others) == len(rows)
+    assert json.dumps(others[1].raw) == "[null, 5, 1.0, 1.0]"
