@@ -7,7 +7,7 @@ and, for `median`, O(N) for each imputed value; the buffer is allocated once per
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -35,24 +35,44 @@ class WindowImputer:
         self._next = [0] * n  # slot the next observation of field j goes to
         self._count = [0] * n  # observations held (≤ window)
         self._sum = [0.0] * n  # running sum of the held observations
+        self._carry = [0.0] * n  # its compensation (the low-order bits the sum lost)
         self._last: list[float | None] = [None] * n
 
+    def copy(self) -> WindowImputer:
+        """An independent copy (for snapshots): the buffer and counters are copied."""
+        clone = object.__new__(WindowImputer)
+        clone.__dict__.update(self.__dict__)
+        clone._buffer = self._buffer.copy()
+        clone._next, clone._count = self._next.copy(), self._count.copy()
+        clone._sum, clone._last = self._sum.copy(), self._last.copy()
+        clone._carry = self._carry.copy()
+        return clone
+
     def learn(self, j: int, value: float) -> None:
-        """Push an observed value of field j into its window."""
+        """Push an observed value of field j into its window.
+
+        The running sum is compensated (Neumaier), so adding the new value and removing the
+        evicted one never lets rounding errors build up, however long the stream.
+        """
         slot = self._next[j]
         if self._count[j] == self.window:
-            self._sum[j] -= float(self._buffer[slot, j])
+            self._add(j, -self._buffer.item(slot, j))
         else:
             self._count[j] += 1
         self._buffer[slot, j] = value
-        self._sum[j] += value
+        self._add(j, value)
         self._last[j] = value
         slot += 1
-        if slot == self.window:
-            slot = 0
-            # re-sum once per lap so rounding errors of the running sum never accumulate
-            self._sum[j] = float(self._buffer[:, j].sum())
-        self._next[j] = slot
+        self._next[j] = 0 if slot == self.window else slot
+
+    def _add(self, j: int, value: float) -> None:
+        total = self._sum[j]
+        new = total + value
+        if abs(total) >= abs(value):
+            self._carry[j] += (total - new) + value
+        else:
+            self._carry[j] += (value - new) + total
+        self._sum[j] = new
 
     def estimate(self, j: int) -> float | None:
         """The value to impute for field j now, or None when it has no observed history."""
@@ -60,19 +80,20 @@ class WindowImputer:
         if count == 0:
             return None
         if self.strategy == "mean":
-            return self._sum[j] / count
+            return (self._sum[j] + self._carry[j]) / count
         if self.strategy == "median":
             return float(np.median(self._buffer[:count, j]))
         return self._last[j]
 
     def impute_one(
-        self, values: Mapping[str, float | None]
+        self, values: dict[str, float | None]
     ) -> tuple[dict[str, float | None], list[str], list[str]]:
         """Return `(values with gaps filled, imputed field names, still-missing field names)`.
 
-        Fields not handled by this imputer pass through unchanged.
+        The filled values are a new dict, or `values` itself when nothing was filled (it is
+        never modified). Fields not handled by this imputer pass through unchanged.
         """
-        out = dict(values)
+        out = values  # copied only when a value is filled in
         imputed: list[str] = []
         missing: list[str] = []
         for j, name in enumerate(self.fields):
@@ -84,6 +105,8 @@ class WindowImputer:
             if estimate is None:
                 missing.append(name)
             else:
+                if out is values:
+                    out = dict(values)
                 out[name] = estimate
                 imputed.append(name)
         return out, imputed, missing

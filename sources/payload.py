@@ -8,7 +8,6 @@ rows in = readings out + dead letters; a line that is not a payload at all is on
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +32,8 @@ class Reading:
     missing: list[str] = field(default_factory=list)  # fields still missing after imputation
     score: float | None = None
     status: str = "new"  # new | warming_up | scored | unscored
+    flags: dict[str, str] = field(default_factory=dict)  # field -> why it was removed/not derived
+    placeholder: bool = False  # stands for a missed time step (no row was received)
 
 
 @dataclass(slots=True)
@@ -64,6 +65,8 @@ class PayloadShape:
     data_time_stamp: int | None
     sensor_pos: int | None
     time_pos: int | None
+    numeric: list[tuple[str, int]] = field(default_factory=list)  # (name, position)
+    text: list[tuple[str, int]] = field(default_factory=list)
 
 
 def decode_line(line: str | bytes) -> Any:
@@ -97,7 +100,9 @@ def payload_shape(payload: Any) -> PayloadShape:
     if time_pos is None and stamp is None:
         raise PayloadError("payload has neither a 'last_seen' field nor 'data_time_stamp'")
     sensor_pos = fields.index("sensor_index") if "sensor_index" in fields else None
-    return PayloadShape(fields, rows, stamp, sensor_pos, time_pos)
+    numeric = [(f, i) for i, f in enumerate(fields) if f not in ID_FIELDS and f not in TEXT_FIELDS]
+    text = [(f, i) for i, f in enumerate(fields) if f in TEXT_FIELDS]
+    return PayloadShape(fields, rows, stamp, sensor_pos, time_pos, numeric, text)
 
 
 def row_sensor(shape: PayloadShape, row: Any) -> int | None:
@@ -127,22 +132,25 @@ def parse_row(shape: PayloadShape, row: Any) -> Reading:
         if not _is_int(time):
             raise RowError(f"last_seen is {_describe(time)}, not an integer")
     values: dict[str, float | None] = {}
-    text: dict[str, str | None] = {}
-    for name, value in zip(fields, row, strict=False):
-        if name in ID_FIELDS:
-            continue
-        if name in TEXT_FIELDS:
-            if value is not None and not isinstance(value, str):
-                raise RowError(f"field {name!r} is {_describe(value)}, not text")
-            text[name] = value
+    for name, pos in shape.numeric:
+        value = row[pos]
+        kind = type(value)
+        if kind is float:
+            if value - value != 0.0:  # NaN or ±inf
+                raise RowError(f"field {name!r} is {value!r}, not a finite number")
+            values[name] = value
+        elif kind is int:
+            values[name] = float(value)
         elif value is None:
             values[name] = None
-        elif isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise RowError(f"field {name!r} is {_describe(value)}, not a number")
-        elif not math.isfinite(value):
-            raise RowError(f"field {name!r} is {value!r}, not a finite number")
         else:
-            values[name] = float(value)
+            raise RowError(f"field {name!r} is {_describe(value)}, not a number")
+    text: dict[str, str | None] = {}
+    for name, pos in shape.text:
+        value = row[pos]
+        if value is not None and type(value) is not str:
+            raise RowError(f"field {name!r} is {_describe(value)}, not text")
+        text[name] = value
     return Reading(sensor, time, values, text)
 
 

@@ -82,3 +82,65 @@ def test_bad_configuration_is_refused():
         HalfSpaceTreesDetector(["pm2.5_cf_1"])
     with pytest.raises(ValueError, match="lo < hi"):
         HalfSpaceTreesDetector(limits={"pm1.0_cf_1": (5, 5)})
+
+
+def river_stream_scores(stream, features, limits, **params):
+    model = HalfSpaceTrees(limits=limits, **params)
+    out = []
+    for x in stream:
+        out.append(model.score_one(x))
+        model.learn_one(x)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("n_trees", "height", "window_size", "seed"),
+    [(10, 8, 72, 11), (3, 1, 5, 0), (7, 5, 13, 42), (1, 0, 4, 9), (25, 10, 250, None)],
+)
+def test_bit_for_bit_with_river_on_random_streams_with_edge_values(
+    n_trees, height, window_size, seed
+):
+    rng = np.random.default_rng(7)
+    values = list(rng.exponential(30.0, 1500)) + [-5.0, 0.0, 1200.0, 5000.0] * 5
+    det = HalfSpaceTreesDetector(n_trees=n_trees, height=height, window_size=window_size, seed=7)
+    if det._forest.cuts:  # values exactly on a split go right, as in river
+        values[700:710] = det._forest.cuts[:10]
+    stream = [{"pm1.0_cf_1": float(v)} for v in values]
+    params = {"n_trees": n_trees, "height": height, "window_size": window_size, "seed": 7}
+    want = river_stream_scores(stream, None, {"pm1.0_cf_1": (0, 1200)}, **params)
+    got = [det.score_then_learn(x)[0] for x in stream]
+    assert [0 if g is None else g for g in got] == want
+
+
+def test_bit_for_bit_with_river_on_three_features():
+    rng = np.random.default_rng(8)
+    limits = {"pm": (0, 300), "rh": (0, 100), "t": (20, 110)}
+    stream = [
+        {"t": float(a), "pm": float(b), "rh": float(c)}
+        for a, b, c in zip(
+            rng.uniform(20, 110, 600), rng.gamma(2, 10, 600), rng.uniform(0, 100, 600), strict=True
+        )
+    ]
+    det = HalfSpaceTreesDetector(["t", "pm", "rh"], limits, window_size=50, seed=5)
+    want = river_stream_scores(stream, None, limits, n_trees=10, height=8, window_size=50, seed=5)
+    assert [det.score_then_learn(x)[0] or 0 for x in stream] == want
+
+
+def test_bit_for_bit_with_river_on_the_real_snapshot_in_file_order(snapshot_path):
+    import json
+
+    doc = json.loads(snapshot_path.read_text())
+    col = doc["fields"].index("pm1.0_cf_1")
+    stream = [{"pm1.0_cf_1": float(r[col])} for r in doc["data"] if r[col] is not None]
+    det = HalfSpaceTreesDetector()
+    got = [det.score_then_learn(x)[0] for x in stream]
+    assert [0 if g is None else g for g in got] == river_scores([x["pm1.0_cf_1"] for x in stream])
+
+
+def test_pickled_state_is_small_and_shares_the_tree_structure():
+    det = HalfSpaceTreesDetector()
+    for v in pm_stream(200):
+        det.score_then_learn({"pm1.0_cf_1": v})
+    blob = pickle.dumps(det)
+    assert len(blob) < 12_000
+    assert pickle.loads(blob)._forest is det._forest

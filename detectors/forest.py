@@ -1,0 +1,130 @@
+"""The fixed structure of river's HalfSpaceTrees, flattened into arrays shared by every sensor.
+
+river builds its trees with `make_padded_tree` and `random.Random(seed)` on the first
+`learn_one`; calling that same function the same way gives the same trees. Only the masses
+differ between sensors, so the structure is built once per configuration (a pure, memoised
+function of it) and each sensor keeps just its counts.
+
+A reading's path through a tree is fully given by the leaf it reaches, so everything a detector
+needs is "which leaf, in each tree": leaves are numbered left to right, so leaf ℓ's ancestor at
+depth d is ℓ >> (height - d). With one feature a tree is a set of intervals: a reading's leaves
+in all trees follow from one `bisect` over the union of the trees' thresholds.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import random
+from collections.abc import Sequence
+
+import numpy as np
+from river.tree.padded import PaddedBranch, make_padded_tree
+
+#: river's HalfSpaceTrees pads each split away from the edges of its range by this fraction.
+PADDING = 0.15
+
+
+class Forest:
+    """Thresholds and feature of every split of `n_trees` complete trees, in heap order."""
+
+    def __init__(
+        self,
+        features: Sequence[str],
+        limits: Sequence[tuple[float, float]],
+        n_trees: int,
+        height: int,
+        seed: int | None,
+    ):
+        self.features = tuple(features)  # sorted, as river sorts the first reading's keys
+        self.n_trees = n_trees
+        self.height = height
+        rng = random.Random(seed)
+        n_inner = 2**height - 1
+        self.feature = np.zeros((n_trees, max(n_inner, 1)), dtype=np.intp)
+        self.threshold = np.zeros((n_trees, max(n_inner, 1)))
+        for t in range(n_trees):
+            root = make_padded_tree(
+                limits=dict(zip(self.features, limits, strict=True)),
+                height=height,
+                padding=PADDING,
+                rng=rng,
+                r_mass=0,
+                l_mass=0,
+            )
+            self._flatten(t, root)
+        self.feature.setflags(write=False)
+        self.threshold.setflags(write=False)
+        self.single = len(self.features) == 1
+        if self.single:
+            self._build_cells()
+
+    def _flatten(self, t: int, root: PaddedBranch) -> None:
+        stack = [(root, 0)]  # heap index: children of i are 2i+1, 2i+2
+        while stack:
+            node, i = stack.pop()
+            if isinstance(node, PaddedBranch):
+                self.feature[t, i] = self.features.index(node.feature)
+                self.threshold[t, i] = node.threshold
+                stack.append((node.children[0], 2 * i + 1))
+                stack.append((node.children[1], 2 * i + 2))
+
+    def _build_cells(self) -> None:
+        """Cut the line at every threshold of every tree; map each cell to its leaf per tree."""
+        self.cuts = sorted(set(self.threshold.ravel().tolist())) if self.height else []
+        # a point of cell e lies in [cuts[e-1], cuts[e]); pick one point per cell to walk
+        probes = [self.cuts[0] - 1.0] if self.cuts else [0.0]
+        probes += self.cuts
+        leaves = np.array([self.walk_all((p,)) for p in probes], dtype=np.intp)
+        self.cell_leaves = leaves  # (n_cells, n_trees)
+        self.cell_leaves.setflags(write=False)
+
+    def walk_all(self, x: Sequence[float]) -> list[int]:
+        """Leaf index (left to right) that point `x` reaches in each tree; `x < t` goes left."""
+        leaves = []
+        feature, threshold, height = self.feature, self.threshold, self.height
+        for t in range(self.n_trees):
+            i = 0
+            for _ in range(height):
+                i = 2 * i + 1 if x[feature[t, i]] < threshold[t, i] else 2 * i + 2
+            leaves.append(i - (2**height - 1))
+        return leaves
+
+    def cell(self, value: float) -> int:
+        """Single feature: the index of the cell holding `value` (`value` equal to a cut goes
+        right, as river does)."""
+        return bisect.bisect_right(self.cuts, value)
+
+
+@functools.lru_cache(maxsize=32)
+def build_forest(
+    features: tuple[str, ...],
+    limits: tuple[tuple[float, float], ...],
+    n_trees: int,
+    height: int,
+    seed: int | None,
+) -> Forest:
+    """The forest for one configuration; built once per process and shared (it is read-only)."""
+    return Forest(features, limits, n_trees, height, seed)
+
+
+def leaf_scores(
+    leaf_counts: np.ndarray, height: int, size_limit: float
+) -> np.ndarray:
+    """Per tree and leaf, river's `_walk_score` total for a reading that reaches that leaf.
+
+    `leaf_counts[t, ℓ]` is how many reference-window readings reached leaf ℓ of tree t; a node's
+    mass is the sum over its leaves. The walk adds mass·2^depth and stops after a node whose mass
+    is below `size_limit`, as river does. Integers throughout, so sums are exact.
+    """
+    n_trees, n_leaves = leaf_counts.shape
+    score = np.zeros((n_trees, n_leaves), dtype=np.int64)
+    alive = np.ones((n_trees, n_leaves), dtype=bool)
+    for depth in range(height + 1):
+        span = n_leaves >> depth  # leaves under one node at this depth
+        mass = leaf_counts.reshape(n_trees, 1 << depth, span).sum(axis=2)
+        mass = np.repeat(mass, span, axis=1)
+        score += np.where(alive, mass << depth, 0)
+        if depth < height:
+            alive &= mass >= size_limit
+    return score
