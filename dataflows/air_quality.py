@@ -11,35 +11,52 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
+from bytewax.operators import KeyedStream
 from bytewax.outputs import DynamicSink, Sink, StatelessSinkPartition
 
 from dataflows.steps import (
-    ImputeStep,
-    ScoreStep,
+    Counts,
+    SensorConfig,
+    SensorLogic,
+    add_counts,
     anomaly_record,
-    count_tags,
     dead_letter_record,
+    event_record,
     is_anomaly,
     reading_record,
     totals_line,
 )
 from detectors.hst import DEFAULT_FEATURES
+from preparation import metrics as preparation_metrics
+from preparation.correction import MAX_PM, EpaCorrection
+from preparation.gaps import CLOCKS, INTERVAL, MODES, OFFLINE_AFTER, GapEvent, GapLogic, GapTracker
+from preparation.sampling import SAMPLE_BY, SampleLogic
+from preparation.validation import RangeValidator
 from sinks.jsonlines import JsonLinesSink
+from sinks.metrics import Progress
+from sinks.webhook import WebhookSink
+from sources.documents import is_url
 from sources.payload import Reading
+from sources.poller import DEFAULT_FIELDS as POLLED_FIELDS
+from sources.poller import PurpleAirPoller
 from sources.purpleair import PurpleAirSource
+from sources.shards import DEFAULT_SHARDS, ShardedFileSource
 
 #: The recorded poll sequence that the project's simulator generates (see data/README.md).
 SHIPPED_DATA = Path(__file__).resolve().parent.parent / "data" / "polls.jsonl"
 #: The example's imputed fields.
 DEFAULT_IMPUTE_FIELDS = ("temperature", "humidity", "pressure", "pm1.0_cf_1")
 KEY_MODES = ("sensor", "global")
+#: Version of the flow's step layout (2: one batched per-key step, imputer then detector).
+STEPS_VERSION = 2
 
 log = logging.getLogger("air_quality")
 
@@ -68,25 +85,89 @@ def _sink(target: None | str | Sink, stream: str) -> Sink:
     return target
 
 
-def _add_counts(totals: dict[str, int], tag_count: tuple[str, int]) -> dict[str, int]:
-    tag, count = tag_count
-    totals[tag] = count
-    return totals
+def _source(
+    source: str | Path | Source,
+    split: bool,
+    batch_size: int,
+    shards: int,
+    purpleair: Mapping[str, Any] | None,
+    fields: Sequence[str],
+) -> Source:
+    """`"purpleair"`: the live API poller (options from `purpleair`, fields the flow needs); an
+    http(s) URL: fetched once; a file: sensor shards that resume from their offsets after a
+    crash (one shard with every row in global mode); a Bytewax source: itself."""
+    if isinstance(source, Source):
+        return source
+    if source == "purpleair":
+        needed = tuple(dict.fromkeys((*POLLED_FIELDS, *fields)))
+        return PurpleAirPoller(**{"fields": needed, **(purpleair or {})})
+    if is_url(str(source)):
+        return PurpleAirSource(str(source), split=False, batch_size=batch_size)
+    return ShardedFileSource(source, shards=shards if split else 1, batch_size=batch_size)
 
 
-def _count_totals(scored: Stream[Reading], dead: Stream[Any], threshold: float) -> Stream[dict]:
+def _webhook(webhook: str | Mapping[str, Any], dead_letters: str) -> WebhookSink:
+    """The alert webhook: a URL, or `WebhookSink` options with a `url`."""
+    options = {"url": webhook} if isinstance(webhook, str) else dict(webhook)
+    return WebhookSink(**{"dead_letters": dead_letters, **options})
+
+
+def _count_totals(per_key: Stream[Counts], dead: Stream[Any]) -> Stream[Counts]:
     """At the end of a finite run, one dict of totals: readings, statuses, anomalies, imputed
     values per field, dead letters (so rows in = readings + dead_letters can be checked)."""
-    tags = op.merge(
-        "tags",
-        op.flat_map("reading_tags", scored, lambda r: count_tags(r, threshold)),
-        op.map("dead_letter_tag", dead, lambda _d: "dead_letters"),
+    dead_counts = op.count_final("count_dead", dead, lambda _d: "dead_letters")
+    parts = op.merge(
+        "count_parts", per_key, op.map("as_dicts", dead_counts, lambda kv: {kv[0]: kv[1]})
     )
-    counts = op.count_final("count", tags, lambda tag: tag)
     summary = op.fold_final(
-        "fold_totals", op.key_on("one_key", counts, lambda _kv: "totals"), dict, _add_counts
+        "fold_totals", op.key_on("one_key", parts, lambda _c: "totals"), dict, add_counts
     )
     return op.key_rm("unkey_totals", summary)
+
+
+def _track_gaps(
+    keyed: KeyedStream[Reading],
+    gaps: str,
+    interval: int,
+    offline_after: int,
+    clock: str | Callable[[], datetime],
+) -> tuple[KeyedStream[Reading], Stream[GapEvent]]:
+    """Per sensor: readings (with placeholders when `gaps="fill"`) and gap/offline events."""
+    mode, now = (clock, None) if isinstance(clock, str) else ("system", clock)
+
+    def build(resume: GapTracker | None) -> GapLogic:
+        tracker = resume or GapTracker(gaps, interval, offline_after)
+        return GapLogic(tracker, mode) if now is None else GapLogic(tracker, mode, now)
+
+    tracked = op.stateful_batch("gaps", keyed, build)
+    split = op.branch("split_gap_events", tracked, lambda kv: isinstance(kv[1], Reading))
+    events = op.key_rm("unkey_gap_events", split.falses)
+    return split.trues, op.flat_map_batch(
+        "count_gap_events", events, preparation_metrics.count_events
+    )
+
+
+def _event_counts(event: GapEvent) -> Counts:
+    if event.kind == "gap":
+        return {"events:gap": 1, "gap_missed_steps": event.missed}
+    return {"events:" + event.kind: 1}
+
+
+def _sample(scored: Stream[Reading], size: int, by: str, seed: int, sink: Sink) -> Stream[Counts]:
+    """A seeded reservoir of `size` received readings per sensor (or overall), written at the
+    end of a finite run; returns its count (`sampled`) for the totals."""
+    received = op.filter("sample_received", scored, lambda r: not r.placeholder)
+    if by == "sensor":
+        keyed = op.key_on("sample_key", received, lambda r: str(r.sensor_index))
+    else:
+        keyed = op.key_on("sample_key", received, lambda _r: "global")
+    picked = op.key_rm(
+        "unkey_sample",
+        op.stateful_batch("sample", keyed, lambda resume: SampleLogic(size, seed, by, resume)),
+    )
+    picked = op.flat_map_batch("count_sampled", picked, preparation_metrics.count_sampled)
+    op.output("sample_out", op.map("sample_json", picked, reading_record), sink)
+    return op.map("sample_counts", picked, lambda _r: {"sampled": 1})
 
 
 def build_flow(
@@ -108,6 +189,26 @@ def build_flow(
     window_size: int = 72,
     seed: int = 11,
     batch_size: int = 1000,
+    shards: int = DEFAULT_SHARDS,
+    purpleair: Mapping[str, Any] | None = None,
+    webhook: None | str | Mapping[str, Any] = None,
+    webhook_dead_letters: str = "undelivered_alerts.jsonl",
+    progress: float | None = 10.0,
+    validate: bool = False,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+    epa: bool = True,
+    epa_max: float = MAX_PM,
+    gaps: str | None = "events",
+    interval: int = INTERVAL,
+    offline_after: int = OFFLINE_AFTER,
+    clock: str | Callable[[], datetime] = "event",
+    events: None | str | Sink = None,
+    scale: Sequence[str] = (),
+    scale_window: int | None = None,
+    sample: int = 0,
+    sample_by: str = "sensor",
+    sample_seed: int = 11,
+    sample_path: None | str | Sink = None,
 ) -> Dataflow:
     """Build the air-quality dataflow.
 
@@ -116,20 +217,53 @@ def build_flow(
     `key="global"` one of each for all rows in file order (for a one-moment snapshot).
     `output`, `dead_letters`, `readings`: a file path (appended), None for the default stream
     (stdout, stderr, not written), or a Bytewax sink receiving the record dicts.
+
+    Live and operations (README, "Live PurpleAir polling" to "Metrics and progress"):
+    `source="purpleair"` polls the API with the `purpleair` options of `PurpleAirPoller`; a file
+    is read in `shards` resumable sensor shards; `webhook` (a URL or `WebhookSink` options) also
+    POSTs anomalies, undeliverable ones to `webhook_dead_letters`; `progress` is the interval in
+    seconds of the progress log (None: off); counts always go to the Prometheus metrics.
+
+    Preparation stages (README, "Preparation stages"): `validate` (physical `ranges`), `epa`
+    (`pm2.5_epa`), `gaps` ("events", "fill" or None; per sensor, so not in global mode) with
+    `interval`, `offline_after` and `clock` ("event", "system", or a function returning the UTC
+    time, which means "system"), gap and offline `events` (stderr by default), `scale` (fields to
+    standardise, `scale_window`), and `sample` readings per `sample_by` written to `sample_path`
+    at the end of a finite run.
     """
     if key not in KEY_MODES:
         raise ValueError(f"key must be one of {KEY_MODES}, got {key!r}")
-    impute = ImputeStep(impute_fields, window, strategy)
-    score = ScoreStep(
-        features=features,
-        limits=limits,
-        n_trees=n_trees,
-        height=height,
-        window_size=window_size,
-        seed=seed,
+    if gaps is not None and gaps not in MODES:
+        raise ValueError(f"gaps must be one of {MODES} or None, got {gaps!r}")
+    if not callable(clock) and clock not in CLOCKS:
+        raise ValueError(f"clock must be one of {CLOCKS} or a function, got {clock!r}")
+    if sample < 0 or (sample and sample_path is None):
+        raise ValueError("sample must be >= 0, and sample > 0 needs sample_path")
+    if sample_by not in SAMPLE_BY:
+        raise ValueError(f"sample_by must be one of {SAMPLE_BY}, got {sample_by!r}")
+    GapTracker(gaps or "events", interval, offline_after)  # fail at build time on a bad config
+    config = SensorConfig(
+        impute_fields,
+        window,
+        strategy,
+        threshold,
+        {
+            "features": features,
+            "limits": limits,
+            "n_trees": n_trees,
+            "height": height,
+            "window_size": window_size,
+            "seed": seed,
+        },
+        validator=RangeValidator(ranges) if validate else None,
+        epa=EpaCorrection(epa_max) if epa else None,
+        scale_fields=scale,
+        scale_window=scale_window,
     )
-    if not isinstance(source, Source):
-        source = PurpleAirSource(str(source), split=key == "sensor", batch_size=batch_size)
+    source = _source(
+        source, key == "sensor", batch_size, shards, purpleair, (*impute_fields, *features)
+    )
+    counter = Progress(progress)
 
     flow = Dataflow("air_quality")
     items = op.input("read", flow, source)
@@ -138,19 +272,33 @@ def build_flow(
         keyed = op.key_on("key_by_sensor", parsed.trues, lambda r: str(r.sensor_index))
     else:
         keyed = op.key_on("key_global", parsed.trues, lambda _r: "global")
-    cleaned = op.stateful_map("impute", keyed, impute)
-    scored = op.key_rm("unkey", op.stateful_map("score", cleaned, score))
+    preparation_counts: list[Stream[Counts]] = []
+    if gaps is not None and key == "sensor":
+        keyed, gap_events = _track_gaps(keyed, gaps, interval, offline_after, clock)
+        op.output(
+            "events_out", op.map("event_json", gap_events, event_record), _sink(events, "stderr")
+        )
+        preparation_counts.append(op.map("event_counts", gap_events, _event_counts))
+    per_key = op.key_rm(
+        "unkey",
+        op.stateful_batch("clean_and_score", keyed, lambda resume: SensorLogic(config, resume)),
+    )
+    outputs = op.branch("split_counts", per_key, lambda item: isinstance(item, Reading))
+    scored = op.flat_map_batch("count_readings", outputs.trues, counter.readings)
+    if validate or epa or (gaps == "fill" and key == "sensor"):
+        scored = op.flat_map_batch("count_preparation", scored, preparation_metrics.count_readings)
 
     anomalies = op.filter("keep_anomalies", scored, lambda r: is_anomaly(r, threshold))
+    anomalies = op.flat_map_batch("count_anomalies", anomalies, counter.anomalies)
     feature_names = tuple(features)
-    op.output(
-        "anomalies_out",
-        op.map("anomaly_json", anomalies, lambda r: anomaly_record(r, feature_names)),
-        _sink(output, "stdout"),
-    )
+    alerts = op.map("anomaly_json", anomalies, lambda r: anomaly_record(r, feature_names))
+    op.output("anomalies_out", alerts, _sink(output, "stdout"))
+    if webhook is not None:
+        op.output("webhook_out", alerts, _webhook(webhook, webhook_dead_letters))
+    dead = op.flat_map_batch("count_dead_letters", parsed.falses, counter.dead_letters)
     op.output(
         "dead_letters_out",
-        op.map("dead_letter_json", parsed.falses, dead_letter_record),
+        op.map("dead_letter_json", dead, dead_letter_record),
         _sink(dead_letters, "stderr"),
     )
     if readings is not None:
@@ -160,7 +308,14 @@ def build_flow(
             _sink(readings, "stdout"),
         )
 
-    totals_stream = _count_totals(scored, parsed.falses, threshold)
+    if sample:
+        preparation_counts.append(
+            _sample(scored, sample, sample_by, sample_seed, _sink(sample_path, "stdout"))
+        )
+    counts = outputs.falses
+    if preparation_counts:
+        counts = op.merge("preparation_counts", counts, *preparation_counts)
+    totals_stream = _count_totals(counts, parsed.falses)
     if totals is None:
         op.output("totals_log", op.map("totals_line", totals_stream, totals_line), LogSink())
     else:

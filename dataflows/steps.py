@@ -1,53 +1,142 @@
-"""The per-key steps of the air-quality flow: `stateful_map` mappers and output records.
+"""The per-sensor step of the air-quality flow and its output records.
 
-A mapper gets `(state or None, reading)` and returns `(state, reading)`; state is built from the
-step's configuration on a key's first reading, lives only in Bytewax's keyed state, and pickles.
+`SensorLogic` is the state of one key inside Bytewax's `stateful_batch`: it takes the key's
+readings a batch at a time, in order, and for each validates (optional), imputes, adds the EPA
+correction, standardises (optional), scores, and counts what happened. Its state (imputer,
+detector, counts, standardiser) is small, is copied cheaply for Bytewax's snapshots, and pickles
+for recovery.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from bytewax.operators import StatefulBatchLogic
+
 from detectors.hst import HalfSpaceTreesDetector
 from imputers.window import WindowImputer
+from preparation.correction import EpaCorrection
+from preparation.gaps import GapEvent
+from preparation.scaling import Standardiser
+from preparation.validation import RangeValidator
 from sources.payload import DeadLetter, Reading
 
+Counts = dict[str, int]
 
-class ImputeStep:
-    """Fill a reading's missing fields from its key's window of observed values."""
 
-    def __init__(self, fields: Sequence[str], window: int = 10, strategy: str = "mean"):
-        self.fields = tuple(fields)
+class SensorConfig:
+    """What every key's logic is built from: imputer and detector settings, the threshold."""
+
+    def __init__(
+        self,
+        impute_fields: Sequence[str],
+        window: int,
+        strategy: str,
+        threshold: float,
+        detector: Mapping[str, Any],
+        *,
+        validator: RangeValidator | None = None,
+        epa: EpaCorrection | None = None,
+        scale_fields: Sequence[str] = (),
+        scale_window: int | None = None,
+    ):
+        self.impute_fields = tuple(impute_fields)
         self.window = window
         self.strategy = strategy
-        WindowImputer(self.fields, window, strategy)  # fail at build time on a bad config
+        self.threshold = threshold
+        self.detector = dict(detector)
+        self.validator = validator  # preparation: out-of-range values become missing
+        self.epa = epa  # preparation: the EPA PM2.5 correction, after imputation
+        self.scale_fields = tuple(scale_fields)  # preparation: z-scores, before scoring
+        self.scale_window = scale_window
+        self.new_scaler()
+        self.new_imputer()  # fail at build time on a bad configuration
+        self.new_detector()
 
-    def __call__(
-        self, imputer: WindowImputer | None, reading: Reading
-    ) -> tuple[WindowImputer, Reading]:
-        if imputer is None:
-            imputer = WindowImputer(self.fields, self.window, self.strategy)
-        values, imputed, missing = imputer.impute_one(reading.values)
-        return imputer, replace(reading, values=values, imputed=imputed, missing=missing)
+    def new_imputer(self) -> WindowImputer:
+        return WindowImputer(self.impute_fields, self.window, self.strategy)
+
+    def new_detector(self) -> HalfSpaceTreesDetector:
+        return HalfSpaceTreesDetector(**self.detector)
+
+    def new_scaler(self) -> Standardiser | None:
+        if not self.scale_fields:
+            return None
+        return Standardiser(self.scale_fields, window=self.scale_window)
 
 
-class ScoreStep:
-    """Score a reading with its key's HalfSpaceTrees, then let the detector learn it."""
+class SensorLogic(StatefulBatchLogic):
+    """One key's imputer, detector and counts; emits each reading cleaned and scored, and its
+    counts once the input ends."""
 
-    def __init__(self, **detector_options: Any):
-        self.detector_options = detector_options
-        HalfSpaceTreesDetector(**detector_options)  # fail at build time on a bad config
+    def __init__(self, config: SensorConfig, resume: tuple | None = None):
+        self.config = config
+        if resume is None:
+            self.imputer, self.detector, self.counts, self.scaler = (
+                config.new_imputer(),
+                config.new_detector(),
+                {},
+                config.new_scaler(),
+            )
+        else:
+            self.imputer, self.detector, self.counts, self.scaler = resume
 
-    def __call__(
-        self, detector: HalfSpaceTreesDetector | None, reading: Reading
-    ) -> tuple[HalfSpaceTreesDetector, Reading]:
-        if detector is None:
-            detector = HalfSpaceTreesDetector(**self.detector_options)
-        score, status = detector.score_then_learn(reading.values)
-        return detector, replace(reading, score=score, status=status)
+    def on_batch(self, values: list[Reading]) -> tuple[list[Any], bool]:
+        out = []
+        impute = self.imputer.impute_one
+        score = self.detector.score_then_learn
+        counts = self.counts
+        threshold = self.config.threshold
+        validator, epa, scaler = self.config.validator, self.config.epa, self.scaler
+        for reading in values:
+            raw, flags = reading.values, dict(reading.flags)
+            if validator is not None:
+                raw = validator.apply(raw, flags, counts)
+            filled, imputed, missing = impute(raw)
+            if epa is not None:
+                epa.apply(filled, imputed, missing, flags, counts)
+            if scaler is not None:
+                scaler.apply(filled, imputed, counts)
+            if reading.placeholder:  # a missed time step: imputed, never scored nor learnt
+                value, status = None, "unscored"
+            else:
+                value, status = score(filled)
+            out.append(
+                Reading(
+                    reading.sensor_index,
+                    reading.time,
+                    filled,
+                    reading.text,
+                    imputed,
+                    missing,
+                    value,
+                    status,
+                    flags,
+                    reading.placeholder,
+                )
+            )
+            tag = "placeholders" if reading.placeholder else "readings"
+            counts[tag] = counts.get(tag, 0) + 1
+            tag = "status:" + status
+            counts[tag] = counts.get(tag, 0) + 1
+            if status == "scored" and value > threshold:
+                counts["anomalies"] = counts.get("anomalies", 0) + 1
+            for name in imputed:
+                tag = "imputed:" + name
+                counts[tag] = counts.get(tag, 0) + 1
+            for name in missing:
+                tag = "missing:" + name
+                counts[tag] = counts.get(tag, 0) + 1
+        return out, StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[list[Any], bool]:
+        return [dict(self.counts)], StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> tuple:
+        scaler = None if self.scaler is None else self.scaler.copy()
+        return (self.imputer.copy(), self.detector.copy(), dict(self.counts), scaler)
 
 
 def iso_time(epoch_seconds: int) -> str:
@@ -78,6 +167,21 @@ def reading_record(reading: Reading) -> dict[str, Any]:
         "values": reading.values,
         "imputed": reading.imputed,
         "missing": reading.missing,
+        "flags": reading.flags,
+        "placeholder": reading.placeholder,
+    }
+
+
+def event_record(event: GapEvent) -> dict[str, Any]:
+    """A `gap` or `sensor_offline` event: sensor, last reading before the silence, its length."""
+    return {
+        "event": event.kind,
+        "sensor_index": event.sensor_index,
+        "last_seen": iso_time(event.last_seen),
+        "time": None if event.time is None else iso_time(event.time),
+        "seconds": event.seconds,
+        "missed": event.missed,
+        "clock": event.clock,
     }
 
 
@@ -86,19 +190,16 @@ def dead_letter_record(letter: DeadLetter) -> dict[str, Any]:
     return {"reason": letter.reason, "origin": letter.origin, "raw": letter.raw}
 
 
-def count_tags(reading: Reading, threshold: float) -> list[str]:
-    """The totals a reading adds to: readings, status, anomalies, imputed values per field."""
-    tags = ["readings", f"status:{reading.status}"]
-    if is_anomaly(reading, threshold):
-        tags.append("anomalies")
-    tags.extend(f"imputed:{name}" for name in reading.imputed)
-    tags.extend(f"missing:{name}" for name in reading.missing)
-    return tags
-
-
 def is_anomaly(reading: Reading, threshold: float) -> bool:
     """Scored (not warming up) and above the threshold."""
     return reading.status == "scored" and reading.score is not None and reading.score > threshold
+
+
+def add_counts(total: Counts, part: Counts) -> Counts:
+    """Fold one key's (or one stream's) counts into the run's totals."""
+    for tag, n in part.items():
+        total[tag] = total.get(tag, 0) + n
+    return total
 
 
 def totals_line(counts: Mapping[str, int]) -> str:

@@ -108,9 +108,7 @@ def build_forest(
     return Forest(features, limits, n_trees, height, seed)
 
 
-def leaf_scores(
-    leaf_counts: np.ndarray, height: int, size_limit: float
-) -> np.ndarray:
+def leaf_scores(leaf_counts: np.ndarray, height: int, size_limit: float) -> np.ndarray:
     """Per tree and leaf, river's `_walk_score` total for a reading that reaches that leaf.
 
     `leaf_counts[t, ℓ]` is how many reference-window readings reached leaf ℓ of tree t; a node's

@@ -1,0 +1,103 @@
+"""The US EPA correction of PurpleAir PM2.5, as an extra field `pm2.5_epa`.
+
+Source: Barkjohn, K. K., Gantt, B. and Clements, A. L. (2021), "Development and application of a
+United States-wide correction for PM2.5 data collected with the PurpleAir sensor", Atmospheric
+Measurement Techniques 14, 4617–4637, https://doi.org/10.5194/amt-14-4617-2021:
+
+    PM2.5 = 0.524 × pm2.5_cf_1 − 0.0862 × RH + 5.75        (µg/m³, RH in %)
+
+The paper fits it on 24-hour averages against reference monitors at concentrations up to about
+250 µg/m³; above that (wildfire smoke) the sensor's response is no longer linear. The later
+extended version used on the AirNow Fire and Smoke Map (Barkjohn et al., 2022, Sensors 22, 9669)
+adds a high-concentration (quadratic) term; it is not applied here. So `pm2.5_epa` is given only for
+`pm2.5_cf_1` up to `max_pm` (250 by default). The formula is applied as published, unclipped: at
+very low PM and high humidity it can be slightly negative.
+
+It needs the reading's own humidity. When humidity (or `pm2.5_cf_1`) is missing even after
+imputation, or `pm2.5_cf_1` is above the valid range, `pm2.5_epa` is None, listed in the reading's
+`missing`, and `flags["pm2.5_epa"]` says why. When an input was imputed (humidity from the
+sensor's last observed values), the correction is applied and `pm2.5_epa` is listed in `imputed`
+too, so a value derived from an imputed one is never taken for a measured one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableMapping
+
+EPA_FIELD = "pm2.5_epa"
+PM_FIELD = "pm2.5_cf_1"
+RH_FIELD = "humidity"
+#: Upper end of the concentrations the 2021 fit is documented for (µg/m³ of `pm2.5_cf_1`).
+MAX_PM = 250.0
+
+
+def epa_pm25(pm25_cf1: float, humidity: float) -> float:
+    """Barkjohn et al. (2021): 0.524 × pm2.5_cf_1 − 0.0862 × RH + 5.75.
+
+    >>> round(epa_pm25(20.0, 50.0), 9)
+    11.92
+    """
+    return 0.524 * pm25_cf1 - 0.0862 * humidity + 5.75
+
+
+#: Why `pm2.5_epa` was not derived: the count tag's code and the reading's flag.
+SKIPPED = {
+    "no_pm": f"not applied: {PM_FIELD} missing",
+    "no_humidity": f"not applied: {RH_FIELD} missing",
+    "above_range": f"not applied: {PM_FIELD} above the valid range",
+}
+
+
+class EpaCorrection:
+    """Derive `pm2.5_epa` from a reading's `pm2.5_cf_1` and humidity, or say why not.
+
+    >>> epa = EpaCorrection()
+    >>> value, code = epa.correct({"pm2.5_cf_1": 20.0, "humidity": 50.0})
+    >>> round(value, 9), code
+    (11.92, 'applied')
+    >>> epa.correct({"pm2.5_cf_1": 20.0, "humidity": None})
+    (None, 'no_humidity')
+    """
+
+    def __init__(self, max_pm: float = MAX_PM):
+        self.max_pm = max_pm
+
+    def correct(self, values: Mapping[str, float | None]) -> tuple[float | None, str]:
+        """Return `(pm2.5_epa or None, code)`: `applied`, or a key of `SKIPPED`."""
+        pm = values.get(PM_FIELD)
+        rh = values.get(RH_FIELD)
+        if pm is None:
+            return None, "no_pm"
+        if rh is None:
+            return None, "no_humidity"
+        if pm > self.max_pm:
+            return None, "above_range"
+        return epa_pm25(pm, rh), "applied"
+
+    def apply(
+        self,
+        values: MutableMapping[str, float | None],
+        imputed: list[str],
+        missing: list[str],
+        flags: dict[str, str],
+        counts: dict[str, int],
+    ) -> None:
+        """In the flow: set `values["pm2.5_epa"]`; list it in `imputed` when an input was
+        imputed, or in `missing` with the reason in `flags` when it is None; count `epa:<code>`.
+
+        >>> values, imputed, missing, flags, counts = {"pm2.5_cf_1": 300.0}, [], [], {}, {}
+        >>> EpaCorrection().apply(values, imputed, missing, flags, counts)
+        >>> values["pm2.5_epa"], missing, counts
+        (None, ['pm2.5_epa'], {'epa:no_humidity': 1})
+        >>> flags
+        {'pm2.5_epa': 'not applied: humidity missing'}
+        """
+        value, code = self.correct(values)
+        values[EPA_FIELD] = value
+        if value is None:
+            missing.append(EPA_FIELD)
+            flags[EPA_FIELD] = SKIPPED[code]
+        elif PM_FIELD in imputed or RH_FIELD in imputed:
+            imputed.append(EPA_FIELD)
+        tag = "epa:" + code
+        counts[tag] = counts.get(tag, 0) + 1

@@ -1,0 +1,187 @@
+"""Missing time steps per sensor: gap events or placeholder readings, and `sensor_offline` events.
+
+A PurpleAir sensor reports every `interval` seconds (120). Its `last_seen` jitters, so a reading
+counts as late when it comes at least 1.5 intervals after the previous one; the number of missed
+steps is the gap rounded to whole intervals, minus one (`(dt + interval // 2) // interval - 1`).
+A late reading makes the gap visible, as one of:
+
+- `"events"`: one `gap` event with its length and the number of missed steps;
+- `"fill"`: one placeholder reading per missed step on the grid `last + k × interval`, every
+  value None (so the imputer fills it) and `placeholder=True` (so it is counted apart). A silence
+  longer than `offline_after` is not filled: that sensor was offline, not late.
+
+A silence longer than `offline_after` seconds is also a `sensor_offline` event. In event time it
+is noticed when the sensor's next reading arrives (a replayed file has no clock). With
+`clock="system"` (a live source) `GapLogic` also asks Bytewax to wake it `offline_after` seconds
+of wall time after the sensor's last reading arrived, so silence is reported without waiting for
+a next reading; it is reported once per silence.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bytewax.operators import StatefulBatchLogic
+
+from sources.payload import Reading
+
+MODES = ("events", "fill")
+CLOCKS = ("event", "system")
+#: PurpleAir's reporting interval, seconds.
+INTERVAL = 120
+#: Silence after which a sensor is reported offline, seconds.
+OFFLINE_AFTER = 3600
+
+
+@dataclass(slots=True)
+class GapEvent:
+    """A gap in a sensor's readings (`kind="gap"`) or a sensor gone silent (`"sensor_offline"`)."""
+
+    kind: str
+    sensor_index: int
+    last_seen: int  # event time of the sensor's last reading before the silence
+    seconds: int  # length of the silence (to the next reading, or so far)
+    missed: int  # whole intervals without a reading
+    time: int | None = None  # event time of the reading that ended it; None while still silent
+    clock: str = "event"  # what noticed it: event time, or the system clock
+
+
+def missed_steps(seconds: int, interval: int = INTERVAL) -> int:
+    """Intervals without a reading in a silence of `seconds`.
+
+    >>> [missed_steps(s) for s in (90, 150, 179, 180, 240, 600)]
+    [0, 0, 0, 1, 1, 4]
+    """
+    return max((seconds + interval // 2) // interval - 1, 0)
+
+
+class GapTracker:
+    """One sensor's last event time; what to emit for each new reading.
+
+    >>> gaps = GapTracker(mode="fill", offline_after=3600)
+    >>> [r.time for r in gaps.observe(Reading(7, 1000, {"pm": 1.0}))]
+    [1000]
+    >>> out = gaps.observe(Reading(7, 1360, {"pm": 2.0}))
+    >>> [(r.time, r.placeholder, r.values) for r in out]
+    [(1120, True, {'pm': None}), (1240, True, {'pm': None}), (1360, False, {'pm': 2.0})]
+    """
+
+    def __init__(
+        self, mode: str = "events", interval: int = INTERVAL, offline_after: int = OFFLINE_AFTER
+    ):
+        if mode not in MODES:
+            raise ValueError(f"gaps must be one of {MODES}, got {mode!r}")
+        if interval < 1 or offline_after < interval:
+            raise ValueError("need interval >= 1 and offline_after >= interval")
+        self.mode = mode
+        self.interval = interval
+        self.offline_after = offline_after
+        self.sensor_index: int | None = None
+        self.last_time: int | None = None
+        self.last_fields: tuple[str, ...] = ()
+        self.arrived: float | None = None  # wall time the last reading arrived (system clock)
+        self.offline_reported = False
+
+    def observe(self, reading: Reading, arrived: float | None = None) -> list[Reading | GapEvent]:
+        """Events and placeholders for the silence before `reading` (if any), then the reading.
+
+        A reading not after the previous one (duplicate or late) passes through unchanged.
+        """
+        out: list[Reading | GapEvent] = []
+        last = self.last_time
+        if last is not None and reading.time > last:
+            seconds = reading.time - last
+            missed = missed_steps(seconds, self.interval)
+            offline = seconds > self.offline_after
+            if offline and not self.offline_reported:
+                out.append(self._event("sensor_offline", reading, last, seconds, missed))
+            if missed and self.mode == "events":
+                out.append(self._event("gap", reading, last, seconds, missed))
+            elif missed and not offline:
+                out.extend(self._placeholder(reading.sensor_index, last, k) for k in range(missed))
+        if last is None or reading.time > last:
+            self.sensor_index = reading.sensor_index
+            self.last_time = reading.time
+            self.last_fields = tuple(reading.values)
+            self.offline_reported = False
+        self.arrived = arrived
+        out.append(reading)
+        return out
+
+    def wake_at(self) -> float | None:
+        """Wall time at which the sensor's silence makes it offline, unless already reported."""
+        if self.arrived is None or self.offline_reported:
+            return None
+        return self.arrived + self.offline_after
+
+    def offline_by_clock(self, now: float) -> GapEvent | None:
+        """A `sensor_offline` event when the wall clock says the sensor is silent too long."""
+        wake = self.wake_at()
+        if wake is None or now < wake or self.sensor_index is None or self.last_time is None:
+            return None
+        self.offline_reported = True
+        seconds = int(now - wake) + self.offline_after
+        return GapEvent(
+            "sensor_offline",
+            self.sensor_index,
+            self.last_time,
+            seconds,
+            missed_steps(seconds, self.interval),
+            None,
+            "system",
+        )
+
+    def _event(self, kind: str, reading: Reading, last: int, seconds: int, missed: int) -> GapEvent:
+        return GapEvent(kind, reading.sensor_index, last, seconds, missed, reading.time)
+
+    def _placeholder(self, sensor_index: int, last: int, k: int) -> Reading:
+        values: dict[str, float | None] = dict.fromkeys(self.last_fields)
+        return Reading(sensor_index, last + (k + 1) * self.interval, values, placeholder=True)
+
+
+def _wall_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class GapLogic(StatefulBatchLogic[Reading, Reading | GapEvent, GapTracker]):
+    """Bytewax per-key logic around a `GapTracker`; with `clock="system"`, wake-ups for offline.
+
+    `now` returns the current UTC time (injectable for tests); it is read once per batch.
+    """
+
+    def __init__(
+        self,
+        tracker: GapTracker,
+        clock: str = "event",
+        now: Callable[[], datetime] = _wall_now,
+    ):
+        if clock not in CLOCKS:
+            raise ValueError(f"clock must be one of {CLOCKS}, got {clock!r}")
+        self.tracker = tracker
+        self.clock = clock
+        self.now = now
+
+    def on_batch(self, values: list[Reading]) -> tuple[Iterable[Reading | GapEvent], bool]:
+        arrived = self.now().timestamp() if self.clock == "system" else None
+        out: list[Reading | GapEvent] = []
+        for reading in values:
+            out.extend(self.tracker.observe(reading, arrived))
+        return out, StatefulBatchLogic.RETAIN
+
+    def on_notify(self) -> tuple[Iterable[Reading | GapEvent], bool]:
+        wake = self.tracker.wake_at()
+        if wake is None:
+            return [], StatefulBatchLogic.RETAIN
+        # Bytewax calls this once the wake time has passed by its own clock: trust it.
+        event = self.tracker.offline_by_clock(max(self.now().timestamp(), wake))
+        return ([] if event is None else [event]), StatefulBatchLogic.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        wake = self.tracker.wake_at() if self.clock == "system" else None
+        return None if wake is None else datetime.fromtimestamp(wake, UTC)
+
+    def snapshot(self) -> GapTracker:
+        return copy.deepcopy(self.tracker)

@@ -1,0 +1,57 @@
+"""Prometheus counters of the preparation stages, counted a batch at a time in the flow.
+
+Like `sinks.metrics`, the counters are module-level (the Prometheus registry requires it) and
+cumulative per process; bytewax serves them at `/metrics` when its API is enabled. They mirror
+the run's totals: `invalid:<field>`, `epa:*`, `placeholders`, `events:*` and `sampled`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import Counter
+
+from preparation.correction import EPA_FIELD
+from preparation.gaps import GapEvent
+from sources.payload import Reading
+
+INVALID = Counter(
+    "air_quality_invalid_values", "Values outside their physical range, removed", ["field"]
+)
+EPA = Counter("air_quality_epa_corrections", "pm2.5_epa derived, or not", ["outcome"])
+PLACEHOLDERS = Counter("air_quality_placeholders", "Placeholder readings for missed time steps")
+EVENTS = Counter("air_quality_gap_events", "Gap and sensor_offline events", ["event"])
+SAMPLED = Counter("air_quality_sampled", "Readings written to the reservoir sample")
+
+
+def count_readings(batch: list[Reading]) -> list[Reading]:
+    """Count a batch of cleaned readings' invalid values, EPA outcomes and placeholders.
+
+    >>> before = PLACEHOLDERS._value.get()
+    >>> _ = count_readings([Reading(1, 0, {}, placeholder=True)])
+    >>> PLACEHOLDERS._value.get() - before
+    1.0
+    """
+    for reading in batch:
+        if reading.placeholder:
+            PLACEHOLDERS.inc()
+        for name in reading.flags:
+            if name != EPA_FIELD:
+                INVALID.labels(name).inc()
+        if EPA_FIELD in reading.values:
+            applied = reading.values[EPA_FIELD] is not None
+            EPA.labels("applied" if applied else "not_applied").inc()
+    return batch
+
+
+def count_events(batch: list[GapEvent]) -> list[GapEvent]:
+    """Count a batch of gap and offline events by kind."""
+    for event in batch:
+        EVENTS.labels(event.kind).inc()
+    return batch
+
+
+def count_sampled(batch: list[Any]) -> list[Any]:
+    """Count a batch of sampled readings."""
+    SAMPLED.inc(len(batch))
+    return batch

@@ -1,0 +1,225 @@
+"""A Bytewax source that polls the PurpleAir API (`GET /v1/sensors`) for live readings.
+
+One partition polls at a fixed cadence (default every 120 s, PurpleAir's 2-minute averages). Each
+poll after the first sends `modified_since` = the previous response's `data_time_stamp`, so only
+sensors that changed come back; that stamp is also the partition's resume state, so a flow
+restarted from a recovery snapshot asks only for what changed since. Rows become readings or dead
+letters exactly as in the file source, and a reading identical to its sensor's last one is
+dropped.
+
+Faults: timeouts, connection errors, 429 and 5xx are retried with exponential backoff and jitter
+(at least the server's `Retry-After`); a malformed body is a dead letter and the next poll asks
+again from the same stamp; 401/403 stop the flow with a message naming the key's environment
+variable; any other status is a configuration error and stops the flow too. All waits go through
+`next_awake`, never `sleep`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+
+from sources.backoff import Backoff, parse_retry_after
+from sources.payload import DeadLetter, Item, PayloadError, Reading, decode_line, parse_payload
+
+#: The public API; `base_url` replaces it (tests use a server on 127.0.0.1).
+PUBLIC_API = "https://api.purpleair.com/v1"
+#: The environment variable that holds the PurpleAir read key (sent as `X-API-Key`).
+API_KEY_ENV = "PURPLEAIR_API_KEY"
+#: What the flow needs by default: event time, the imputed fields, the detector's feature and
+#: the EPA correction's input. (The API always returns `sensor_index` first.)
+DEFAULT_FIELDS = ("last_seen", "humidity", "temperature", "pressure", "pm1.0_cf_1", "pm2.5_cf_1")
+#: The shortest interval allowed against a non-local server (PurpleAir updates every 2 minutes).
+MIN_INTERVAL = 60.0
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+log = logging.getLogger("air_quality.poller")
+
+
+class PurpleAirAuthError(RuntimeError):
+    """The API refused the key (401/403) or there is no key: the flow cannot go on."""
+
+
+class PurpleAirRequestError(RuntimeError):
+    """The API rejected the request itself (a 4xx other than 401/403/429): fix the options."""
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware (what `next_awake` must return)."""
+    return datetime.now(UTC)
+
+
+def is_local(url: str) -> bool:
+    """True when the URL's host is the loopback interface."""
+    return (urlsplit(url).hostname or "") in LOCAL_HOSTS
+
+
+class _PollerPartition(StatefulSourcePartition[Item, int | None]):
+    def __init__(self, source: PurpleAirPoller, api_key: str, since: int | None):
+        self._source = source
+        self._url = source.base_url.rstrip("/") + "/sensors"
+        self._session = requests.Session()
+        self._session.headers["X-API-Key"] = api_key
+        self._since = since
+        self._rng = random.Random(source.seed)
+        self._next_awake = source.clock()
+        self._failures = 0
+        self._polls = 0
+        self._last: dict[int, int] = {}  # sensor -> fingerprint of its last emitted reading
+
+    def next_awake(self) -> datetime:
+        return self._next_awake
+
+    def snapshot(self) -> int | None:
+        return self._since
+
+    def close(self) -> None:
+        self._session.close()
+
+    def next_batch(self) -> list[Item]:
+        source = self._source
+        if source.max_polls is not None and self._polls >= source.max_polls:
+            raise StopIteration()
+        started = source.clock()
+        params = source.params(self._since)
+        try:
+            response = self._session.get(self._url, params=params, timeout=source.timeout)
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            return self._retry(f"{type(exc).__name__}: {exc}", None)
+        status = response.status_code
+        if status in (401, 403):
+            raise PurpleAirAuthError(
+                f"{self._url} answered HTTP {status}: the key in the environment variable "
+                f"{source.api_key_env} was refused ({response.text[:200]!r})"
+            )
+        if status == 429 or status >= 500:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), now=source.clock())
+            return self._retry(f"HTTP {status}", retry_after)
+        if status != 200:
+            raise PurpleAirRequestError(
+                f"{self._url} answered HTTP {status} to {params}: {response.text[:300]!r}"
+            )
+        self._failures = 0
+        self._polls += 1
+        self._next_awake = started + source.interval
+        return self._items(response.content, f"{self._url}#poll{self._polls}")
+
+    def _retry(self, what: str, retry_after: float | None) -> list[Item]:
+        wait = self._source.backoff.delay(self._failures, retry_after=retry_after, rng=self._rng)
+        self._failures += 1
+        self._next_awake = self._source.clock() + timedelta(seconds=wait)
+        log.warning(
+            "%s from %s (failure %d in a row), retrying in %.2f s",
+            what,
+            self._url,
+            self._failures,
+            wait,
+        )
+        return []
+
+    def _items(self, body: bytes, origin: str) -> list[Item]:
+        try:
+            payload = decode_line(body)
+        except PayloadError as exc:
+            log.warning("malformed body from %s: %s", self._url, exc)
+            return [DeadLetter(str(exc), body.decode("utf-8", "replace"), origin)]
+        items = [item for item in parse_payload(payload, origin=origin) if self._is_new(item)]
+        stamp = payload.get("data_time_stamp") if isinstance(payload, dict) else None
+        if isinstance(stamp, int) and not isinstance(stamp, bool):
+            self._since = stamp
+        return items
+
+    def _is_new(self, item: Item) -> bool:
+        if not isinstance(item, Reading):
+            return True
+        fingerprint = hash((item.time, tuple(item.values.items()), tuple(item.text.items())))
+        if self._last.get(item.sensor_index) == fingerprint:
+            return False
+        self._last[item.sensor_index] = fingerprint
+        return True
+
+
+class PurpleAirPoller(FixedPartitionedSource[Item, int | None]):
+    """Readings (and dead letters) polled from the PurpleAir API, resumable from its last stamp.
+
+    Filters are passed to the API as is: `location_type` (0 outside, 1 inside), `bbox`
+    (`nwlng, nwlat, selng, selat`), `show_only` (sensor indexes), `max_age` (seconds).
+    `interval` and `timeout` are seconds; `backoff` is a `Backoff` or its options; `max_polls`
+    stops after that many answered polls (None: never). `clock` and `seed` exist for tests.
+    """
+
+    def __init__(
+        self,
+        base_url: str = PUBLIC_API,
+        *,
+        fields: Sequence[str] = DEFAULT_FIELDS,
+        interval: float = 120.0,
+        location_type: int | None = None,
+        bbox: Sequence[float] | None = None,
+        show_only: Iterable[int] | None = None,
+        max_age: int | None = None,
+        timeout: tuple[float, float] = (5.0, 30.0),
+        backoff: Backoff | Mapping[str, float] | None = None,
+        max_polls: int | None = None,
+        api_key_env: str = API_KEY_ENV,
+        seed: int | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ):
+        if interval < MIN_INTERVAL and not is_local(base_url):
+            raise ValueError(
+                f"interval {interval} s is below {MIN_INTERVAL:.0f} s: PurpleAir updates its "
+                "averages every 2 minutes, so polling faster only costs API points"
+            )
+        if interval <= 0:
+            raise ValueError("interval must be positive")
+        if bbox is not None and len(bbox) != 4:
+            raise ValueError("bbox is (nwlng, nwlat, selng, selat)")
+        if location_type not in (None, 0, 1):
+            raise ValueError("location_type is 0 (outside) or 1 (inside)")
+        if max_polls is not None and max_polls < 1:
+            raise ValueError("max_polls must be at least 1")
+        self.base_url = base_url
+        self.fields = tuple(fields)
+        self.interval = timedelta(seconds=interval)
+        self.filters: dict[str, str] = {}
+        if location_type is not None:
+            self.filters["location_type"] = str(location_type)
+        if bbox is not None:
+            for name, value in zip(("nwlng", "nwlat", "selng", "selat"), bbox, strict=True):
+                self.filters[name] = repr(float(value))
+        if show_only is not None:
+            self.filters["show_only"] = ",".join(str(int(s)) for s in show_only)
+        if max_age is not None:
+            self.filters["max_age"] = str(int(max_age))
+        self.timeout = timeout
+        self.backoff = Backoff(**backoff) if isinstance(backoff, Mapping) else backoff or Backoff()
+        self.max_polls = max_polls
+        self.api_key_env = api_key_env
+        self.seed = seed
+        self.clock = clock or utc_now
+
+    def params(self, since: int | None) -> dict[str, Any]:
+        """The query string of a poll: fields, filters and, after the first, modified_since."""
+        params: dict[str, Any] = {"fields": ",".join(self.fields), **self.filters}
+        if since is not None:
+            params["modified_since"] = str(since)
+        return params
+
+    def list_parts(self) -> list[str]:
+        return ["purpleair-api"]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _PollerPartition:
+        key = os.environ.get(self.api_key_env, "").strip()
+        if not key:
+            raise PurpleAirAuthError(
+                f"no PurpleAir API key: set the environment variable {self.api_key_env}"
+            )
+        return _PollerPartition(self, key, resume_state)

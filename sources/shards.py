@@ -1,0 +1,154 @@
+"""A recoverable Bytewax source of readings from a payload file, split into fixed sensor shards.
+
+The file's sensors are split into a fixed number of shards (a hash of `sensor_index`); each shard
+is one partition that reads the whole file and keeps its own sensors' rows, so a sensor's readings
+come from one partition, in file order, whatever the number of workers. In global mode there is
+one shard with every row. A shard's resume state is a `Position`: the byte offset and number of
+the next line, so a flow restarted from a recovery snapshot goes on where that shard stopped.
+
+The file is read as `sources.documents` reads it: JSON lines of payloads (one line = one unit of
+progress) or, when the first line is not a whole document, one pretty-printed payload, whose rows
+are then counted in `Position.rows`. Rows without a usable sensor and lines that are not JSON
+belong to shard 0, so every row becomes exactly one reading or dead letter in the whole flow.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from itertools import islice
+from pathlib import Path
+from typing import NamedTuple
+
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+
+from sources.documents import SourceError
+from sources.payload import DeadLetter, Item, PayloadError, decode_line, parse_payload
+from sources.purpleair import sensor_worker
+
+#: Shards in "sensor" mode: the most workers that can share the reading of one file.
+DEFAULT_SHARDS = 4
+
+
+class Position(NamedTuple):
+    """Where a shard goes on: the next line's byte offset and number, rows done in it."""
+
+    offset: int = 0
+    line: int = 1
+    rows: int = 0
+
+
+def _is_document(text: bytes) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def is_single_document(path: Path) -> bool:
+    """True when the file is one (pretty-printed) payload rather than JSON lines of them."""
+    with path.open("rb") as f:
+        for line in f:
+            if line.strip():
+                return not _is_document(line) and _is_document(path.read_bytes())
+    return False
+
+
+class _ShardPartition(StatefulSourcePartition[Item, Position]):
+    def __init__(
+        self,
+        path: Path,
+        shard: int,
+        shards: int,
+        batch_size: int,
+        single_document: bool,
+        resume: Position,
+    ):
+        self._file = path.open("rb")
+        self._name = path.name
+        self._shard = shard
+        self._shards = shards
+        self._batch_size = batch_size
+        self._position = resume
+        self._single = single_document
+        self._file.seek(resume.offset)
+        self._pending: Iterator[Item] | None = None
+
+    def _owns(self, sensor: int | None) -> bool:
+        if sensor is None or self._shards == 1:
+            return self._shard == 0
+        return sensor_worker(sensor, self._shards) == self._shard
+
+    def _line_items(self, origin: str, document: bytes) -> Iterator[Item]:
+        try:
+            payload = decode_line(document)
+        except PayloadError as exc:
+            if self._owns(None):
+                yield DeadLetter(str(exc), document.decode("utf-8", "replace"), origin)
+            return
+        yield from parse_payload(payload, origin=origin, owner=self._owns)
+
+    def next_batch(self) -> list[Item]:
+        if self._single:
+            return self._next_rows()
+        batch: list[Item] = []
+        while len(batch) < self._batch_size:
+            line = self._file.readline()
+            if not line:
+                if batch:
+                    return batch
+                raise StopIteration()
+            offset, number, _ = self._position
+            self._position = Position(offset + len(line), number + 1, 0)
+            if line.strip():
+                batch.extend(self._line_items(f"{self._name}:{number}", line))
+        return batch
+
+    def _next_rows(self) -> list[Item]:
+        if self._pending is None:  # the whole file is one payload: skip the rows already done
+            self._file.seek(0)
+            items = self._line_items(self._name, self._file.read())
+            self._pending = islice(items, self._position.rows, None)
+        batch = list(islice(self._pending, self._batch_size))
+        if not batch:
+            raise StopIteration()
+        self._position = self._position._replace(rows=self._position.rows + len(batch))
+        return batch
+
+    def snapshot(self) -> Position:
+        return self._position
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class ShardedFileSource(FixedPartitionedSource[Item, Position]):
+    """Readings and dead letters from a payload file, in `shards` recoverable partitions.
+
+    `shards=1` reads every row in file order (global mode). The file must exist where the flow
+    runs; on several machines, give each the same file at the same path, and each shard is read
+    once in the whole cluster.
+    """
+
+    def __init__(self, path: str | Path, *, shards: int = DEFAULT_SHARDS, batch_size: int = 1000):
+        if shards < 1:
+            raise ValueError("shards must be at least 1")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.path = Path(path)
+        self.shards = shards
+        self.batch_size = batch_size
+
+    def list_parts(self) -> list[str]:
+        return [f"shard-{i}-of-{self.shards}" for i in range(self.shards)]
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: Position | None
+    ) -> _ShardPartition:
+        if not self.path.is_file():
+            raise SourceError(f"no such file: {self.path}")
+        shard = int(for_part.split("-")[1])
+        single = is_single_document(self.path)
+        resume = Position(*resume_state) if resume_state is not None else Position()
+        return _ShardPartition(self.path, shard, self.shards, self.batch_size, single, resume)

@@ -1,0 +1,173 @@
+"""The any-time-series flow: CSV in, scored CSV out; no look-ahead; 1 and 2 workers agree."""
+
+from __future__ import annotations
+
+import csv
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bytewax.testing import cluster_main, run_main
+
+from dataflows.series import build_flow
+from detectors.catalog import DETECTORS
+from tests.conftest import ROOT
+
+HEADER = ["timestamp", "value", "imputed", "anomaly_score", "is_anomaly"]
+
+
+def write_csv(path: Path, rows, header=("timestamp", "value")) -> Path:
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def series(n: int = 400, seed: int = 3) -> list[str]:
+    """A noisy level with a missing value every 37th row and spikes at 250 and 330."""
+    x = 20.0 + np.random.default_rng(seed).normal(0.0, 1.0, n)
+    x[250 % n] += 40.0
+    x[330 % n] -= 35.0
+    return ["" if i % 37 == 5 else f"{v:.3f}" for i, v in enumerate(x)]
+
+
+def run(in_path: Path, out_path: Path, workers: int = 1, **options) -> list[dict[str, str]]:
+    flow = build_flow(in_path, out_path, **options)
+    if workers == 1:
+        run_main(flow)
+    else:
+        cluster_main(flow, [], 0, worker_count_per_proc=workers)
+    header, rows = read_csv(out_path)
+    assert header[-5:] == HEADER
+    return rows
+
+
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_one_row_per_input_row_scores_in_unit_interval(tmp_path, detector):
+    values = series()
+    src = write_csv(tmp_path / "in.csv", [(f"t{i}", v) for i, v in enumerate(values)])
+    rows = run(src, tmp_path / "out.csv", detector=detector)
+    assert [r["timestamp"] for r in rows] == [f"t{i}" for i in range(len(values))]
+    assert [r["value"] for r in rows] == values
+    scores = [float(r["anomaly_score"]) for r in rows if r["anomaly_score"]]
+    assert scores and all(0.0 <= s <= 1.0 for s in scores)
+    assert {r["is_anomaly"] for r in rows} <= {"true", "false"}
+
+
+def test_imputed_is_the_mean_of_the_last_ten_observed(tmp_path):
+    values = series()
+    src = write_csv(tmp_path / "in.csv", [(i, v) for i, v in enumerate(values)])
+    rows = run(src, tmp_path / "out.csv", detector="zscore")
+    observed: list[float] = []
+    for text, row in zip(values, rows, strict=True):
+        if text:
+            observed.append(float(text))
+            assert float(row["imputed"]) == float(text)
+        elif observed:
+            assert math.isclose(
+                float(row["imputed"]), float(np.mean(observed[-10:])), rel_tol=1e-12
+            )
+        else:
+            assert row["imputed"] == "" and row["anomaly_score"] == ""
+
+
+def test_zscore_scores_equal_numpy_bands_and_flag_the_spikes(tmp_path):
+    """Default detector: score = erf(|x − mean| / std / √2) over the previous 60 values."""
+    x = (20.0 + np.random.default_rng(4).normal(0.0, 1.0, 300)).round(3)
+    x[200] += 40.0
+    src = write_csv(tmp_path / "in.csv", [(i, f"{v:.3f}") for i, v in enumerate(x)])
+    rows = run(src, tmp_path / "out.csv")
+    for i in range(10, 300):
+        past = x[max(0, i - 60) : i]
+        z = abs(x[i] - past.mean()) / past.std(ddof=1)
+        assert math.isclose(
+            float(rows[i]["anomaly_score"]), math.erf(z / math.sqrt(2)), abs_tol=1e-9
+        )
+    assert all(rows[i]["anomaly_score"] == "" for i in range(10))
+    flagged = [i for i, r in enumerate(rows) if r["is_anomaly"] == "true"]
+    assert 200 in flagged and len(flagged) <= 3
+
+
+@pytest.mark.parametrize("detector", ["knn_cad", "scaled_hst"])
+def test_no_look_ahead(tmp_path, detector):
+    """Changing the future leaves every earlier score unchanged."""
+    values = series()
+    changed = values[:300] + ["999"] * 100
+    a = run(
+        write_csv(tmp_path / "a.csv", list(enumerate(values))),
+        tmp_path / "a_out.csv",
+        detector=detector,
+    )
+    b = run(
+        write_csv(tmp_path / "b.csv", list(enumerate(changed))),
+        tmp_path / "b_out.csv",
+        detector=detector,
+    )
+    assert a[:300] == b[:300]
+    assert a[300:] != b[300:]
+
+
+def test_keys_are_independent_and_two_workers_agree(tmp_path):
+    rows = []
+    for i in range(300):
+        for key in ("a", "b", "c"):
+            base = {"a": 5.0, "b": 50.0, "c": 500.0}[key]
+            rows.append((i, f"{base + (i * 7 % 11) / 10:.2f}", key, "ignored"))
+    src = write_csv(tmp_path / "in.csv", rows, header=("timestamp", "value", "key", "other"))
+    one = run(src, tmp_path / "one.csv", 1, detector="knn_cad")
+    two = run(src, tmp_path / "two.csv", 2, detector="knn_cad")
+
+    def per_key(out):
+        keyed: dict[str, list[dict[str, str]]] = {}
+        for r in out:
+            keyed.setdefault(r["key"], []).append(r)
+        return keyed
+
+    assert per_key(one) == per_key(two)
+    assert [r["timestamp"] for r in per_key(one)["b"]] == [str(i) for i in range(300)]
+    alone = run(
+        write_csv(tmp_path / "b.csv", [(t, v) for t, v, k, _ in rows if k == "b"]),
+        tmp_path / "b_out.csv",
+        detector="knn_cad",
+    )
+    strip = [{k: v for k, v in r.items() if k != "key"} for r in per_key(one)["b"]]
+    assert strip == alone
+
+
+def test_bad_header_and_bad_value_are_reported(tmp_path):
+    with pytest.raises(ValueError, match="no 'value' column"):
+        build_flow(write_csv(tmp_path / "h.csv", [(1, 2)], header=("timestamp", "v")), "o.csv")
+    with pytest.raises(Exception) as failure:  # noqa: B017 - Bytewax wraps the source's error
+        run_main(build_flow(write_csv(tmp_path / "v.csv", [(1, "abc")]), tmp_path / "o.csv"))
+    assert "v.csv:2: value 'abc' is not a number" in str(failure.value.__cause__)
+    with pytest.raises(ValueError, match="unknown detector"):
+        build_flow(tmp_path / "v.csv", tmp_path / "o.csv", detector="nope")
+
+
+def test_command_line(tmp_path):
+    src = write_csv(tmp_path / "in.csv", [(i, v) for i, v in enumerate(series(150))])
+    out = tmp_path / "out.csv"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bytewax.run",
+            f"dataflows.series:build_flow({str(src)!r}, {str(out)!r})",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    header, rows = read_csv(out)
+    assert header == HEADER and len(rows) == 150
