@@ -55,24 +55,21 @@ class WindowImputer:
         evicted one never lets rounding errors build up, however long the stream.
         """
         slot = self._next[j]
+        total, carry = self._sum[j], self._carry[j]
         if self._count[j] == self.window:
-            self._add(j, -self._buffer.item(slot, j))
+            old = -self._buffer.item(slot, j)
+            new = total + old
+            carry += (total - new) + old if abs(total) >= abs(old) else (old - new) + total
+            total = new
         else:
             self._count[j] += 1
+        new = total + value
+        carry += (total - new) + value if abs(total) >= abs(value) else (value - new) + total
+        self._sum[j], self._carry[j] = new, carry
         self._buffer[slot, j] = value
-        self._add(j, value)
         self._last[j] = value
         slot += 1
         self._next[j] = 0 if slot == self.window else slot
-
-    def _add(self, j: int, value: float) -> None:
-        total = self._sum[j]
-        new = total + value
-        if abs(total) >= abs(value):
-            self._carry[j] += (total - new) + value
-        else:
-            self._carry[j] += (value - new) + total
-        self._sum[j] = new
 
     def estimate(self, j: int) -> float | None:
         """The value to impute for field j now, or None when it has no observed history."""

@@ -7,6 +7,7 @@ the run's totals: `invalid:<field>`, `epa:*`, `placeholders`, `events:*` and `sa
 
 from __future__ import annotations
 
+from collections import Counter as Tally
 from typing import Any
 
 from prometheus_client import Counter
@@ -32,15 +33,20 @@ def count_readings(batch: list[Reading]) -> list[Reading]:
     >>> PLACEHOLDERS._value.get() - before
     1.0
     """
+    placeholders, invalid, epa = 0, Tally(), Tally()
     for reading in batch:
-        if reading.placeholder:
-            PLACEHOLDERS.inc()
-        for name in reading.flags:
-            if name != EPA_FIELD:
-                INVALID.labels(name).inc()
-        if EPA_FIELD in reading.values:
-            applied = reading.values[EPA_FIELD] is not None
-            EPA.labels("applied" if applied else "not_applied").inc()
+        placeholders += reading.placeholder
+        if reading.flags:
+            invalid.update(name for name in reading.flags if name != EPA_FIELD)
+        values = reading.values
+        if EPA_FIELD in values:
+            epa["applied" if values[EPA_FIELD] is not None else "not_applied"] += 1
+    if placeholders:
+        PLACEHOLDERS.inc(placeholders)
+    for name, n in invalid.items():
+        INVALID.labels(name).inc(n)
+    for outcome, n in epa.items():
+        EPA.labels(outcome).inc(n)
     return batch
 
 

@@ -118,10 +118,10 @@ def payload_shape(payload: Any) -> PayloadShape:
 
 def row_sensor(shape: PayloadShape, row: Any) -> int | None:
     """The row's sensor_index when it is a usable integer, else None (a dead letter then)."""
-    if shape.sensor_pos is None or not isinstance(row, list) or len(row) != len(shape.fields):
+    if shape.sensor_pos is None or type(row) is not list or len(row) != len(shape.fields):
         return None
     value = row[shape.sensor_pos]
-    return value if _is_int(value) else None
+    return value if type(value) is int else None
 
 
 def parse_row(shape: PayloadShape, row: Any) -> Reading:
@@ -202,7 +202,7 @@ def parse_payload(
             yield DeadLetter(str(exc), payload, origin)
         return
     for i, row in enumerate(shape.rows):
-        if not take(row_sensor(shape, row)):
+        if owner is not None and not take(row_sensor(shape, row)):
             continue
         try:
             yield parse_row(shape, row)
