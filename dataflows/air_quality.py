@@ -19,7 +19,6 @@ from typing import Any
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
-from bytewax.operators import KeyedStream
 from bytewax.outputs import DynamicSink, Sink, StatelessSinkPartition
 
 from dataflows.steps import (
@@ -125,26 +124,19 @@ def _count_totals(per_key: Stream[Counts], dead: Stream[Any]) -> Stream[Counts]:
     return op.key_rm("unkey_totals", summary)
 
 
-def _track_gaps(
-    keyed: KeyedStream[Reading],
-    gaps: str,
-    interval: int,
-    offline_after: int,
-    clock: str | Callable[[], datetime],
-) -> tuple[KeyedStream[Reading], Stream[GapEvent]]:
-    """Per sensor: readings (with placeholders when `gaps="fill"`) and gap/offline events."""
+def _gap_logic(
+    gaps: str | None, interval: int, offline_after: int, clock: str | Callable[[], datetime]
+) -> Callable[[GapTracker | None], GapLogic] | None:
+    """How each sensor's gap tracking is built (from its resume state), or None when off."""
+    if gaps is None:
+        return None
     mode, now = (clock, None) if isinstance(clock, str) else ("system", clock)
 
     def build(resume: GapTracker | None) -> GapLogic:
         tracker = resume or GapTracker(gaps, interval, offline_after)
         return GapLogic(tracker, mode) if now is None else GapLogic(tracker, mode, now)
 
-    tracked = op.stateful_batch("gaps", keyed, build)
-    split = op.branch("split_gap_events", tracked, lambda kv: isinstance(kv[1], Reading))
-    events = op.key_rm("unkey_gap_events", split.falses)
-    return split.trues, op.flat_map_batch(
-        "count_gap_events", events, preparation_metrics.count_events
-    )
+    return build
 
 
 def _event_counts(event: GapEvent) -> Counts:
@@ -259,6 +251,7 @@ def build_flow(
         epa=EpaCorrection(epa_max) if epa else None,
         scale_fields=scale,
         scale_window=scale_window,
+        gaps=_gap_logic(gaps, interval, offline_after, clock) if key == "sensor" else None,
     )
     source = _source(
         source, key == "sensor", batch_size, shards, purpleair, (*impute_fields, *features)
@@ -272,18 +265,21 @@ def build_flow(
         keyed = op.key_on("key_by_sensor", parsed.trues, lambda r: str(r.sensor_index))
     else:
         keyed = op.key_on("key_global", parsed.trues, lambda _r: "global")
-    preparation_counts: list[Stream[Counts]] = []
-    if gaps is not None and key == "sensor":
-        keyed, gap_events = _track_gaps(keyed, gaps, interval, offline_after, clock)
-        op.output(
-            "events_out", op.map("event_json", gap_events, event_record), _sink(events, "stderr")
-        )
-        preparation_counts.append(op.map("event_counts", gap_events, _event_counts))
     per_key = op.key_rm(
         "unkey",
         op.stateful_batch("clean_and_score", keyed, lambda resume: SensorLogic(config, resume)),
     )
-    outputs = op.branch("split_counts", per_key, lambda item: isinstance(item, Reading))
+    outputs = op.branch("split_readings", per_key, lambda item: isinstance(item, Reading))
+    others = op.branch("split_events", outputs.falses, lambda item: isinstance(item, GapEvent))
+    preparation_counts: list[Stream[Counts]] = []
+    if config.gaps is not None:
+        gap_events = op.flat_map_batch(
+            "count_gap_events", others.trues, preparation_metrics.count_events
+        )
+        op.output(
+            "events_out", op.map("event_json", gap_events, event_record), _sink(events, "stderr")
+        )
+        preparation_counts.append(op.map("event_counts", gap_events, _event_counts))
     scored = op.flat_map_batch("count_readings", outputs.trues, counter.readings)
     if validate or epa or (gaps == "fill" and key == "sensor"):
         scored = op.flat_map_batch("count_preparation", scored, preparation_metrics.count_readings)
@@ -312,7 +308,7 @@ def build_flow(
         preparation_counts.append(
             _sample(scored, sample, sample_by, sample_seed, _sink(sample_path, "stdout"))
         )
-    counts = outputs.falses
+    counts = others.falses
     if preparation_counts:
         counts = op.merge("preparation_counts", counts, *preparation_counts)
     totals_stream = _count_totals(counts, parsed.falses)

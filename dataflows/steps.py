@@ -1,15 +1,17 @@
 """The per-sensor step of the air-quality flow and its output records.
 
 `SensorLogic` is the state of one key inside Bytewax's `stateful_batch`: it takes the key's
-readings a batch at a time, in order, and for each validates (optional), imputes, adds the EPA
-correction, standardises (optional), scores, and counts what happened. Its state (imputer,
-detector, counts, standardiser) is small, is copied cheaply for Bytewax's snapshots, and pickles
-for recovery.
+readings a batch at a time, in order; makes missed time steps visible (gap events or
+placeholders, optional), then for each reading validates (optional), imputes, adds the EPA
+correction, standardises (optional), scores, and counts what happened. One step per key keeps the
+engine's per-key overhead to one exchange and one call per batch. Its state (gap tracker,
+imputer, detector, counts, standardiser) is small, is copied cheaply for Bytewax's snapshots, and
+pickles for recovery.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +20,7 @@ from bytewax.operators import StatefulBatchLogic
 from detectors.hst import HalfSpaceTreesDetector
 from imputers.window import WindowImputer
 from preparation.correction import EpaCorrection
-from preparation.gaps import GapEvent
+from preparation.gaps import GapEvent, GapLogic, GapTracker
 from preparation.scaling import Standardiser
 from preparation.validation import RangeValidator
 from sources.payload import DeadLetter, Reading
@@ -41,6 +43,7 @@ class SensorConfig:
         epa: EpaCorrection | None = None,
         scale_fields: Sequence[str] = (),
         scale_window: int | None = None,
+        gaps: Callable[[GapTracker | None], GapLogic] | None = None,
     ):
         self.impute_fields = tuple(impute_fields)
         self.window = window
@@ -51,6 +54,7 @@ class SensorConfig:
         self.epa = epa  # preparation: the EPA PM2.5 correction, after imputation
         self.scale_fields = tuple(scale_fields)  # preparation: z-scores, before scoring
         self.scale_window = scale_window
+        self.gaps = gaps  # preparation: builds a key's gap tracking, from its resume state
         self.new_scaler()
         self.new_imputer()  # fail at build time on a bad configuration
         self.new_detector()
@@ -60,6 +64,9 @@ class SensorConfig:
 
     def new_detector(self) -> HalfSpaceTreesDetector:
         return HalfSpaceTreesDetector(**self.detector)
+
+    def new_gaps(self, resume: GapTracker | None = None) -> GapLogic | None:
+        return None if self.gaps is None else self.gaps(resume)
 
     def new_scaler(self) -> Standardiser | None:
         if not self.scale_fields:
@@ -80,17 +87,24 @@ class SensorLogic(StatefulBatchLogic):
                 {},
                 config.new_scaler(),
             )
+            self.gaps = config.new_gaps()
         else:
-            self.imputer, self.detector, self.counts, self.scaler = resume
+            self.imputer, self.detector, self.counts, self.scaler, tracker = resume
+            self.gaps = config.new_gaps(tracker)
 
     def on_batch(self, values: list[Reading]) -> tuple[list[Any], bool]:
-        out = []
+        out: list[Any] = []
+        if self.gaps is not None:  # gap events and placeholders come first, in time order
+            values = self.gaps.on_batch(values)[0]
         impute = self.imputer.impute_one
         score = self.detector.score_then_learn
         counts = self.counts
         threshold = self.config.threshold
         validator, epa, scaler = self.config.validator, self.config.epa, self.scaler
         for reading in values:
+            if type(reading) is GapEvent:
+                out.append(reading)
+                continue
             raw, flags = reading.values, dict(reading.flags)
             if validator is not None:
                 raw = validator.apply(raw, flags, counts)
@@ -134,9 +148,19 @@ class SensorLogic(StatefulBatchLogic):
     def on_eof(self) -> tuple[list[Any], bool]:
         return [dict(self.counts)], StatefulBatchLogic.RETAIN
 
+    def notify_at(self) -> datetime | None:
+        return None if self.gaps is None else self.gaps.notify_at()
+
+    def on_notify(self) -> tuple[list[Any], bool]:
+        """A `sensor_offline` event when the system clock says the sensor fell silent."""
+        if self.gaps is None:
+            return [], StatefulBatchLogic.RETAIN
+        return list(self.gaps.on_notify()[0]), StatefulBatchLogic.RETAIN
+
     def snapshot(self) -> tuple:
         scaler = None if self.scaler is None else self.scaler.copy()
-        return (self.imputer.copy(), self.detector.copy(), dict(self.counts), scaler)
+        tracker = None if self.gaps is None else self.gaps.snapshot()
+        return (self.imputer.copy(), self.detector.copy(), dict(self.counts), scaler, tracker)
 
 
 def iso_time(epoch_seconds: int) -> str:

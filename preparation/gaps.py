@@ -184,4 +184,4 @@ class GapLogic(StatefulBatchLogic[Reading, Reading | GapEvent, GapTracker]):
         return None if wake is None else datetime.fromtimestamp(wake, UTC)
 
     def snapshot(self) -> GapTracker:
-        return copy.deepcopy(self.tracker)
+        return copy.copy(self.tracker)  # its attributes are numbers and tuples: never shared
