@@ -115,14 +115,15 @@ def leaf_scores(leaf_counts: np.ndarray, height: int, size_limit: float) -> np.n
     mass is the sum over its leaves. The walk adds mass·2^depth and stops after a node whose mass
     is below `size_limit`, as river does. Integers throughout, so sums are exact.
     """
-    n_trees, n_leaves = leaf_counts.shape
-    score = np.zeros((n_trees, n_leaves), dtype=np.int64)
-    alive = np.ones((n_trees, n_leaves), dtype=bool)
-    for depth in range(height + 1):
-        span = n_leaves >> depth  # leaves under one node at this depth
-        mass = leaf_counts.reshape(n_trees, 1 << depth, span).sum(axis=2)
-        mass = np.repeat(mass, span, axis=1)
+    n_trees = leaf_counts.shape[0]
+    levels = [leaf_counts]  # node masses, deepest level first: a node's is its two children's sum
+    for _ in range(height):
+        levels.append(levels[-1].reshape(n_trees, -1, 2).sum(axis=2))
+    score = np.zeros((n_trees, 1), dtype=np.int64)
+    alive = np.ones((n_trees, 1), dtype=bool)
+    for depth, mass in enumerate(reversed(levels)):  # top down: level d has 2^d nodes
+        if depth:
+            score, alive = np.repeat(score, 2, axis=1), np.repeat(alive, 2, axis=1)
         score += np.where(alive, mass << depth, 0)
-        if depth < height:
-            alive &= mass >= size_limit
+        alive &= mass >= size_limit
     return score

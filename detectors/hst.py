@@ -64,8 +64,10 @@ class HalfSpaceTreesDetector:
         self.learned = 0
         self._max_score = n_trees * window_size * (2 ** (height + 1) - 1)
         self._window: list[Any] = []  # this window's cells (one feature) or leaf lists
-        self._scores: np.ndarray | None = None  # per tree and leaf, from the last full window
-        self._cache: dict[Any, int] = {}  # cell -> total over trees, for this window
+        # from the last full window: one feature, the total score of each cell of the line;
+        # several, the score of each leaf of each tree (totals then cached per cell)
+        self._scores: np.ndarray | None = None
+        self._cache: dict[Any, int] = {}  # several features: cell -> total, for this window
         self._attach()
 
     def _attach(self) -> None:
@@ -120,6 +122,8 @@ class HalfSpaceTreesDetector:
         return forest.cell(x[0]) if forest.single else tuple(forest.walk_all(x))
 
     def _total(self, cell: Any) -> int:
+        if self._forest.single:
+            return self._scores.item(cell)
         total = self._cache.get(cell)
         if total is None:
             leaves = self._forest.cell_leaves[cell] if self._forest.single else list(cell)
@@ -145,6 +149,8 @@ class HalfSpaceTreesDetector:
         counts = np.bincount(flat, minlength=self.n_trees * n_leaves)
         counts = counts.reshape(self.n_trees, n_leaves)
         scores = leaf_scores(counts, self.height, 0.1 * self.window_size)
+        if forest.single:  # every cell's total at once: then a reading costs one lookup
+            scores = scores[self._trees, forest.cell_leaves].sum(axis=1)
         self._scores = scores.astype(np.uint32 if scores.max() < 2**32 else np.int64)
         self._window = []
         self._cache = {}

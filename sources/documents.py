@@ -37,7 +37,8 @@ def fetch(url: str, *, timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> bytes:
     return response.content
 
 
-def _first_is_document(line: bytes) -> bool:
+def is_document(line: bytes) -> bool:
+    """True when `line` is one whole JSON document."""
     try:
         json.loads(line)
     except ValueError:
@@ -51,14 +52,14 @@ def split_documents(lines: Iterator[bytes], name: str) -> Iterator[tuple[str, by
     first = next(numbered, None)
     if first is None:
         return
-    if _first_is_document(first[1]):
+    if is_document(first[1]):
         yield f"{name}:{first[0]}", first[1]
         for n, line in numbered:
             yield f"{name}:{n}", line
         return
     rest = list(numbered)
     whole = first[1] + b"".join(line for _, line in rest)
-    if _first_is_document(whole):
+    if is_document(whole):
         yield name, whole
         return
     for n, line in [first, *rest]:

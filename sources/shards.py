@@ -14,7 +14,6 @@ belong to shard 0, so every row becomes exactly one reading or dead letter in th
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import NamedTuple
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from sources.documents import SourceError
+from sources.documents import SourceError, is_document
 from sources.payload import DeadLetter, Item, PayloadError, decode_line, parse_payload
 from sources.purpleair import sensor_worker
 
@@ -39,20 +38,12 @@ class Position(NamedTuple):
     rows: int = 0
 
 
-def _is_document(text: bytes) -> bool:
-    try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True
-
-
 def is_single_document(path: Path) -> bool:
     """True when the file is one (pretty-printed) payload rather than JSON lines of them."""
     with path.open("rb") as f:
         for line in f:
             if line.strip():
-                return not _is_document(line) and _is_document(path.read_bytes())
+                return not is_document(line) and is_document(path.read_bytes())
     return False
 
 
