@@ -15,7 +15,31 @@ import math
 from stats.base import is_missing
 
 
-class Moments:
+class _ShiftedMoments:
+    """Mean, variance and std from the count `n`, the `shift`, and the mean and M2 of the shifted
+    values, which both the cumulative and the rolling statistics keep."""
+
+    n: int
+    ddof: int
+    shift: float
+    _mean: float
+    _m2: float
+
+    @property
+    def mean(self) -> float | None:
+        return self.shift + self._mean if self.n else None
+
+    @property
+    def variance(self) -> float | None:
+        return self._m2 / (self.n - self.ddof) if self.n > self.ddof else None
+
+    @property
+    def std(self) -> float | None:
+        var = self.variance
+        return None if var is None else math.sqrt(var)
+
+
+class Moments(_ShiftedMoments):
     """Cumulative count, mean, variance (`ddof`) and std; `merge` uses Chan et al.'s formula.
 
     >>> m = Moments()
@@ -50,19 +74,6 @@ class Moments:
         self._mean += delta / self.n
         self._m2 += delta * (d - self._mean)
 
-    @property
-    def mean(self) -> float | None:
-        return self.shift + self._mean if self.n else None
-
-    @property
-    def variance(self) -> float | None:
-        return self._m2 / (self.n - self.ddof) if self.n > self.ddof else None
-
-    @property
-    def std(self) -> float | None:
-        var = self.variance
-        return None if var is None else math.sqrt(var)
-
     def merge(self, other: Moments) -> Moments:
         """The moments of this stream followed by `other` (neither is changed)."""
         out = Moments(self.ddof)
@@ -80,7 +91,7 @@ class Moments:
         return out
 
 
-class RollingMoments:
+class RollingMoments(_ShiftedMoments):
     """Count, mean, variance and std of the last `window` observed values.
 
     Each value is added and the oldest removed with Welford's update and its inverse (O(1)); once
@@ -147,16 +158,3 @@ class RollingMoments:
         deviations = [v - self.shift for v in values]
         self._mean = math.fsum(deviations) / self.n
         self._m2 = math.fsum((d - self._mean) ** 2 for d in deviations)
-
-    @property
-    def mean(self) -> float | None:
-        return self.shift + self._mean if self.n else None
-
-    @property
-    def variance(self) -> float | None:
-        return self._m2 / (self.n - self.ddof) if self.n > self.ddof else None
-
-    @property
-    def std(self) -> float | None:
-        var = self.variance
-        return None if var is None else math.sqrt(var)
