@@ -1,9 +1,12 @@
 """The fixed structure of river's HalfSpaceTrees, flattened into arrays shared by every sensor.
 
-river builds its trees with `make_padded_tree` and `random.Random(seed)` on the first
-`learn_one`; calling that same function the same way gives the same trees. Only the masses
-differ between sensors, so the structure is built once per configuration (a pure, memoised
-function of it) and each sensor keeps just its counts.
+river builds its trees with `river.tree.padded.make_padded_tree` and `random.Random(seed)` on the
+first `learn_one`. `_grow` makes the same random draws in the same order (a feature by
+`rng.choices` weighted by its range, a split by `rng.uniform` within the padded range; left
+subtree, then right), so it gives the same trees without importing `river.tree`, which pulls in
+scipy and scikit-learn (seconds of start-up); the tests compare the scores with river's own.
+Only the masses differ between sensors, so the structure is built once per configuration (a
+pure, memoised function of it) and each sensor keeps just its counts.
 
 A reading's path through a tree is fully given by the leaf it reaches, so everything a detector
 needs is "which leaf, in each tree": leaves are numbered left to right, so leaf ℓ's ancestor at
@@ -19,7 +22,6 @@ import random
 from collections.abc import Sequence
 
 import numpy as np
-from river.tree.padded import PaddedBranch, make_padded_tree
 
 #: river's HalfSpaceTrees pads each split away from the edges of its range by this fraction.
 PADDING = 0.15
@@ -44,30 +46,30 @@ class Forest:
         self.feature = np.zeros((n_trees, max(n_inner, 1)), dtype=np.intp)
         self.threshold = np.zeros((n_trees, max(n_inner, 1)))
         for t in range(n_trees):
-            root = make_padded_tree(
-                limits=dict(zip(self.features, limits, strict=True)),
-                height=height,
-                padding=PADDING,
-                rng=rng,
-                r_mass=0,
-                l_mass=0,
-            )
-            self._flatten(t, root)
+            self._grow(t, 0, dict(zip(self.features, limits, strict=True)), height, rng)
         self.feature.setflags(write=False)
         self.threshold.setflags(write=False)
         self.single = len(self.features) == 1
         if self.single:
             self._build_cells()
 
-    def _flatten(self, t: int, root: PaddedBranch) -> None:
-        stack = [(root, 0)]  # heap index: children of i are 2i+1, 2i+2
-        while stack:
-            node, i = stack.pop()
-            if isinstance(node, PaddedBranch):
-                self.feature[t, i] = self.features.index(node.feature)
-                self.threshold[t, i] = node.threshold
-                stack.append((node.children[0], 2 * i + 1))
-                stack.append((node.children[1], 2 * i + 2))
+    def _grow(self, t: int, i: int, limits: dict, height: int, rng: random.Random) -> None:
+        """Split node i (heap order) of tree t and its subtrees, drawing as river does."""
+        if height == 0:
+            return
+        on = rng.choices(
+            population=list(limits.keys()),
+            weights=[limits[f][1] - limits[f][0] for f in limits],
+        )[0]
+        a, b = limits[on]
+        at = rng.uniform(a + PADDING * (b - a), b - PADDING * (b - a))
+        self.feature[t, i] = self.features.index(on)
+        self.threshold[t, i] = at
+        limits[on] = (a, at)
+        self._grow(t, 2 * i + 1, limits, height - 1, rng)
+        limits[on] = (at, b)
+        self._grow(t, 2 * i + 2, limits, height - 1, rng)
+        limits[on] = (a, b)
 
     def _build_cells(self) -> None:
         """Cut the line at every threshold of every tree; map each cell to its leaf per tree."""

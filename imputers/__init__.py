@@ -1,18 +1,6 @@
-"""Imputers: fill missing sensor values from each sensor's own recent past."""
+"""Imputers: fill missing sensor values.
 
-from imputers.ewma import EWMAImputer
-from imputers.interpolate import LinearGapImputer
-from imputers.knn import BatchKNNImputer
-from imputers.running import RunningMeanImputer
-from imputers.spatial import SpatialImputer
-from imputers.window import STRATEGIES, WindowImputer
-
-__all__ = [
-    "STRATEGIES",
-    "BatchKNNImputer",
-    "EWMAImputer",
-    "LinearGapImputer",
-    "RunningMeanImputer",
-    "SpatialImputer",
-    "WindowImputer",
-]
+`window.WindowImputer` is the flow's (each sensor's own recent past); `ewma`, `running`,
+`interpolate` and `spatial` are streaming rivals and `knn` the batch one, for comparison. Import
+the module you need: this package imports nothing itself, so the flow never loads scikit-learn.
+"""
