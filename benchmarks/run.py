@@ -93,7 +93,8 @@ def run_case(case: str, path: str, workers: int, proc_id: int | None, addresses:
     print(json.dumps({"seconds": seconds, "rss_mb": rss_mb}))
 
 
-def _free_ports(n: int) -> list[int]:
+def free_ports(n: int) -> list[int]:
+    """`n` loopback ports free right now (for a cluster of processes on this machine)."""
     socks = [socket.socket() for _ in range(n)]
     for s in socks:
         s.bind(("127.0.0.1", 0))
@@ -110,7 +111,7 @@ def _spawn(case: str, path: str, workers: int, procs: int) -> dict:
     if procs == 1:
         cmds = [base]
     else:
-        addresses = ";".join(f"127.0.0.1:{p}" for p in _free_ports(procs))
+        addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(procs))
         cmds = [base + ["--proc-id", str(i), "--addresses", addresses] for i in range(procs)]
     running = [
         subprocess.Popen(c, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True) for c in cmds

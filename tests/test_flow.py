@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from calendar import timegm
@@ -14,6 +13,7 @@ from time import strptime
 import pytest
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
+from benchmarks.run import free_ports
 from data import simulate
 from dataflows.air_quality import build_flow
 from sources.payload import DeadLetter, Reading
@@ -127,16 +127,6 @@ def test_global_mode_on_the_real_snapshot(snapshot_path):
     assert totals["readings"] + totals.get("dead_letters", 0) == rows
     assert totals["status:warming_up"] == 72
     assert totals["imputed:humidity"] + totals.get("missing:humidity", 0) == 965
-
-
-def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 @pytest.mark.parametrize("key", ["sensor", "global"])

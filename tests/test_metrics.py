@@ -13,6 +13,7 @@ import requests
 from bytewax.testing import TestingSink, run_main
 from prometheus_client import REGISTRY
 
+from benchmarks.run import free_ports
 from data import simulate
 from dataflows.air_quality import build_flow
 from sinks.metrics import Progress
@@ -20,7 +21,6 @@ from sources.payload import Reading
 from sources.poller import API_KEY_ENV
 from tests.conftest import ROOT, payload, write_lines
 from tests.fake_purpleair import API_KEY, FakePurpleAir
-from tests.test_flow import free_ports
 
 NAMES = ("readings", "anomalies", "dead_letters")
 

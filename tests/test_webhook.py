@@ -13,13 +13,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from bytewax.testing import TestingSink, run_main
 
+from benchmarks.run import free_ports
 from data import simulate
 from dataflows.air_quality import build_flow
 from sinks.jsonlines import JsonLinesSink, to_line
 from sinks.webhook import WebhookSink
 from sources.backoff import Backoff
 from tests.conftest import ROOT
-from tests.test_flow import free_ports
 
 
 class Receiver:
