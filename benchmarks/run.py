@@ -4,7 +4,8 @@
     python -m benchmarks.run --quick   # shipped data only
 
 Each case runs in a fresh subprocess (so peak memory is its own) that times only `run_main` /
-`cluster_main` (interpreter start-up and imports excluded), on the same file and batching:
+`cluster_main` (interpreter start-up and imports excluded), on the same file, read by the flow's
+own source (`ShardedFileSource`, the same shards and batch size):
   passthrough  source → identity map → discarding sink        (the engine's limit)
   keyed        source → key by sensor → stateful_map identity  (the keyed engine limit)
   flow         the air-quality flow                            (ours)
@@ -58,15 +59,15 @@ def build_case(case: str, path: str):
 
     from benchmarks import baseline
     from dataflows.air_quality import build_flow
-    from sources.purpleair import PurpleAirSource
+    from sources.shards import ShardedFileSource
 
     sink = _Discard.make()
     if case == "flow":
-        return build_flow(path, output=sink, dead_letters=sink, totals=sink)
+        return build_flow(path, output=sink, dead_letters=sink, totals=sink, events=sink)
     if case == "baseline":
         return baseline.build_flow(path, sink)
     flow = Dataflow(case)
-    items = op.input("read", flow, PurpleAirSource(path))
+    items = op.input("read", flow, ShardedFileSource(path))  # the flow's own source
     if case == "passthrough":
         op.output("out", op.map("identity", items, lambda x: x), sink)
     else:

@@ -34,16 +34,16 @@ from dataflows.steps import (
     totals_line,
 )
 from detectors.hst import DEFAULT_FEATURES
-from preparation import metrics as preparation_metrics
 from preparation.correction import MAX_PM, EpaCorrection
 from preparation.gaps import CLOCKS, INTERVAL, MODES, OFFLINE_AFTER, GapEvent, GapLogic, GapTracker
+from preparation.metrics import count_events, count_readings, count_sampled
 from preparation.sampling import SAMPLE_BY, SampleLogic
 from preparation.validation import RangeValidator
 from sinks.jsonlines import JsonLinesSink
 from sinks.metrics import Progress
 from sinks.webhook import WebhookSink
 from sources.documents import is_url
-from sources.payload import Reading
+from sources.payload import DeadLetter, Reading
 from sources.poller import DEFAULT_FIELDS as POLLED_FIELDS
 from sources.poller import PurpleAirPoller
 from sources.purpleair import PurpleAirSource
@@ -124,6 +124,28 @@ def _count_totals(per_key: Stream[Counts], dead: Stream[Any]) -> Stream[Counts]:
     return op.key_rm("unkey_totals", summary)
 
 
+def keyed_readings(batch: list[Any], by: str | None) -> list[tuple[str, Reading]]:
+    """The batch's readings, keyed by sensor (`by="sensor"`) or all under `"global"`."""
+    if by == "sensor":
+        return [(str(r.sensor_index), r) for r in batch if type(r) is Reading]
+    return [("global", r) for r in batch if type(r) is Reading]
+
+
+def not_readings(batch: list[Any]) -> list[DeadLetter]:
+    """The batch's dead letters; an item that is neither a reading nor a dead letter (from a
+    custom source) becomes one, so it is reported and counted, never dropped."""
+    return [
+        item if type(item) is DeadLetter else DeadLetter(f"not a Reading: {type(item)}", item)
+        for item in batch
+        if type(item) is not Reading
+    ]
+
+
+def unkeyed(batch: list[tuple[str, Any]], kind: type) -> list[Any]:
+    """The values of one type from a batch of `(key, value)`."""
+    return [value for _key, value in batch if type(value) is kind]
+
+
 def _gap_logic(
     gaps: str | None, interval: int, offline_after: int, clock: str | Callable[[], datetime]
 ) -> Callable[[GapTracker | None], GapLogic] | None:
@@ -157,7 +179,7 @@ def _sample(scored: Stream[Reading], size: int, by: str, seed: int, sink: Sink) 
         "unkey_sample",
         op.stateful_batch("sample", keyed, lambda resume: SampleLogic(size, seed, by, resume)),
     )
-    picked = op.flat_map_batch("count_sampled", picked, preparation_metrics.count_sampled)
+    picked = op.flat_map_batch("count_sampled", picked, count_sampled)
     op.output("sample_out", op.map("sample_json", picked, reading_record), sink)
     return op.map("sample_counts", picked, lambda _r: {"sampled": 1})
 
@@ -260,38 +282,40 @@ def build_flow(
 
     flow = Dataflow("air_quality")
     items = op.input("read", flow, source)
-    parsed = op.branch("split_dead_letters", items, lambda item: isinstance(item, Reading))
-    if key == "sensor":
-        keyed = op.key_on("key_by_sensor", parsed.trues, lambda r: str(r.sensor_index))
-    else:
-        keyed = op.key_on("key_global", parsed.trues, lambda _r: "global")
-    per_key = op.key_rm(
-        "unkey",
-        op.stateful_batch("clean_and_score", keyed, lambda resume: SensorLogic(config, resume)),
+    # batch steps (one Python call per batch, not per item) split and key the streams
+    by = "sensor" if key == "sensor" else None
+    keyed = op.flat_map_batch("key_readings", items, lambda batch: keyed_readings(batch, by))
+    rejected = op.flat_map_batch("take_dead_letters", items, not_readings)
+    per_key = op.stateful_batch(
+        "clean_and_score", keyed, lambda resume: SensorLogic(config, resume)
     )
-    outputs = op.branch("split_readings", per_key, lambda item: isinstance(item, Reading))
-    others = op.branch("split_events", outputs.falses, lambda item: isinstance(item, GapEvent))
     preparation_counts: list[Stream[Counts]] = []
     if config.gaps is not None:
         gap_events = op.flat_map_batch(
-            "count_gap_events", others.trues, preparation_metrics.count_events
+            "take_gap_events", per_key, lambda b: count_events(unkeyed(b, GapEvent))
         )
         op.output(
             "events_out", op.map("event_json", gap_events, event_record), _sink(events, "stderr")
         )
         preparation_counts.append(op.map("event_counts", gap_events, _event_counts))
-    scored = op.flat_map_batch("count_readings", outputs.trues, counter.readings)
-    if validate or epa or (gaps == "fill" and key == "sensor"):
-        scored = op.flat_map_batch("count_preparation", scored, preparation_metrics.count_readings)
+    count_preparation = validate or epa or (gaps == "fill" and key == "sensor")
 
-    anomalies = op.filter("keep_anomalies", scored, lambda r: is_anomaly(r, threshold))
-    anomalies = op.flat_map_batch("count_anomalies", anomalies, counter.anomalies)
+    def take_readings(batch: list[tuple[str, Any]]) -> list[Reading]:
+        readings = counter.readings(unkeyed(batch, Reading))
+        return count_readings(readings) if count_preparation else readings
+
+    scored = op.flat_map_batch("take_readings", per_key, take_readings)
     feature_names = tuple(features)
-    alerts = op.map("anomaly_json", anomalies, lambda r: anomaly_record(r, feature_names))
+
+    def alerts_of(batch: list[Reading]) -> list[dict[str, Any]]:
+        found = [anomaly_record(r, feature_names) for r in batch if is_anomaly(r, threshold)]
+        return counter.anomalies(found)
+
+    alerts = op.flat_map_batch("anomalies", scored, alerts_of)
     op.output("anomalies_out", alerts, _sink(output, "stdout"))
     if webhook is not None:
         op.output("webhook_out", alerts, _webhook(webhook, webhook_dead_letters))
-    dead = op.flat_map_batch("count_dead_letters", parsed.falses, counter.dead_letters)
+    dead = op.flat_map_batch("count_dead_letters", rejected, counter.dead_letters)
     op.output(
         "dead_letters_out",
         op.map("dead_letter_json", dead, dead_letter_record),
@@ -308,10 +332,10 @@ def build_flow(
         preparation_counts.append(
             _sample(scored, sample, sample_by, sample_seed, _sink(sample_path, "stdout"))
         )
-    counts = others.falses
+    counts = op.flat_map_batch("take_counts", per_key, lambda b: unkeyed(b, dict))
     if preparation_counts:
         counts = op.merge("preparation_counts", counts, *preparation_counts)
-    totals_stream = _count_totals(counts, parsed.falses)
+    totals_stream = _count_totals(counts, rejected)
     if totals is None:
         op.output("totals_log", op.map("totals_line", totals_stream, totals_line), LogSink())
     else:

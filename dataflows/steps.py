@@ -26,6 +26,8 @@ from preparation.validation import RangeValidator
 from sources.payload import DeadLetter, Reading
 
 Counts = dict[str, int]
+#: A reading's status and the count it adds to.
+STATUS_TAGS = {s: "status:" + s for s in ("warming_up", "scored", "unscored")}
 
 
 class SensorConfig:
@@ -93,9 +95,10 @@ class SensorLogic(StatefulBatchLogic):
             self.gaps = config.new_gaps(tracker)
 
     def on_batch(self, values: list[Reading]) -> tuple[list[Any], bool]:
-        out: list[Any] = []
         if self.gaps is not None:  # gap events and placeholders come first, in time order
             values = self.gaps.on_batch(values)[0]
+        out: list[Any] = []
+        append = out.append
         impute = self.imputer.impute_one
         score = self.detector.score_then_learn
         counts = self.counts
@@ -103,7 +106,7 @@ class SensorLogic(StatefulBatchLogic):
         validator, epa, scaler = self.config.validator, self.config.epa, self.scaler
         for reading in values:
             if type(reading) is GapEvent:
-                out.append(reading)
+                append(reading)
                 continue
             raw, flags = reading.values, dict(reading.flags)
             if validator is not None:
@@ -114,10 +117,22 @@ class SensorLogic(StatefulBatchLogic):
             if scaler is not None:
                 scaler.apply(filled, imputed, counts)
             if reading.placeholder:  # a missed time step: imputed, never scored nor learnt
-                value, status = None, "unscored"
+                value, status, tag = None, "unscored", "placeholders"
             else:
                 value, status = score(filled)
-            out.append(
+                tag = "readings"
+            counts[tag] = counts.get(tag, 0) + 1
+            tag = STATUS_TAGS[status]
+            counts[tag] = counts.get(tag, 0) + 1
+            if status == "scored" and value > threshold:
+                counts["anomalies"] = counts.get("anomalies", 0) + 1
+            for name in imputed:
+                tag = "imputed:" + name
+                counts[tag] = counts.get(tag, 0) + 1
+            for name in missing:
+                tag = "missing:" + name
+                counts[tag] = counts.get(tag, 0) + 1
+            append(
                 Reading(
                     reading.sensor_index,
                     reading.time,
@@ -131,18 +146,6 @@ class SensorLogic(StatefulBatchLogic):
                     reading.placeholder,
                 )
             )
-            tag = "placeholders" if reading.placeholder else "readings"
-            counts[tag] = counts.get(tag, 0) + 1
-            tag = "status:" + status
-            counts[tag] = counts.get(tag, 0) + 1
-            if status == "scored" and value > threshold:
-                counts["anomalies"] = counts.get("anomalies", 0) + 1
-            for name in imputed:
-                tag = "imputed:" + name
-                counts[tag] = counts.get(tag, 0) + 1
-            for name in missing:
-                tag = "missing:" + name
-                counts[tag] = counts.get(tag, 0) + 1
         return out, StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[list[Any], bool]:

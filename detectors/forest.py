@@ -80,6 +80,50 @@ class Forest:
         leaves = np.array([self.walk_all((p,)) for p in probes], dtype=np.intp)
         self.cell_leaves = leaves  # (n_cells, n_trees)
         self.cell_leaves.setflags(write=False)
+        self._build_node_spans()
+
+    def _build_node_spans(self) -> None:
+        """Every node of every tree as a span of cells [start, end), with its depth and its
+        strict ancestors (flat node numbers, tree t's node i is t * n_nodes + i)."""
+        h, n_cells = self.height, len(self.cell_leaves)
+        n_nodes = 2 ** (h + 1) - 1
+        depth = np.repeat(np.arange(h + 1), 2 ** np.arange(h + 1))  # heap order
+        first_leaf = (np.arange(n_nodes) - (2**depth - 1)) << (h - depth)
+        starts, ends = [], []
+        for t in range(self.n_trees):  # a tree's leaves grow along the line: spans by search
+            column = self.cell_leaves[:, t]
+            starts.append(np.searchsorted(column, first_leaf))
+            ends.append(np.searchsorted(column, first_leaf + (1 << (h - depth))))
+        self.node_start = np.concatenate(starts)
+        self.node_end = np.concatenate(ends)
+        self.node_depth = np.tile(depth, self.n_trees)
+        ancestors = np.full((n_nodes, max(h, 1)), -1, dtype=np.intp)  # -1 pads short paths
+        for i in range(1, n_nodes):
+            parent = (i - 1) // 2
+            ancestors[i] = np.concatenate(([parent], ancestors[parent][:-1]))
+        flat = ancestors[None, :, :] + (np.arange(self.n_trees) * n_nodes)[:, None, None]
+        flat[np.broadcast_to(ancestors < 0, flat.shape)] = self.n_trees * n_nodes  # always ok
+        self.node_ancestors = flat.reshape(-1, ancestors.shape[1])
+        self.n_cells = n_cells
+
+    def cell_totals(self, window_cells: Sequence[int], size_limit: float) -> np.ndarray:
+        """Single feature: river's score total (all trees) of a reading in each cell, with the
+        reference masses of a window whose readings fell in `window_cells`.
+
+        A node adds mass·2^depth to every cell of its span when all its ancestors hold at least
+        `size_limit` (river's walk stops after a lighter node). Only nodes holding a reading
+        add anything, so the totals are a difference array over the spans of those few nodes.
+        """
+        per_cell = np.bincount(window_cells, minlength=self.n_cells)
+        below = np.concatenate(([0], np.cumsum(per_cell)))  # readings in cells < c
+        mass = below[self.node_end] - below[self.node_start]
+        held = np.flatnonzero(mass)
+        ok = np.append(mass >= size_limit, True)  # the last entry stands for "no ancestor"
+        held = held[ok[self.node_ancestors[held]].all(axis=1)]
+        add = (mass[held] << self.node_depth[held]).astype(np.float64)  # exact below 2**53
+        edges = np.concatenate((self.node_start[held], self.node_end[held]))
+        steps = np.bincount(edges, np.concatenate((add, -add)), minlength=self.n_cells + 1)
+        return np.cumsum(steps[:-1]).astype(np.int64)
 
     def walk_all(self, x: Sequence[float]) -> list[int]:
         """Leaf index (left to right) that point `x` reaches in each tree; `x < t` goes left."""

@@ -13,6 +13,7 @@ missing (even after imputation) is `unscored` and is not learnt.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -81,10 +82,14 @@ class HalfSpaceTreesDetector:
         )
         self._order = order
         self._trees = np.arange(self.n_trees)
+        self._dtype = np.uint32 if self._max_score < 2**32 else np.int64  # fits any total
+        # one feature: a reading's cell is one bisect over all the trees' cuts
+        self._single = self._order[0] if self._forest.single else None
+        self._cuts = self._forest.cuts if self._forest.single else None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for shared in ("_forest", "_trees", "_cache"):
+        for shared in ("_forest", "_trees", "_cache", "_dtype", "_single", "_cuts"):
             del state[shared]  # rebuilt from the configuration on load
         return state
 
@@ -138,20 +143,19 @@ class HalfSpaceTreesDetector:
             self._pivot()
 
     def _pivot(self) -> None:
-        """The window just learnt becomes the reference: tabulate its scores per leaf."""
+        """The window just learnt becomes the reference: tabulate its scores per cell (one
+        feature: then a reading costs one lookup) or per leaf of each tree."""
         forest = self._forest
         if forest.single:
-            leaves = forest.cell_leaves[self._window]  # (window, trees)
+            scores = forest.cell_totals(self._window, 0.1 * self.window_size)
         else:
             leaves = np.array(self._window, dtype=np.intp)
-        n_leaves = 2**self.height
-        flat = (leaves + self._trees * n_leaves).ravel()
-        counts = np.bincount(flat, minlength=self.n_trees * n_leaves)
-        counts = counts.reshape(self.n_trees, n_leaves)
-        scores = leaf_scores(counts, self.height, 0.1 * self.window_size)
-        if forest.single:  # every cell's total at once: then a reading costs one lookup
-            scores = scores[self._trees, forest.cell_leaves].sum(axis=1)
-        self._scores = scores.astype(np.uint32 if scores.max() < 2**32 else np.int64)
+            n_leaves = 2**self.height
+            flat = (leaves + self._trees * n_leaves).ravel()
+            counts = np.bincount(flat, minlength=self.n_trees * n_leaves)
+            counts = counts.reshape(self.n_trees, n_leaves)
+            scores = leaf_scores(counts, self.height, 0.1 * self.window_size)
+        self._scores = scores.astype(self._dtype)
         self._window = []
         self._cache = {}
 
@@ -164,13 +168,24 @@ class HalfSpaceTreesDetector:
     def score_then_learn(self, values: Mapping[str, float | None]) -> tuple[float | None, str]:
         """Return `(score or None, status)` for a reading, then learn it; status is one of
         `warming_up`, `scored`, `unscored`."""
-        x = self.features_of(values)
-        if x is None:
-            return None, "unscored"
-        cell = self._cell(x)
-        if self._scores is None:
-            score, status = None, "warming_up"
+        if self._single is not None:  # the common case, kept to one bisect and one lookup
+            value = values.get(self._single)
+            if value is None:
+                return None, "unscored"
+            cell: Any = bisect_right(self._cuts, value)
+            scores = self._scores
+            if scores is None:
+                score, status = None, "warming_up"
+            else:
+                score, status = 1 - scores.item(cell) / self._max_score, "scored"
         else:
-            score, status = 1 - self._total(cell) / self._max_score, "scored"
+            x = self.features_of(values)
+            if x is None:
+                return None, "unscored"
+            cell = self._cell(x)
+            if self._scores is None:
+                score, status = None, "warming_up"
+            else:
+                score, status = 1 - self._total(cell) / self._max_score, "scored"
         self._learn(cell)
         return score, status

@@ -3,10 +3,13 @@
 Observed values enter the window; imputed ones never do, so an outage cannot feed on itself.
 Per reading the cost is O(1) for each observed value (one slot written, a running sum updated)
 and, for `median`, O(N) for each imputed value; the buffer is allocated once per sensor.
+The running sum is recomputed exactly (`math.fsum`) each time the ring wraps, an amortised O(1)
+that keeps its error within N roundings: it never builds up, however long the stream.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -31,12 +34,25 @@ class WindowImputer:
         self.window = window
         self.strategy = strategy
         n = len(self.fields)
-        self._buffer = np.zeros((window, n))  # column j: field j's last observations
+        self._buffer = np.zeros((n, window))  # row j: field j's last observations
         self._next = [0] * n  # slot the next observation of field j goes to
         self._count = [0] * n  # observations held (≤ window)
         self._sum = [0.0] * n  # running sum of the held observations
-        self._carry = [0.0] * n  # its compensation (the low-order bits the sum lost)
-        self._last: list[float | None] = [None] * n
+        self._attach()
+
+    def _attach(self) -> None:
+        # one memoryview per row: the buffer stays numpy's, but a scalar read or write through
+        # a memoryview costs about half of numpy's own indexing (the hot path does two)
+        self._rows = [memoryview(row) for row in self._buffer]
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["_rows"]  # memoryviews do not pickle; rebuilt on load
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._attach()
 
     def copy(self) -> WindowImputer:
         """An independent copy (for snapshots): the buffer and counters are copied."""
@@ -44,32 +60,9 @@ class WindowImputer:
         clone.__dict__.update(self.__dict__)
         clone._buffer = self._buffer.copy()
         clone._next, clone._count = self._next.copy(), self._count.copy()
-        clone._sum, clone._last = self._sum.copy(), self._last.copy()
-        clone._carry = self._carry.copy()
+        clone._sum = self._sum.copy()
+        clone._attach()
         return clone
-
-    def learn(self, j: int, value: float) -> None:
-        """Push an observed value of field j into its window.
-
-        The running sum is compensated (Neumaier), so adding the new value and removing the
-        evicted one never lets rounding errors build up, however long the stream.
-        """
-        slot = self._next[j]
-        total, carry = self._sum[j], self._carry[j]
-        if self._count[j] == self.window:
-            old = -self._buffer.item(slot, j)
-            new = total + old
-            carry += (total - new) + old if abs(total) >= abs(old) else (old - new) + total
-            total = new
-        else:
-            self._count[j] += 1
-        new = total + value
-        carry += (total - new) + value if abs(total) >= abs(value) else (value - new) + total
-        self._sum[j], self._carry[j] = new, carry
-        self._buffer[slot, j] = value
-        self._last[j] = value
-        slot += 1
-        self._next[j] = 0 if slot == self.window else slot
 
     def estimate(self, j: int) -> float | None:
         """The value to impute for field j now, or None when it has no observed history."""
@@ -77,10 +70,10 @@ class WindowImputer:
         if count == 0:
             return None
         if self.strategy == "mean":
-            return (self._sum[j] + self._carry[j]) / count
+            return self._sum[j] / count
         if self.strategy == "median":
-            return float(np.median(self._buffer[:count, j]))
-        return self._last[j]
+            return float(np.median(self._buffer[j, :count]))
+        return self._rows[j][self._next[j] - 1]  # the slot written last
 
     def impute_one(
         self, values: dict[str, float | None]
@@ -93,17 +86,36 @@ class WindowImputer:
         out = values  # copied only when a value is filled in
         imputed: list[str] = []
         missing: list[str] = []
+        window, rows, counts, sums, nexts = (
+            self.window,
+            self._rows,
+            self._count,
+            self._sum,
+            self._next,
+        )
         for j, name in enumerate(self.fields):
             value = values.get(name)
-            if value is not None:
-                self.learn(j, value)
+            if value is None:
+                estimate = self.estimate(j)
+                if estimate is None:
+                    missing.append(name)
+                else:
+                    if out is values:
+                        out = dict(values)
+                    out[name] = estimate
+                    imputed.append(name)
                 continue
-            estimate = self.estimate(j)
-            if estimate is None:
-                missing.append(name)
+            # observed: it enters the window, evicting the oldest once the window is full
+            value = float(value)
+            slot, row = nexts[j], rows[j]
+            if counts[j] == window:
+                sums[j] += value - row[slot]
             else:
-                if out is values:
-                    out = dict(values)
-                out[name] = estimate
-                imputed.append(name)
+                counts[j] += 1
+                sums[j] += value
+            row[slot] = value
+            slot += 1
+            if slot == window:  # each time round, the sum is made exact again
+                slot, sums[j] = 0, math.fsum(row)
+            nexts[j] = slot
         return out, imputed, missing

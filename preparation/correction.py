@@ -92,6 +92,13 @@ class EpaCorrection:
         >>> flags
         {'pm2.5_epa': 'not applied: humidity missing'}
         """
+        pm, rh = values.get(PM_FIELD), values.get(RH_FIELD)
+        if pm is not None and rh is not None and pm <= self.max_pm:  # the usual case, inline
+            values[EPA_FIELD] = epa_pm25(pm, rh)
+            if imputed and (PM_FIELD in imputed or RH_FIELD in imputed):
+                imputed.append(EPA_FIELD)
+            counts["epa:applied"] = counts.get("epa:applied", 0) + 1
+            return
         value, code = self.correct(values)
         values[EPA_FIELD] = value
         if value is None:

@@ -195,6 +195,19 @@ def test_a_duplicate_or_late_reading_passes_through_and_does_not_move_time_back(
     assert gaps.last_time == 1120
 
 
+@pytest.mark.parametrize("mode", ["events", "fill"])
+def test_observe_all_equals_observe_one_at_a_time_at_every_boundary(mode):
+    # steps on both sides of 1.5 intervals (179/180 s) and of offline_after, duplicates, late
+    steps = [120, 179, 180, 181, 0, -30, 600, 601, 599, 1, 121, 359, 360]
+    rng = np.random.default_rng(4)
+    times = np.cumsum([1000, *rng.choice(steps, 400)]).tolist()
+    one, batch = GapTracker(mode, 120, 600), GapTracker(mode, 120, 600)
+    want = [x for t in times for x in one.observe(reading(t), arrived=5.0)]
+    got = batch.observe_all([reading(t) for t in times], arrived=5.0)
+    assert got == want
+    assert vars(batch) == vars(one)
+
+
 def test_system_clock_reports_a_silent_sensor_once_without_waiting_for_its_next_reading():
     t0 = datetime(2026, 4, 1, tzinfo=UTC)
     clock = [t0]
