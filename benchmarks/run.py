@@ -81,7 +81,10 @@ def run_case(case: str, path: str, workers: int, proc_id: int | None, addresses:
     from bytewax.testing import cluster_main, run_main
 
     sys.path.insert(0, str(ROOT))
+    from dataflows.air_quality import tune_gc
+
     flow = build_case(case, path)
+    tune_gc()  # every case runs with the flow's garbage-collector setting, so ratios are fair
     start = time.perf_counter()
     if proc_id is not None:
         cluster_main(flow, addresses.split(";"), proc_id, worker_count_per_proc=workers)

@@ -9,6 +9,7 @@ Anomalies go to stdout (or `output=PATH`) as JSON lines, dead letters to stderr 
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -54,6 +55,8 @@ SHIPPED_DATA = Path(__file__).resolve().parent.parent / "data" / "polls.jsonl"
 #: The example's imputed fields.
 DEFAULT_IMPUTE_FIELDS = ("temperature", "humidity", "pressure", "pm1.0_cf_1")
 KEY_MODES = ("sensor", "global")
+#: First-generation threshold of the cycle collector while the flow runs (`tune_gc`).
+GC_THRESHOLD = 100_000
 #: Version of the flow's step layout (2: one batched per-key step, imputer then detector).
 STEPS_VERSION = 2
 
@@ -122,6 +125,20 @@ def _count_totals(per_key: Stream[Counts], dead: Stream[Any]) -> Stream[Counts]:
         "fold_totals", op.key_on("one_key", parts, lambda _c: "totals"), dict, add_counts
     )
     return op.key_rm("unkey_totals", summary)
+
+
+def tune_gc(threshold: int = GC_THRESHOLD) -> None:
+    """Run Python's cycle collector less often, and never again over what exists now.
+
+    The flow's objects are freed by reference counting (readings hold no cycles), but with the
+    default threshold (700 new containers) the collector runs several times per batch of 1,000
+    readings and keeps promoting live batches, so full collections over every sensor's state come
+    often: about a third of the run time with thousands of sensors. Raising the threshold and
+    freezing the objects of start-up (modules, the flow) cuts that; memory is unchanged, since
+    nothing the flow allocates waits for the collector. Process-wide, as the collector is.
+    """
+    gc.freeze()
+    gc.set_threshold(threshold, *gc.get_threshold()[1:])
 
 
 def keyed_readings(batch: list[Any], by: str | None) -> list[tuple[str, Reading]]:
@@ -223,6 +240,7 @@ def build_flow(
     sample_by: str = "sensor",
     sample_seed: int = 11,
     sample_path: None | str | Sink = None,
+    gc_threshold: int | None = GC_THRESHOLD,
 ) -> Dataflow:
     """Build the air-quality dataflow.
 
@@ -244,6 +262,8 @@ def build_flow(
     time, which means "system"), gap and offline `events` (stderr by default), `scale` (fields to
     standardise, `scale_window`), and `sample` readings per `sample_by` written to `sample_path`
     at the end of a finite run.
+
+    `gc_threshold`: see `tune_gc` (None leaves the interpreter's garbage collector as it is).
     """
     if key not in KEY_MODES:
         raise ValueError(f"key must be one of {KEY_MODES}, got {key!r}")
@@ -280,6 +300,8 @@ def build_flow(
     )
     counter = Progress(progress)
 
+    if gc_threshold is not None:
+        tune_gc(gc_threshold)
     flow = Dataflow("air_quality")
     items = op.input("read", flow, source)
     # batch steps (one Python call per batch, not per item) split and key the streams

@@ -41,13 +41,15 @@ class WindowImputer:
         self._attach()
 
     def _attach(self) -> None:
-        # one memoryview per row: the buffer stays numpy's, but a scalar read or write through
-        # a memoryview costs about half of numpy's own indexing (the hot path does two)
-        self._rows = [memoryview(row) for row in self._buffer]
+        # a flat memoryview of the buffer (field j's slot k at j * window + k): the buffer stays
+        # numpy's, but a scalar read or write through a memoryview costs about half of numpy's
+        # own indexing (the hot path does two per value)
+        self._flat = memoryview(self._buffer).cast("B").cast("d")
+        self._layout = tuple((j, name, j * self.window) for j, name in enumerate(self.fields))
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        del state["_rows"]  # memoryviews do not pickle; rebuilt on load
+        del state["_flat"], state["_layout"]  # memoryviews do not pickle; rebuilt on load
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -73,7 +75,7 @@ class WindowImputer:
             return self._sum[j] / count
         if self.strategy == "median":
             return float(np.median(self._buffer[j, :count]))
-        return self._rows[j][self._next[j] - 1]  # the slot written last
+        return self._buffer.item(j, self._next[j] - 1)  # the slot written last
 
     def impute_one(
         self, values: dict[str, float | None]
@@ -86,14 +88,14 @@ class WindowImputer:
         out = values  # copied only when a value is filled in
         imputed: list[str] = []
         missing: list[str] = []
-        window, rows, counts, sums, nexts = (
+        window, flat, counts, sums, nexts = (
             self.window,
-            self._rows,
+            self._flat,
             self._count,
             self._sum,
             self._next,
         )
-        for j, name in enumerate(self.fields):
+        for j, name, base in self._layout:
             value = values.get(name)
             if value is None:
                 estimate = self.estimate(j)
@@ -107,15 +109,15 @@ class WindowImputer:
                 continue
             # observed: it enters the window, evicting the oldest once the window is full
             value = float(value)
-            slot, row = nexts[j], rows[j]
+            slot = nexts[j]
             if counts[j] == window:
-                sums[j] += value - row[slot]
+                sums[j] += value - flat[base + slot]
             else:
                 counts[j] += 1
                 sums[j] += value
-            row[slot] = value
+            flat[base + slot] = value
             slot += 1
             if slot == window:  # each time round, the sum is made exact again
-                slot, sums[j] = 0, math.fsum(row)
+                slot, sums[j] = 0, math.fsum(flat[base : base + window])
             nexts[j] = slot
         return out, imputed, missing

@@ -7,30 +7,60 @@ worker reads everything, so the rows reach the single detector in file order.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import islice
 
 from bytewax.inputs import DynamicSource, StatelessSourcePartition
 
 from sources.documents import is_url, iter_documents
 from sources.payload import DeadLetter, Item, PayloadError, decode_line, parse_payload
+from sources.routing import key_worker
+
+#: Sensors a `sensor_owner` remembers before it starts over, so its memory stays bounded.
+_REMEMBERED_SENSORS = 1 << 17
 
 
 def sensor_worker(sensor_index: int, worker_count: int) -> int:
-    """The worker that reads a sensor: a multiplicative hash, so runs of indexes spread evenly."""
-    return ((sensor_index * 0x9E3779B1) & 0xFFFFFFFF) % worker_count
+    """The worker that reads a sensor: the one Bytewax keys it to (`sources.routing`), so its
+    readings reach its state without crossing to another worker or process."""
+    return key_worker(str(sensor_index), worker_count)
+
+
+class _SensorOwners(dict[int | None, bool]):
+    """`sensor_owner`'s memo: a sensor seen before costs one C-level lookup, not a Python call."""
+
+    __slots__ = ("worker_index", "worker_count", "split")
+
+    def __init__(self, worker_index: int, worker_count: int, split: bool):
+        super().__init__()
+        self.worker_index, self.worker_count, self.split = worker_index, worker_count, split
+
+    def __missing__(self, sensor: int | None) -> bool:
+        if len(self) >= _REMEMBERED_SENSORS:
+            self.clear()
+        if sensor is None or not self.split:
+            owned = self.worker_index == 0
+        else:
+            owned = sensor_worker(sensor, self.worker_count) == self.worker_index
+        self[sensor] = owned
+        return owned
+
+
+def sensor_owner(
+    worker_index: int, worker_count: int, split: bool = True
+) -> Callable[[int | None], bool]:
+    """The `owner` for `parse_payload`: does this worker read the rows of this sensor (or None)?
+
+    Rows without a usable sensor (None) belong to worker 0, and so does every row unless `split`.
+    """
+    return _SensorOwners(worker_index, worker_count, split).__getitem__
 
 
 def read_items(
     location: str, worker_index: int = 0, worker_count: int = 1, split: bool = True
 ) -> Iterator[Item]:
     """Readings and dead letters of one worker's share of the location, in file order."""
-
-    def owns(sensor: int | None) -> bool:
-        if sensor is None or not split:
-            return worker_index == 0
-        return sensor_worker(sensor, worker_count) == worker_index
-
+    owns = sensor_owner(worker_index, worker_count, split)
     for origin, document in iter_documents(location):
         try:
             payload = decode_line(document)

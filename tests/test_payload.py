@@ -10,7 +10,11 @@ from sources.payload import (
     Reading,
     decode_line,
     parse_payload,
+    payload_shape,
+    row_sensor,
+    row_sensors,
 )
+from sources.purpleair import sensor_owner, sensor_worker
 from tests.conftest import payload
 
 
@@ -118,3 +122,85 @@ def test_owner_filter_takes_only_its_rows_and_unidentified_rows_go_to_one_owner(
     others = list(parse_payload(payload(rows), owner=lambda s: s is None or s % 2 == 0))
     assert len(mine) + len(others) == len(rows)
     assert json.dumps(others[1].raw) == "[null, 5, 1.0, 1.0]"
+
+
+#: JSON text of a row (fields sensor_index, last_seen, humidity, name, pm) -> reading or reason.
+TRICKY_ROWS = [
+    ('[1, 5, 40, "a", 2]', Reading(1, 5, {"humidity": 40.0, "pm": 2.0}, {"name": "a"})),
+    ("[1, 5, -0.0, null, null]", Reading(1, 5, {"humidity": -0.0, "pm": None}, {"name": None})),
+    (
+        '[1, 5, 1180591620717411303424, "a", 1e308]',
+        Reading(1, 5, {"humidity": 1.1805916207174113e21, "pm": 1e308}, {"name": "a"}),
+    ),
+    ('[1, 5, NaN, "a", 2]', "field 'humidity' is nan, not a finite number"),
+    ('[1, 5, 2, "a", 1e400]', "field 'pm' is inf, not a finite number"),
+    ('[1, 5, -Infinity, "a", 2]', "field 'humidity' is -inf, not a finite number"),
+    ('[1, 5, true, "a", 2]', "field 'humidity' is a boolean (true), not a number"),
+    ('[1, 5, 2, "a", false]', "field 'pm' is a boolean (false), not a number"),
+    ('[1, 5, "40", "a", 2]', "field 'humidity' is a string ('40'), not a number"),
+    ('[1, 5, [40], "a", 2]', "field 'humidity' is a JSON list, not a number"),
+    ('[1, 5, 40, ["a"], 2]', "field 'name' is a JSON list, not text"),
+    ("[1, 5, 40, 7, 2]", "field 'name' is a JSON int, not text"),
+    ('[true, 5, 40, "a", 2]', "sensor_index is a boolean (true), not an integer"),
+    ('[1, 5.0, 40, "a", 2]', "last_seen is 5.0, not an integer"),
+    ('[1, 5, 40, "a"]', "row has 4 values but 'fields' names 5"),
+    ('{"sensor_index": 1}', "row is a JSON dict, not an array"),
+]
+
+
+@pytest.mark.parametrize("nonfinite", [False, True])
+def test_tricky_rows_match_their_expected_reading_or_reason(nonfinite):
+    # Without NaN/Infinity/1e400 orjson decodes the line; with them the json fallback does.
+    tokens = ("NaN", "Infinity", "e400")
+    cases = [c for c in TRICKY_ROWS if nonfinite or not any(t in c[0] for t in tokens)]
+    line = (
+        '{"data_time_stamp": 1, "fields": ["sensor_index", "last_seen", "humidity", "name", "pm"],'
+        f' "data": [{", ".join(text for text, _ in cases)}]}}'
+    )
+    items = parse(decode_line(line.encode()))
+    assert len(items) == len(cases)
+    for i, ((text, expected), item) in enumerate(zip(cases, items, strict=True)):
+        if isinstance(expected, Reading):
+            assert item == expected, text
+            assert list(map(type, item.values.values())) == list(
+                map(type, expected.values.values())
+            )
+            assert item.imputed == item.missing == [] and item.flags == {}
+        else:
+            assert (item.reason, item.origin) == (expected, f"t#row{i}")
+            assert repr(item.raw) == repr(json.loads(text))  # NaN != NaN, so compare the text
+
+
+def test_readings_do_not_share_their_mutable_defaults():
+    first, second = parse(payload([[1, 5, 1, 2], [2, 5, 3, 4]]))
+    first.imputed.append("humidity")
+    first.flags["pm1.0_cf_1"] = "spike"
+    assert second.imputed == [] and second.flags == {} and first.text is not second.text
+
+
+def test_row_sensors_is_row_sensor_of_every_row():
+    rows = [[1, 5, 1, 1], [True, 5, 1, 1], [2.0, 5, 1, 1], [3, 5], "row", None, [None, 5, 1, 1]]
+    shape = payload_shape(payload(rows))
+    assert row_sensors(shape) == [row_sensor(shape, row) for row in rows] == [1] + [None] * 6
+    no_sensor = payload_shape(payload([[1.0], [2.0]], fields=("pm",)))
+    assert row_sensors(no_sensor) == [None, None]
+
+
+@pytest.mark.parametrize("split", [True, False])
+def test_sensor_owner_gives_each_sensor_one_worker_and_unidentified_rows_to_worker_0(split):
+    owners = [sensor_owner(w, 3, split) for w in range(3)]
+    for sensor in [*range(50), 2**40, None, 7, None]:
+        taken = [w for w, owns in enumerate(owners) if owns(sensor)]
+        if sensor is None or not split:
+            assert taken == [0]
+        else:
+            assert taken == [sensor_worker(sensor, 3)]
+
+
+def test_owner_filter_keeps_file_order_and_splits_every_row_once():
+    rows = [[s, 5, float(s), s] for s in range(40)] + [[None, 5, 1, 1], [3, 5, "x", 1], "bad"]
+    whole = list(parse_payload(payload(rows)))
+    shares = [list(parse_payload(payload(rows), owner=sensor_owner(w, 3))) for w in range(3)]
+    assert sorted(map(repr, whole)) == sorted(repr(i) for share in shares for i in share)
+    for share in shares:
+        assert [repr(i) for i in share] == [repr(i) for i in whole if repr(i) in map(repr, share)]
