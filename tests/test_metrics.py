@@ -117,7 +117,7 @@ def test_metrics_are_served_on_the_bytewax_endpoint_during_a_live_run(tmp_path):
             API_KEY_ENV: API_KEY,
             "BYTEWAX_DATAFLOW_API_ENABLED": "true",
             "BYTEWAX_DATAFLOW_API_PORT": str(port),
-            "BYTEWAX_DATAFLOW_API_CACHE_PATH": str(tmp_path / "dataflow.json"),  # not in the repo
+            "BYTEWAX_DATAFLOW_API_CACHE_PATH": str(tmp_path),  # its dataflow.json, not in the repo
         }
         log = (tmp_path / "run.log").open("w")
         proc = subprocess.Popen(
