@@ -168,7 +168,7 @@ class HalfSpaceTreesDetector:
     def score_then_learn(self, values: Mapping[str, float | None]) -> tuple[float | None, str]:
         """Return `(score or None, status)` for a reading, then learn it; status is one of
         `warming_up`, `scored`, `unscored`."""
-        if self._single is not None:  # the common case, kept to one bisect and one lookup
+        if self._single is not None:  # the common case: one bisect, one lookup, no calls
             value = values.get(self._single)
             if value is None:
                 return None, "unscored"
@@ -178,14 +178,19 @@ class HalfSpaceTreesDetector:
                 score, status = None, "warming_up"
             else:
                 score, status = 1 - scores.item(cell) / self._max_score, "scored"
+            self.learned += 1
+            window = self._window
+            window.append(cell)
+            if len(window) == self.window_size:
+                self._pivot()
+            return score, status
+        x = self.features_of(values)
+        if x is None:
+            return None, "unscored"
+        cell = self._cell(x)
+        if self._scores is None:
+            score, status = None, "warming_up"
         else:
-            x = self.features_of(values)
-            if x is None:
-                return None, "unscored"
-            cell = self._cell(x)
-            if self._scores is None:
-                score, status = None, "warming_up"
-            else:
-                score, status = 1 - self._total(cell) / self._max_score, "scored"
+            score, status = 1 - self._total(cell) / self._max_score, "scored"
         self._learn(cell)
         return score, status

@@ -44,7 +44,7 @@ class WindowImputer:
         # a flat memoryview of the buffer (field j's slot k at j * window + k): the buffer stays
         # numpy's, but a scalar read or write through a memoryview costs about half of numpy's
         # own indexing (the hot path does two per value)
-        self._flat = memoryview(self._buffer).cast("B").cast("d")
+        self._flat = memoryview(self._buffer.reshape(-1))
         self._layout = tuple((j, name, j * self.window) for j, name in enumerate(self.fields))
 
     def __getstate__(self) -> dict:

@@ -8,7 +8,7 @@ the run's totals: `invalid:<field>`, `epa:*`, `placeholders`, `events:*` and `sa
 from __future__ import annotations
 
 from collections import Counter as Tally
-from operator import attrgetter
+from operator import attrgetter, methodcaller
 from typing import Any
 
 from prometheus_client import Counter
@@ -18,6 +18,8 @@ from preparation.gaps import GapEvent
 from sources.payload import Reading
 
 _PLACEHOLDER, _FLAGS, _VALUES = attrgetter("placeholder"), attrgetter("flags"), attrgetter("values")
+_ABSENT = object()  # a reading without the EPA field (the correction is off)
+_EPA_VALUE = methodcaller("get", EPA_FIELD, _ABSENT)
 INVALID = Counter(
     "air_quality_invalid_values", "Values outside their physical range, removed", ["field"]
 )
@@ -37,16 +39,17 @@ def count_readings(batch: list[Reading]) -> list[Reading]:
     """
     placeholders = sum(map(_PLACEHOLDER, batch))  # C-level passes; flags are rare
     invalid = Tally(name for f in map(_FLAGS, batch) if f for name in f if name != EPA_FIELD)
-    epa: Tally[str] = Tally()
-    for values in map(_VALUES, batch):
-        if EPA_FIELD in values:
-            epa["applied" if values[EPA_FIELD] is not None else "not_applied"] += 1
+    derived = list(map(_EPA_VALUE, map(_VALUES, batch)))  # the value, None, or _ABSENT
+    not_applied = derived.count(None)
+    applied = len(derived) - derived.count(_ABSENT) - not_applied
+    epa = Tally({"applied": applied, "not_applied": not_applied})
     if placeholders:
         PLACEHOLDERS.inc(placeholders)
     for name, n in invalid.items():
         INVALID.labels(name).inc(n)
     for outcome, n in epa.items():
-        EPA.labels(outcome).inc(n)
+        if n:
+            EPA.labels(outcome).inc(n)
     return batch
 
 
