@@ -114,3 +114,19 @@ def test_bad_configuration_is_refused():
         WindowImputer(["x"], 10, "mode")
     with pytest.raises(ValueError, match="window"):
         WindowImputer(["x"], 0)
+
+
+def test_an_imputer_without_fields_passes_values_through_and_pickles():
+    imp = pickle.loads(pickle.dumps(WindowImputer([], 10)))
+    assert imp.impute_one({"a": 1.0, "b": None}) == ({"a": 1.0, "b": None}, [], [])
+
+
+@pytest.mark.parametrize("strategy", ["mean", "median", "last"])
+def test_a_copy_goes_on_alone(strategy):
+    imp = WindowImputer(["x"], 3, strategy)
+    run(imp, [1.0, 2.0, 3.0, 4.0])  # the window holds 2, 3, 4
+    clone = imp.copy()
+    run(clone, [100.0, 200.0])
+    want = {"mean": 3.0, "median": 3.0, "last": 4.0}[strategy]
+    assert run(imp, [None]) == [want]
+    assert run(clone, [None]) == [{"mean": 304 / 3, "median": 100.0, "last": 200.0}[strategy]]
