@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import socket
 import statistics
 import subprocess
@@ -76,8 +77,16 @@ def build_case(case: str, path: str):
     return flow
 
 
-def run_case(case: str, path: str, workers: int, proc_id: int | None, addresses: str | None):
-    """Run one case in this process; print seconds and peak RSS as JSON."""
+def run_case(
+    case: str,
+    path: str,
+    workers: int,
+    proc_id: int | None,
+    addresses: str | None,
+    ready: str | None = None,
+):
+    """Run one case in this process; print seconds and peak RSS as JSON. In a cluster, every
+    process waits at `ready` (a folder) until all are built, so none times another's start-up."""
     from bytewax.testing import cluster_main, run_main
 
     sys.path.insert(0, str(ROOT))
@@ -85,6 +94,8 @@ def run_case(case: str, path: str, workers: int, proc_id: int | None, addresses:
 
     flow = build_case(case, path)
     tune_gc()  # every case runs with the flow's garbage-collector setting, so ratios are fair
+    if ready is not None:
+        _barrier(Path(ready), proc_id, len(addresses.split(";")))
     start = time.perf_counter()
     if proc_id is not None:
         cluster_main(flow, addresses.split(";"), proc_id, worker_count_per_proc=workers)
@@ -95,6 +106,12 @@ def run_case(case: str, path: str, workers: int, proc_id: int | None, addresses:
     seconds = time.perf_counter() - start
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"seconds": seconds, "rss_mb": rss_mb}))
+
+
+def _barrier(folder: Path, proc_id: int, procs: int) -> None:
+    (folder / str(proc_id)).touch()
+    while len(list(folder.iterdir())) < procs:
+        time.sleep(0.001)
 
 
 def free_ports(n: int) -> list[int]:
@@ -112,15 +129,20 @@ def _spawn(case: str, path: str, workers: int, procs: int) -> dict:
     base = [sys.executable, "-m", "benchmarks.run", "--case", case, "--path", path]
     base += ["--workers", str(workers)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    ready = ""
     if procs == 1:
         cmds = [base]
     else:
         addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(procs))
-        cmds = [base + ["--proc-id", str(i), "--addresses", addresses] for i in range(procs)]
+        ready = tempfile.mkdtemp(prefix="bench-ready-")
+        base += ["--addresses", addresses, "--ready", ready]
+        cmds = [base + ["--proc-id", str(i)] for i in range(procs)]
     running = [
         subprocess.Popen(c, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True) for c in cmds
     ]
     results = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in running]
+    if procs > 1:
+        shutil.rmtree(ready)
     if any(p.returncode for p in running):
         raise RuntimeError(f"case {case} failed")
     return {
@@ -208,9 +230,10 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--proc-id", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--addresses", help=argparse.SUPPRESS)
+    parser.add_argument("--ready", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.case:
-        run_case(args.case, args.path, args.workers, args.proc_id, args.addresses)
+        run_case(args.case, args.path, args.workers, args.proc_id, args.addresses, args.ready)
         return 0
 
     layouts = [("1 worker", 1, 1), ("2 workers", 2, 1), ("2 processes", 1, 2)]
