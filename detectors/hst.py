@@ -2,9 +2,11 @@
 
 river's `HalfSpaceTrees` walks 10 trees of 511 node objects twice per reading (score, learn).
 Within a window the reference masses are frozen, so a reading's score depends only on the leaf it
-reaches in each tree: at each window's end we turn the window's leaf counts into a table of
-scores per leaf, and a reading costs a `bisect` (one feature) or a short walk plus a lookup. The
-scores are river's bit for bit (integer masses, the same final division); the tests check it.
+reaches in each tree. At each window's end we tabulate the scores: with one feature, the total of
+every cell of the line at once (`Forest.cell_totals`: a difference array over the spans of the few
+nodes that hold readings), so a reading costs a `bisect` and a lookup; with several, per leaf of
+each tree, and a reading costs a short walk. The scores are river's bit for bit (integer masses,
+the same final division); the tests check it.
 
 Scored before learnt (no leakage). river scores 0 until a detector has learnt its first window:
 those readings are `warming_up`, never normal nor anomalous. A reading whose features are
@@ -99,8 +101,8 @@ class HalfSpaceTreesDetector:
         self._attach()
 
     def copy(self) -> HalfSpaceTreesDetector:
-        """An independent copy (for snapshots); the per-leaf score table is never changed in
-        place, so it is shared."""
+        """An independent copy (for snapshots); the score table is never changed in place, so
+        it is shared."""
         clone = object.__new__(HalfSpaceTreesDetector)
         clone.__dict__.update(self.__dict__)
         clone._window = self._window.copy()

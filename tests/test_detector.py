@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from river.anomaly import HalfSpaceTrees
 
+from detectors.forest import build_forest, leaf_scores
 from detectors.hst import HalfSpaceTreesDetector
 
 
@@ -144,3 +145,19 @@ def test_pickled_state_is_small_and_shares_the_tree_structure():
     blob = pickle.dumps(det)
     assert len(blob) < 12_000
     assert pickle.loads(blob)._forest is det._forest
+
+
+@pytest.mark.parametrize(("height", "n_trees", "window"), [(8, 10, 72), (3, 5, 20), (0, 3, 10)])
+def test_cell_totals_equal_the_per_leaf_walk_summed_over_trees(height, n_trees, window):
+    # the one-feature table (a difference array over node spans) against the per-leaf table of
+    # the several-feature path, summed over the trees for every cell of the line
+    forest = build_forest(("pm",), ((0.0, 1200.0),), n_trees, height, 7)
+    trees = np.arange(n_trees)
+    rng = np.random.default_rng(height)
+    for values in (rng.gamma(2.0, 5.0, window), rng.uniform(-50, 1300, window), [42.0] * window):
+        cells = [forest.cell(v) for v in values]
+        leaves = forest.cell_leaves[cells] + trees * 2**height
+        counts = np.bincount(leaves.ravel(), minlength=n_trees * 2**height)
+        per_leaf = leaf_scores(counts.reshape(n_trees, -1), height, 0.1 * window)
+        want = per_leaf[trees, forest.cell_leaves].sum(axis=1)
+        assert forest.cell_totals(cells, 0.1 * window).tolist() == want.tolist()
