@@ -19,6 +19,8 @@ import orjson
 TEXT_FIELDS = frozenset(
     {"name", "model", "hardware", "firmware_version", "firmware_upgrade", "private_info"}
 )
+#: Epoch seconds that are a date at all (years 1 to 9999, UTC), so every output time prints.
+EPOCH_RANGE = (-62135596800, 253402300799)
 #: Fields that identify a row or give its time; not part of `Reading.values`.
 ID_FIELDS = frozenset({"sensor_index", "last_seen"})
 
@@ -108,6 +110,8 @@ def payload_shape(payload: Any) -> PayloadShape:
     stamp = payload.get("data_time_stamp")
     if stamp is not None and not _is_int(stamp):
         raise PayloadError("payload 'data_time_stamp' is not an integer")
+    if stamp is not None and not EPOCH_RANGE[0] <= stamp <= EPOCH_RANGE[1]:
+        raise PayloadError(f"payload 'data_time_stamp' {stamp} is not a time (years 1–9999)")
     time_pos = fields.index("last_seen") if "last_seen" in fields else None
     if time_pos is None and stamp is None:
         raise PayloadError("payload has neither a 'last_seen' field nor 'data_time_stamp'")
@@ -157,6 +161,8 @@ def parse_row(shape: PayloadShape, row: Any) -> Reading:
         time = row[shape.time_pos]
         if type(time) is not int and not _is_int(time):
             raise RowError(f"last_seen is {_describe(time)}, not an integer")
+        if not EPOCH_RANGE[0] <= time <= EPOCH_RANGE[1]:
+            raise RowError(f"last_seen {time} is not a time (years 1–9999)")
     values: dict[str, float | None] = {}
     for name, pos in shape.numeric:
         value = row[pos]
@@ -164,7 +170,10 @@ def parse_row(shape: PayloadShape, row: Any) -> Reading:
             if value - value:  # NaN or ±inf
                 raise RowError(f"field {name!r} is {value!r}, not a finite number")
         elif type(value) is int:
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # json (the fallback) reads any number of digits
+                raise RowError(f"field {name!r} is an integer too large for a float") from None
         elif value is not None:
             raise RowError(f"field {name!r} is {_describe(value)}, not a number")
         values[name] = value

@@ -133,6 +133,7 @@ TRICKY_ROWS = [
         Reading(1, 5, {"humidity": 1.1805916207174113e21, "pm": 1e308}, {"name": "a"}),
     ),
     ('[1, 5, NaN, "a", 2]', "field 'humidity' is nan, not a finite number"),
+    (f'[1, 5, 40, "a", 1{"0" * 400}]', "field 'pm' is an integer too large for a float"),
     ('[1, 5, 2, "a", 1e400]', "field 'pm' is inf, not a finite number"),
     ('[1, 5, -Infinity, "a", 2]', "field 'humidity' is -inf, not a finite number"),
     ('[1, 5, true, "a", 2]', "field 'humidity' is a boolean (true), not a number"),
@@ -143,6 +144,7 @@ TRICKY_ROWS = [
     ("[1, 5, 40, 7, 2]", "field 'name' is a JSON int, not text"),
     ('[true, 5, 40, "a", 2]', "sensor_index is a boolean (true), not an integer"),
     ('[1, 5.0, 40, "a", 2]', "last_seen is 5.0, not an integer"),
+    ('[1, 253402300800, 40, "a", 2]', "last_seen 253402300800 is not a time (years 1–9999)"),
     ('[1, 5, 40, "a"]', "row has 4 values but 'fields' names 5"),
     ('{"sensor_index": 1}', "row is a JSON dict, not an array"),
 ]
@@ -204,3 +206,16 @@ def test_owner_filter_keeps_file_order_and_splits_every_row_once():
     assert sorted(map(repr, whole)) == sorted(repr(i) for share in shares for i in share)
     for share in shares:
         assert [repr(i) for i in share] == [repr(i) for i in whole if repr(i) in map(repr, share)]
+
+
+def test_a_data_time_stamp_that_is_no_date_makes_every_row_a_dead_letter():
+    doc = {
+        "fields": ["sensor_index", "pm"],
+        "data": [[1, 2.0], [2, 3.0]],
+        "data_time_stamp": 10**13,
+    }
+    items = parse(doc)
+    assert [type(i) for i in items] == [DeadLetter, DeadLetter]
+    assert {i.reason for i in items} == {
+        "payload 'data_time_stamp' 10000000000000 is not a time (years 1–9999)"
+    }
