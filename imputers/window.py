@@ -53,6 +53,8 @@ class WindowImputer:
         return state
 
     def __setstate__(self, state: dict) -> None:
+        if "_carry" in state:  # a snapshot from before 2026-11-28: one column per field
+            state = _from_columns(state)
         self.__dict__.update(state)
         self._attach()
 
@@ -121,3 +123,14 @@ class WindowImputer:
                 slot, sums[j] = 0, math.fsum(flat[base : base + window])
             nexts[j] = slot
         return out, imputed, missing
+
+
+def _from_columns(state: dict) -> dict:
+    """An older snapshot's state (buffer column j = field j, a compensated sum, the last value
+    kept apart) in today's layout (row j = field j; the last value is the slot written last)."""
+    state = dict(state)
+    state["_buffer"] = np.ascontiguousarray(state["_buffer"].T)
+    carries = state.pop("_carry")
+    state["_sum"] = [total + carry for total, carry in zip(state["_sum"], carries, strict=True)]
+    state.pop("_last", None)
+    return state

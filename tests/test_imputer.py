@@ -130,3 +130,17 @@ def test_a_copy_goes_on_alone(strategy):
     want = {"mean": 3.0, "median": 3.0, "last": 4.0}[strategy]
     assert run(imp, [None]) == [want]
     assert run(clone, [None]) == [{"mean": 304 / 3, "median": 100.0, "last": 200.0}[strategy]]
+
+
+def test_a_snapshot_in_the_older_column_layout_resumes_identically():
+    # before 2026-11-28 the buffer held one column per field and the sum had a compensation term
+    stream = tutorial_stream(60, seed=9)
+    whole = WindowImputer(["x", "y"], 10)
+    out = [whole.impute_one({"x": v, "y": v})[0] for v in stream]
+    first = WindowImputer(["x", "y"], 10)
+    head = [first.impute_one({"x": v, "y": v})[0] for v in stream[:37]]
+    state = first.__getstate__()
+    old = {**state, "_buffer": state["_buffer"].T.copy(), "_carry": [0.0, 0.0], "_last": [0, 0]}
+    resumed = object.__new__(WindowImputer)
+    resumed.__setstate__(old)
+    assert head + [resumed.impute_one({"x": v, "y": v})[0] for v in stream[37:]] == out
