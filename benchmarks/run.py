@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import resource
-import shutil
 import socket
 import statistics
 import subprocess
@@ -129,20 +128,17 @@ def _spawn(case: str, path: str, workers: int, procs: int) -> dict:
     base = [sys.executable, "-m", "benchmarks.run", "--case", case, "--path", path]
     base += ["--workers", str(workers)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    ready = ""
-    if procs == 1:
-        cmds = [base]
-    else:
-        addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(procs))
-        ready = tempfile.mkdtemp(prefix="bench-ready-")
-        base += ["--addresses", addresses, "--ready", ready]
-        cmds = [base + ["--proc-id", str(i)] for i in range(procs)]
-    running = [
-        subprocess.Popen(c, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True) for c in cmds
-    ]
-    results = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in running]
-    if procs > 1:
-        shutil.rmtree(ready)
+    with tempfile.TemporaryDirectory(prefix="bench-ready-") as ready:
+        if procs == 1:
+            cmds = [base]
+        else:
+            addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(procs))
+            base += ["--addresses", addresses, "--ready", ready]
+            cmds = [base + ["--proc-id", str(i)] for i in range(procs)]
+        running = [
+            subprocess.Popen(c, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True) for c in cmds
+        ]
+        results = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in running]
     if any(p.returncode for p in running):
         raise RuntimeError(f"case {case} failed")
     return {

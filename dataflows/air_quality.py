@@ -141,9 +141,9 @@ def tune_gc(threshold: int = GC_THRESHOLD) -> None:
     gc.set_threshold(threshold, *gc.get_threshold()[1:])
 
 
-def keyed_readings(batch: list[Any], by: str | None) -> list[tuple[str, Reading]]:
-    """The batch's readings, keyed by sensor (`by="sensor"`) or all under `"global"`."""
-    if by == "sensor":
+def keyed_readings(batch: list[Any], key: str) -> list[tuple[str, Reading]]:
+    """The batch's readings, keyed by sensor (`key="sensor"`) or all under `"global"`."""
+    if key == "sensor":
         return [(str(r.sensor_index), r) for r in batch if type(r) is Reading]
     return [("global", r) for r in batch if type(r) is Reading]
 
@@ -305,8 +305,7 @@ def build_flow(
     flow = Dataflow("air_quality")
     items = op.input("read", flow, source)
     # batch steps (one Python call per batch, not per item) split and key the streams
-    by = "sensor" if key == "sensor" else None
-    keyed = op.flat_map_batch("key_readings", items, lambda batch: keyed_readings(batch, by))
+    keyed = op.flat_map_batch("key_readings", items, lambda batch: keyed_readings(batch, key))
     rejected = op.flat_map_batch("take_dead_letters", items, not_readings)
     per_key = op.stateful_batch(
         "clean_and_score", keyed, lambda resume: SensorLogic(config, resume)

@@ -133,16 +133,9 @@ class HalfSpaceTreesDetector:
             return self._scores.item(cell)
         total = self._cache.get(cell)
         if total is None:
-            leaves = self._forest.cell_leaves[cell] if self._forest.single else list(cell)
-            total = int(self._scores[self._trees, leaves].sum())
+            total = int(self._scores[self._trees, list(cell)].sum())
             self._cache[cell] = total
         return total
-
-    def _learn(self, cell: Any) -> None:
-        self.learned += 1
-        self._window.append(cell)
-        if len(self._window) == self.window_size:
-            self._pivot()
 
     def _pivot(self) -> None:
         """The window just learnt becomes the reference: tabulate its scores per cell (one
@@ -170,7 +163,7 @@ class HalfSpaceTreesDetector:
     def score_then_learn(self, values: Mapping[str, float | None]) -> tuple[float | None, str]:
         """Return `(score or None, status)` for a reading, then learn it; status is one of
         `warming_up`, `scored`, `unscored`."""
-        if self._single is not None:  # the common case: one bisect, one lookup, no calls
+        if self._single is not None:  # the common case: one bisect and one lookup, no calls
             value = values.get(self._single)
             if value is None:
                 return None, "unscored"
@@ -180,19 +173,18 @@ class HalfSpaceTreesDetector:
                 score, status = None, "warming_up"
             else:
                 score, status = 1 - scores.item(cell) / self._max_score, "scored"
-            self.learned += 1
-            window = self._window
-            window.append(cell)
-            if len(window) == self.window_size:
-                self._pivot()
-            return score, status
-        x = self.features_of(values)
-        if x is None:
-            return None, "unscored"
-        cell = self._cell(x)
-        if self._scores is None:
-            score, status = None, "warming_up"
         else:
-            score, status = 1 - self._total(cell) / self._max_score, "scored"
-        self._learn(cell)
+            x = self.features_of(values)
+            if x is None:
+                return None, "unscored"
+            cell = self._cell(x)
+            if self._scores is None:
+                score, status = None, "warming_up"
+            else:
+                score, status = 1 - self._total(cell) / self._max_score, "scored"
+        self.learned += 1  # learn: the reading's cell joins this window
+        window = self._window
+        window.append(cell)
+        if len(window) == self.window_size:
+            self._pivot()
         return score, status

@@ -31,6 +31,13 @@ windows = st.integers(min_value=1, max_value=12)
 alphas = st.floats(min_value=0.01, max_value=1.0)
 
 
+def fed(stat, values):
+    """`stat` after `update` with each value in turn."""
+    for value in values:
+        stat.update(value)
+    return stat
+
+
 def observed(xs) -> list[float]:
     return [x for x in xs if x is not None and not math.isnan(x)]
 
@@ -75,11 +82,7 @@ def test_moments_match_numpy_and_count_missing(xs):
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(streams, streams)
 def test_moments_merge_is_the_concatenated_stream(xs, ys):
-    a, b = Moments(), Moments()
-    for x in xs:
-        a.update(x)
-    for y in ys:
-        b.update(y)
+    a, b = fed(Moments(), xs), fed(Moments(), ys)
     merged = a.merge(b)
     assert merged.n_missing == n_missing(xs) + n_missing(ys)
     check_moments(merged, observed(xs) + observed(ys))
@@ -120,11 +123,7 @@ def test_rolling_moments_stay_stable_far_from_zero():
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(streams, streams)
 def test_extremes_and_merge_match_numpy(xs, ys):
-    a, b = Extremes(), Extremes()
-    for x in xs:
-        a.update(x)
-    for y in ys:
-        b.update(y)
+    a, b = fed(Extremes(), xs), fed(Extremes(), ys)
     for stat, values in ((a, observed(xs)), (a.merge(b), observed(xs) + observed(ys))):
         assert stat.n == len(values)
         if values:
@@ -163,11 +162,7 @@ def ewma_oracle(values: list[float], alpha: float) -> float:
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(streams, streams, alphas)
 def test_ewmean_and_merge_match_numpy(xs, ys, alpha):
-    a, b = EWMean(alpha), EWMean(alpha)
-    for x in xs:
-        a.update(x)
-    for y in ys:
-        b.update(y)
+    a, b = fed(EWMean(alpha), xs), fed(EWMean(alpha), ys)
     for stat, values in ((a, observed(xs)), (a.merge(b), observed(xs) + observed(ys))):
         assert stat.n == len(values)
         if values:
@@ -229,11 +224,7 @@ def test_quantile_sketch_rank_error_is_guaranteed(xs, k, q):
 @settings(max_examples=100, deadline=None, derandomize=True)
 @given(quantile_streams, quantile_streams, st.integers(2, 16), st.sampled_from([0.5, 0.95]))
 def test_quantile_sketch_merge_is_the_concatenated_stream(xs, ys, k, q):
-    a, b = QuantileSketch(k), QuantileSketch(k)
-    for x in xs:
-        a.update(x)
-    for y in ys:
-        b.update(y)
+    a, b = fed(QuantileSketch(k), xs), fed(QuantileSketch(k), ys)
     merged = a.merge(b)
     values = observed(xs) + observed(ys)
     assert (merged.n, merged.n_missing) == (len(values), n_missing(xs) + n_missing(ys))
