@@ -12,8 +12,7 @@ from __future__ import annotations
 import gc
 import logging
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,18 @@ from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.outputs import DynamicSink, Sink, StatelessSinkPartition
 
+from config import (
+    DEFAULT_IMPUTE_FIELDS,
+    GC_THRESHOLD,
+    KEY_MODES,
+    CleaningConfig,
+    DetectionConfig,
+    FlowConfig,
+    GapsConfig,
+    SampleConfig,
+    resolve,
+)
+from config.flow import Target
 from dataflows.steps import (
     Counts,
     SensorConfig,
@@ -34,29 +45,23 @@ from dataflows.steps import (
     reading_record,
     totals_line,
 )
-from detectors.hst import DEFAULT_FEATURES
-from preparation.correction import MAX_PM, EpaCorrection
-from preparation.gaps import CLOCKS, INTERVAL, MODES, OFFLINE_AFTER, GapEvent, GapLogic, GapTracker
+from preparation.correction import EpaCorrection
+from preparation.gaps import GapEvent, GapLogic, GapTracker
 from preparation.metrics import count_events, count_readings, count_sampled
-from preparation.sampling import SAMPLE_BY, SampleLogic
+from preparation.sampling import SampleLogic
 from preparation.validation import RangeValidator
 from sinks.jsonlines import JsonLinesSink
 from sinks.metrics import Progress
-from sinks.webhook import WebhookSink
 from sources.documents import is_url
 from sources.payload import DeadLetter, Reading
 from sources.poller import DEFAULT_FIELDS as POLLED_FIELDS
-from sources.poller import PurpleAirPoller
 from sources.purpleair import PurpleAirSource
-from sources.shards import DEFAULT_SHARDS, ShardedFileSource
+from sources.shards import ShardedFileSource
+
+__all__ = ["DEFAULT_IMPUTE_FIELDS", "GC_THRESHOLD", "KEY_MODES", "build_flow", "dataflow", "flow"]
 
 #: The recorded poll sequence that the project's simulator generates (see data/README.md).
 SHIPPED_DATA = Path(__file__).resolve().parent.parent / "data" / "polls.jsonl"
-#: The example's imputed fields.
-DEFAULT_IMPUTE_FIELDS = ("temperature", "humidity", "pressure", "pm1.0_cf_1")
-KEY_MODES = ("sensor", "global")
-#: First-generation threshold of the cycle collector while the flow runs (`tune_gc`).
-GC_THRESHOLD = 100_000
 #: Version of the flow's step layout (2: one batched per-key step, imputer then detector).
 STEPS_VERSION = 2
 
@@ -87,31 +92,22 @@ def _sink(target: None | str | Sink, stream: str) -> Sink:
     return target
 
 
-def _source(
-    source: str | Path | Source,
-    split: bool,
-    batch_size: int,
-    shards: int,
-    purpleair: Mapping[str, Any] | None,
-    fields: Sequence[str],
-) -> Source:
-    """`"purpleair"`: the live API poller (options from `purpleair`, fields the flow needs); an
-    http(s) URL: fetched once; a file: sensor shards that resume from their offsets after a
+def _source(config: FlowConfig) -> Source:
+    """`"purpleair"`: the live API poller (its options, asking for the fields the flow needs);
+    an http(s) URL: fetched once; a file: sensor shards that resume from their offsets after a
     crash (one shard with every row in global mode); a Bytewax source: itself."""
+    source, run = config.source.path or SHIPPED_DATA, config.run
     if isinstance(source, Source):
         return source
     if source == "purpleair":
-        needed = tuple(dict.fromkeys((*POLLED_FIELDS, *fields)))
-        return PurpleAirPoller(**{"fields": needed, **(purpleair or {})})
+        imputation, detection = config.cleaning.imputation, config.detection
+        return config.source.purpleair.poller(
+            (*POLLED_FIELDS, *imputation.fields, *detection.features)
+        )
     if is_url(str(source)):
-        return PurpleAirSource(str(source), split=False, batch_size=batch_size)
-    return ShardedFileSource(source, shards=shards if split else 1, batch_size=batch_size)
-
-
-def _webhook(webhook: str | Mapping[str, Any], dead_letters: str) -> WebhookSink:
-    """The alert webhook: a URL, or `WebhookSink` options with a `url`."""
-    options = {"url": webhook} if isinstance(webhook, str) else dict(webhook)
-    return WebhookSink(**{"dead_letters": dead_letters, **options})
+        return PurpleAirSource(str(source), split=False, batch_size=run.batch_size)
+    shards = run.shards if run.key == "sensor" else 1
+    return ShardedFileSource(source, shards=shards, batch_size=run.batch_size)
 
 
 def _count_totals(per_key: Stream[Counts], dead: Stream[Any]) -> Stream[Counts]:
@@ -163,19 +159,37 @@ def unkeyed(batch: list[tuple[str, Any]], kind: type) -> list[Any]:
     return [value for _key, value in batch if type(value) is kind]
 
 
-def _gap_logic(
-    gaps: str | None, interval: int, offline_after: int, clock: str | Callable[[], datetime]
-) -> Callable[[GapTracker | None], GapLogic] | None:
+def _gap_logic(gaps: GapsConfig) -> Callable[[GapTracker | None], GapLogic] | None:
     """How each sensor's gap tracking is built (from its resume state), or None when off."""
-    if gaps is None:
+    if gaps.mode is None:
         return None
-    mode, now = (clock, None) if isinstance(clock, str) else ("system", clock)
+    mode, interval, offline_after, clock = gaps.mode, gaps.interval, gaps.offline_after, gaps.clock
+    clock_mode, now = (clock, None) if isinstance(clock, str) else ("system", clock)
 
     def build(resume: GapTracker | None) -> GapLogic:
-        tracker = resume or GapTracker(gaps, interval, offline_after)
-        return GapLogic(tracker, mode) if now is None else GapLogic(tracker, mode, now)
+        tracker = resume or GapTracker(mode, interval, offline_after)
+        return GapLogic(tracker, clock_mode) if now is None else GapLogic(tracker, clock_mode, now)
 
     return build
+
+
+def sensor_config(cleaning: CleaningConfig, detection: DetectionConfig, key: str) -> SensorConfig:
+    """What each key's step is built from: the cleaning stages and the detector (gap tracking
+    only per sensor)."""
+    validation, epa, scaling = cleaning.validation, cleaning.epa, cleaning.scaling
+    imputation = cleaning.imputation
+    return SensorConfig(
+        imputation.fields,
+        imputation.window,
+        imputation.strategy,
+        detection.threshold,
+        detection.hst_options(),
+        validator=RangeValidator(validation.ranges) if validation.enabled else None,
+        epa=EpaCorrection(epa.max) if epa.enabled else None,
+        scale_fields=scaling.fields,
+        scale_window=scaling.window,
+        gaps=_gap_logic(cleaning.gaps) if key == "sensor" else None,
+    )
 
 
 def _event_counts(event: GapEvent) -> Counts:
@@ -184,9 +198,57 @@ def _event_counts(event: GapEvent) -> Counts:
     return {"events:" + event.kind: 1}
 
 
-def _sample(scored: Stream[Reading], size: int, by: str, seed: int, sink: Sink) -> Stream[Counts]:
+def _gap_events(per_key: Stream[tuple[str, Any]], target: Target) -> Stream[Counts]:
+    """Gap and offline events written out; returns their counts for the totals."""
+    events = op.flat_map_batch(
+        "take_gap_events", per_key, lambda b: count_events(unkeyed(b, GapEvent))
+    )
+    op.output("events_out", op.map("event_json", events, event_record), _sink(target, "stderr"))
+    return op.map("event_counts", events, _event_counts)
+
+
+def _take_readings(config: FlowConfig, counter: Progress) -> Callable[[list], list[Reading]]:
+    """The step that takes the cleaned readings out of the per-key step's output, counting the
+    preparation stages' work when any runs."""
+    cleaning = config.cleaning
+    fill = cleaning.gaps.mode == "fill" and config.run.key == "sensor"
+    count_preparation = cleaning.validation.enabled or cleaning.epa.enabled or fill
+
+    def take_readings(batch: list[tuple[str, Any]]) -> list[Reading]:
+        readings = counter.readings(unkeyed(batch, Reading))
+        return count_readings(readings) if count_preparation else readings
+
+    return take_readings
+
+
+def _alerts(scored: Stream[Reading], config: FlowConfig, counter: Progress) -> None:
+    """Readings above the threshold, written as anomalies (and to the webhook)."""
+    detection, outputs = config.detection, config.outputs
+    threshold, features = detection.threshold, detection.features
+
+    def alerts_of(batch: list[Reading]) -> list[dict[str, Any]]:
+        found = [anomaly_record(r, features) for r in batch if is_anomaly(r, threshold)]
+        return counter.anomalies(found)
+
+    alerts = op.flat_map_batch("anomalies", scored, alerts_of)
+    op.output("anomalies_out", alerts, _sink(outputs.anomalies, "stdout"))
+    if outputs.webhook.url is not None:
+        op.output("webhook_out", alerts, outputs.webhook.sink())
+
+
+def _dead_letters(rejected: Stream[DeadLetter], target: Target, counter: Progress) -> None:
+    dead = op.flat_map_batch("count_dead_letters", rejected, counter.dead_letters)
+    op.output(
+        "dead_letters_out",
+        op.map("dead_letter_json", dead, dead_letter_record),
+        _sink(target, "stderr"),
+    )
+
+
+def _sample(scored: Stream[Reading], sample: SampleConfig) -> Stream[Counts]:
     """A seeded reservoir of `size` received readings per sensor (or overall), written at the
     end of a finite run; returns its count (`sampled`) for the totals."""
+    size, by, seed = sample.size, sample.by, sample.seed
     received = op.filter("sample_received", scored, lambda r: not r.placeholder)
     if by == "sensor":
         keyed = op.key_on("sample_key", received, lambda r: str(r.sensor_index))
@@ -197,170 +259,70 @@ def _sample(scored: Stream[Reading], size: int, by: str, seed: int, sink: Sink) 
         op.stateful_batch("sample", keyed, lambda resume: SampleLogic(size, seed, by, resume)),
     )
     picked = op.flat_map_batch("count_sampled", picked, count_sampled)
-    op.output("sample_out", op.map("sample_json", picked, reading_record), sink)
+    op.output(
+        "sample_out", op.map("sample_json", picked, reading_record), _sink(sample.path, "stdout")
+    )
     return op.map("sample_counts", picked, lambda _r: {"sampled": 1})
 
 
+def _totals(counts: list[Stream[Counts]], rejected: Stream[Any], target: Sink | None) -> None:
+    """The run's totals, to the log or to `target`, at the end of a finite run."""
+    merged = counts[0] if len(counts) == 1 else op.merge("preparation_counts", *counts)
+    totals = _count_totals(merged, rejected)
+    if target is None:
+        op.output("totals_log", op.map("totals_line", totals, totals_line), LogSink())
+    else:
+        op.output("totals_out", totals, target)
+
+
 def build_flow(
-    source: str | Path | Source = SHIPPED_DATA,
+    source: str | Path | Source | None = None,
     *,
-    key: str = "sensor",
-    threshold: float = 0.7,
-    output: None | str | Sink = None,
-    dead_letters: None | str | Sink = None,
-    readings: None | str | Sink = None,
-    totals: None | Sink = None,
-    impute_fields: Sequence[str] = DEFAULT_IMPUTE_FIELDS,
-    window: int = 10,
-    strategy: str = "mean",
-    features: Sequence[str] = DEFAULT_FEATURES,
-    limits: Mapping[str, tuple[float, float]] | None = None,
-    n_trees: int = 10,
-    height: int = 8,
-    window_size: int = 72,
-    seed: int = 11,
-    batch_size: int = 1000,
-    shards: int = DEFAULT_SHARDS,
-    purpleair: Mapping[str, Any] | None = None,
-    webhook: None | str | Mapping[str, Any] = None,
-    webhook_dead_letters: str = "undelivered_alerts.jsonl",
-    progress: float | None = 10.0,
-    validate: bool = False,
-    ranges: Mapping[str, tuple[float, float]] | None = None,
-    epa: bool = True,
-    epa_max: float = MAX_PM,
-    gaps: str | None = "events",
-    interval: int = INTERVAL,
-    offline_after: int = OFFLINE_AFTER,
-    clock: str | Callable[[], datetime] = "event",
-    events: None | str | Sink = None,
-    scale: Sequence[str] = (),
-    scale_window: int | None = None,
-    sample: int = 0,
-    sample_by: str = "sensor",
-    sample_seed: int = 11,
-    sample_path: None | str | Sink = None,
-    gc_threshold: int | None = GC_THRESHOLD,
+    config: None | str | Path | Mapping[str, Any] | FlowConfig = None,
+    **options: Any,
 ) -> Dataflow:
-    """Build the air-quality dataflow.
+    """Build the air-quality dataflow from a configuration and keyword options over it.
 
-    `source`: a payload or JSON-lines file path, an http(s) URL, or any Bytewax source of
-    `Reading`/`DeadLetter` items. `key="sensor"` keeps one imputer and detector per sensor;
-    `key="global"` one of each for all rows in file order (for a one-moment snapshot).
-    `output`, `dead_letters`, `readings`: a file path (appended), None for the default stream
-    (stdout, stderr, not written), or a Bytewax sink receiving the record dicts.
-
-    Live and operations (README, "Live PurpleAir polling" to "Metrics and progress"):
-    `source="purpleair"` polls the API with the `purpleair` options of `PurpleAirPoller`; a file
-    is read in `shards` resumable sensor shards; `webhook` (a URL or `WebhookSink` options) also
-    POSTs anomalies, undeliverable ones to `webhook_dead_letters`; `progress` is the interval in
-    seconds of the progress log (None: off); counts always go to the Prometheus metrics.
-
-    Preparation stages (README, "Preparation stages"): `validate` (physical `ranges`), `epa`
-    (`pm2.5_epa`), `gaps` ("events", "fill" or None; per sensor, so not in global mode) with
-    `interval`, `offline_after` and `clock` ("event", "system", or a function returning the UTC
-    time, which means "system"), gap and offline `events` (stderr by default), `scale` (fields to
-    standardise, `scale_window`), and `sample` readings per `sample_by` written to `sample_path`
-    at the end of a finite run.
-
-    `gc_threshold`: see `tune_gc` (None leaves the interpreter's garbage collector as it is).
+    `config`: a TOML file (one table per group: `[source]`, `[cleaning.imputation]`, ...,
+    `[detection]`, `[outputs]`, `[run]`), the same tree as a mapping, or a `FlowConfig`.
+    `options`: `build_flow`'s keywords (`threshold=0.8`, `output="anomalies.jsonl"`, ...), each
+    overriding one option of the file; `source` is the first of them. Every option, its table,
+    keyword and default: `python -m config`, and the README. A bad option is a `ConfigError`,
+    raised here, before any data is read.
     """
-    if key not in KEY_MODES:
-        raise ValueError(f"key must be one of {KEY_MODES}, got {key!r}")
-    if gaps is not None and gaps not in MODES:
-        raise ValueError(f"gaps must be one of {MODES} or None, got {gaps!r}")
-    if not callable(clock) and clock not in CLOCKS:
-        raise ValueError(f"clock must be one of {CLOCKS} or a function, got {clock!r}")
-    if sample < 0 or (sample and sample_path is None):
-        raise ValueError("sample must be >= 0, and sample > 0 needs sample_path")
-    if sample_by not in SAMPLE_BY:
-        raise ValueError(f"sample_by must be one of {SAMPLE_BY}, got {sample_by!r}")
-    GapTracker(gaps or "events", interval, offline_after)  # fail at build time on a bad config
-    config = SensorConfig(
-        impute_fields,
-        window,
-        strategy,
-        threshold,
-        {
-            "features": features,
-            "limits": limits,
-            "n_trees": n_trees,
-            "height": height,
-            "window_size": window_size,
-            "seed": seed,
-        },
-        validator=RangeValidator(ranges) if validate else None,
-        epa=EpaCorrection(epa_max) if epa else None,
-        scale_fields=scale,
-        scale_window=scale_window,
-        gaps=_gap_logic(gaps, interval, offline_after, clock) if key == "sensor" else None,
-    )
-    source = _source(
-        source, key == "sensor", batch_size, shards, purpleair, (*impute_fields, *features)
-    )
-    counter = Progress(progress)
+    if source is not None:
+        options["source"] = source
+    return dataflow(resolve(config, **options))
 
-    if gc_threshold is not None:
-        tune_gc(gc_threshold)
+
+def dataflow(config: FlowConfig) -> Dataflow:
+    """The flow: read → split readings from dead letters → clean and score per key → outputs."""
+    run, outputs = config.run, config.outputs
+    per_sensor = sensor_config(config.cleaning, config.detection, run.key)
+    counter = Progress(run.progress)
+    if run.gc_threshold is not None:
+        tune_gc(run.gc_threshold)
     flow = Dataflow("air_quality")
-    items = op.input("read", flow, source)
+    items = op.input("read", flow, _source(config))
     # batch steps (one Python call per batch, not per item) split and key the streams
-    keyed = op.flat_map_batch("key_readings", items, lambda batch: keyed_readings(batch, key))
+    keyed = op.flat_map_batch("key_readings", items, lambda batch: keyed_readings(batch, run.key))
     rejected = op.flat_map_batch("take_dead_letters", items, not_readings)
     per_key = op.stateful_batch(
-        "clean_and_score", keyed, lambda resume: SensorLogic(config, resume)
+        "clean_and_score", keyed, lambda resume: SensorLogic(per_sensor, resume)
     )
-    preparation_counts: list[Stream[Counts]] = []
-    if config.gaps is not None:
-        gap_events = op.flat_map_batch(
-            "take_gap_events", per_key, lambda b: count_events(unkeyed(b, GapEvent))
-        )
-        op.output(
-            "events_out", op.map("event_json", gap_events, event_record), _sink(events, "stderr")
-        )
-        preparation_counts.append(op.map("event_counts", gap_events, _event_counts))
-    count_preparation = validate or epa or (gaps == "fill" and key == "sensor")
-
-    def take_readings(batch: list[tuple[str, Any]]) -> list[Reading]:
-        readings = counter.readings(unkeyed(batch, Reading))
-        return count_readings(readings) if count_preparation else readings
-
-    scored = op.flat_map_batch("take_readings", per_key, take_readings)
-    feature_names = tuple(features)
-
-    def alerts_of(batch: list[Reading]) -> list[dict[str, Any]]:
-        found = [anomaly_record(r, feature_names) for r in batch if is_anomaly(r, threshold)]
-        return counter.anomalies(found)
-
-    alerts = op.flat_map_batch("anomalies", scored, alerts_of)
-    op.output("anomalies_out", alerts, _sink(output, "stdout"))
-    if webhook is not None:
-        op.output("webhook_out", alerts, _webhook(webhook, webhook_dead_letters))
-    dead = op.flat_map_batch("count_dead_letters", rejected, counter.dead_letters)
-    op.output(
-        "dead_letters_out",
-        op.map("dead_letter_json", dead, dead_letter_record),
-        _sink(dead_letters, "stderr"),
-    )
-    if readings is not None:
-        op.output(
-            "readings_out",
-            op.map("reading_json", scored, reading_record),
-            _sink(readings, "stdout"),
-        )
-
-    if sample:
-        preparation_counts.append(
-            _sample(scored, sample, sample_by, sample_seed, _sink(sample_path, "stdout"))
-        )
+    extra_counts = []
+    if per_sensor.gaps is not None:
+        extra_counts.append(_gap_events(per_key, outputs.events))
+    scored = op.flat_map_batch("take_readings", per_key, _take_readings(config, counter))
+    _alerts(scored, config, counter)
+    _dead_letters(rejected, outputs.dead_letters, counter)
+    if outputs.readings is not None:
+        readings = op.map("reading_json", scored, reading_record)
+        op.output("readings_out", readings, _sink(outputs.readings, "stdout"))
+    if outputs.sample.size:
+        extra_counts.append(_sample(scored, outputs.sample))
     counts = op.flat_map_batch("take_counts", per_key, lambda b: unkeyed(b, dict))
-    if preparation_counts:
-        counts = op.merge("preparation_counts", counts, *preparation_counts)
-    totals_stream = _count_totals(counts, rejected)
-    if totals is None:
-        op.output("totals_log", op.map("totals_line", totals_stream, totals_line), LogSink())
-    else:
-        op.output("totals_out", totals_stream, totals)
+    _totals([counts, *extra_counts], rejected, outputs.totals)
     return flow
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import base64
 import html
-import inspect
 import json
 import math
 import sys
@@ -65,13 +64,10 @@ def _epoch(iso: str) -> int:
 
 def run_stream(polls: Path) -> tuple[dict[tuple[int, int], dict[str, Any]], float]:
     """Run the Bytewax flow in-process; its cleaned, scored readings by (sensor, time), and the
-    wall time. Options the flow may not have (progress log, gap events) are passed only when it
-    does."""
+    wall time."""
     readings: list[dict[str, Any]] = []
     sinks = {name: TestingSink([]) for name in ("output", "dead_letters", "totals", "events")}
-    options: dict[str, Any] = {**sinks, "readings": TestingSink(readings), "progress": None}
-    accepted = inspect.signature(build_flow).parameters
-    flow = build_flow(str(polls), **{k: v for k, v in options.items() if k in accepted})
+    flow = build_flow(str(polls), **sinks, readings=TestingSink(readings), progress=None)
     clock = time.perf_counter()
     run_main(flow)
     seconds = time.perf_counter() - clock

@@ -1,0 +1,55 @@
+"""The air-quality flow's configuration: typed groups (`flow.py`), built from TOML tables and
+`build_flow` keywords (`tables.py`), with option machinery and errors in `options.py`.
+
+An uncaught `ConfigError` (as when `python -m bytewax.run` builds a flow from a bad
+configuration) is printed as its one line, without a traceback.
+"""
+
+from config.flow import (
+    DEFAULT_IMPUTE_FIELDS,
+    GC_THRESHOLD,
+    KEY_MODES,
+    CleaningConfig,
+    DetectionConfig,
+    EpaConfig,
+    FlowConfig,
+    GapsConfig,
+    ImputationConfig,
+    OutputsConfig,
+    PurpleAirConfig,
+    RunConfig,
+    SampleConfig,
+    ScalingConfig,
+    SourceConfig,
+    ValidationConfig,
+    WebhookConfig,
+)
+from config.options import ConfigError, install_excepthook
+from config.tables import KEYWORDS, read_toml, resolve, tables_of
+
+__all__ = [
+    "DEFAULT_IMPUTE_FIELDS",
+    "GC_THRESHOLD",
+    "KEYWORDS",
+    "KEY_MODES",
+    "CleaningConfig",
+    "ConfigError",
+    "DetectionConfig",
+    "EpaConfig",
+    "FlowConfig",
+    "GapsConfig",
+    "ImputationConfig",
+    "OutputsConfig",
+    "PurpleAirConfig",
+    "RunConfig",
+    "SampleConfig",
+    "ScalingConfig",
+    "SourceConfig",
+    "ValidationConfig",
+    "WebhookConfig",
+    "read_toml",
+    "resolve",
+    "tables_of",
+]
+
+install_excepthook()

@@ -1,0 +1,352 @@
+"""The air-quality flow's configuration: one frozen dataclass per concern, one TOML table each.
+
+To add an option, add one field to the group it belongs to: `name: type = option(default,
+"one line on it")`. Its TOML key is the field name, its `build_flow` keyword too (unless
+`keyword=` says otherwise); the README's example file and `python -m config` pick it up.
+
+>>> FlowConfig().detection.threshold
+0.7
+>>> FlowConfig(detection=DetectionConfig(threshold=1.5))
+Traceback (most recent call last):
+...
+config.options.ConfigError: [detection] threshold: 1.5 is out of range; allowed: from 0 to 1
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from bytewax.inputs import Source
+from bytewax.outputs import Sink
+
+from config.options import ConfigError, Group, fail, group, option
+from detectors.hst import DEFAULT_FEATURES, DEFAULT_LIMITS, HalfSpaceTreesDetector
+from imputers.window import STRATEGIES
+from preparation.correction import MAX_PM
+from preparation.gaps import CLOCKS, INTERVAL, MODES, OFFLINE_AFTER
+from preparation.sampling import SAMPLE_BY
+from preparation.validation import DEFAULT_RANGES, RangeValidator
+from sinks.webhook import WebhookSink
+from sources.backoff import Backoff
+from sources.poller import API_KEY_ENV, PUBLIC_API, PurpleAirPoller
+from sources.poller import DEFAULT_FIELDS as POLLED_FIELDS
+from sources.shards import DEFAULT_SHARDS
+
+#: The example's imputed fields.
+DEFAULT_IMPUTE_FIELDS = ("temperature", "humidity", "pressure", "pm1.0_cf_1")
+KEY_MODES = ("sensor", "global")
+#: First-generation threshold of the cycle collector while the flow runs (`tune_gc`).
+GC_THRESHOLD = 100_000
+
+Target = str | Sink | None
+Limits = Mapping[str, tuple[float, float]]
+
+
+def _valid(table: str, build: Callable[[], object]) -> None:
+    """Build a component to let it check its own options; its refusal names the table."""
+    try:
+        build()
+    except ValueError as error:
+        raise ConfigError(f"[{table}] {error}") from None
+
+
+# --- source -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class PollBackoffConfig(Group):
+    """Retry waits: the n-th failure in a row waits a random time in [d/2, d], d = min(cap,
+    base·2ⁿ), and at least the server's Retry-After (`sources/backoff.py`)."""
+
+    table = "source.purpleair.backoff"
+    base: float = option(2.0, "seconds before the first retry", min=0)
+    cap: float = option(600.0, "the longest wait, seconds", min=0)
+    max_retry_after: float = option(3600.0, "a server's Retry-After is honoured up to this", min=0)
+
+    def backoff(self) -> Backoff:
+        return Backoff(self.base, self.cap, self.max_retry_after)
+
+    def check(self) -> None:
+        _valid(self.table, self.backoff)
+
+
+@dataclasses.dataclass(frozen=True)
+class PurpleAirConfig(Group):
+    """The live PurpleAir API poller (`sources/poller.py`), used with `path = "purpleair"`."""
+
+    table = "source.purpleair"
+    base_url: str = option(PUBLIC_API, "API root (/sensors is appended)")
+    interval: float = option(120.0, "seconds between polls (under 60 only on loopback)", min=0)
+    location_type: int | None = option(None, "0: outside sensors only, 1: inside; unset: both")
+    bbox: tuple[float, float, float, float] | None = option(
+        None, "[nwlng, nwlat, selng, selat]: only sensors inside this box"
+    )
+    show_only: tuple[int, ...] | None = option(None, "only these sensor indexes")
+    max_age: int | None = option(None, "only sensors seen in the last this many seconds")
+    fields: tuple[str, ...] | None = option(None, "fields to request; unset: what the flow needs")
+    timeout: tuple[float, float] = option((5.0, 30.0), "connect and read timeouts, seconds")
+    backoff: PollBackoffConfig = group(PollBackoffConfig, "retry waits")
+    max_polls: int | None = option(None, "stop after this many answered polls", min=1)
+    api_key_env: str = option(API_KEY_ENV, "the environment variable holding the API key")
+    seed: int | None = option(None, "seed of the retry jitter; unset: random")
+
+    def poller(self, needed: Sequence[str] = POLLED_FIELDS) -> PurpleAirPoller:
+        """The poller, asking for `fields` or else for `needed`."""
+        options = {spec.name: getattr(self, spec.name) for spec in dataclasses.fields(self)}
+        options["fields"] = self.fields or tuple(dict.fromkeys(needed))
+        options["backoff"] = self.backoff.backoff()
+        return PurpleAirPoller(**options)
+
+    def check(self) -> None:
+        _valid(self.table, self.poller)
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceConfig(Group):
+    """Where readings come from."""
+
+    table = "source"
+    path: str | Path | Source | None = option(
+        None,
+        'a payload or JSON-lines file, an http(s) URL, or "purpleair"; unset: data/polls.jsonl',
+        keyword="source",
+    )
+    purpleair: PurpleAirConfig = group(PurpleAirConfig, "the live API", keyword="purpleair")
+
+
+# --- cleaning -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ImputationConfig(Group):
+    """Missing values from each sensor's own recent observed values (`WindowImputer`)."""
+
+    table = "cleaning.imputation"
+    fields: tuple[str, ...] = option(
+        DEFAULT_IMPUTE_FIELDS, "fields to impute", keyword="impute_fields"
+    )
+    window: int = option(10, "observed values the imputer looks back on", min=1)
+    strategy: str = option("mean", "how the window becomes a value", choices=STRATEGIES)
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationConfig(Group):
+    """Physical ranges: a value outside its range becomes missing (then imputed), flagged."""
+
+    table = "cleaning.validation"
+    enabled: bool = option(False, "check the physical ranges", keyword="validate")
+    ranges: Limits = option(DEFAULT_RANGES, "[lo, hi] per field", keyword="ranges")
+
+    def check(self) -> None:
+        _valid(self.table, lambda: RangeValidator(self.ranges))
+
+
+@dataclasses.dataclass(frozen=True)
+class EpaConfig(Group):
+    """The US EPA PM2.5 correction (Barkjohn 2021), as field pm2.5_epa."""
+
+    table = "cleaning.epa"
+    enabled: bool = option(True, "add pm2.5_epa", keyword="epa")
+    max: float = option(
+        MAX_PM, "pm2.5_cf_1 above this gets no correction", keyword="epa_max", min=0
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class GapsConfig(Group):
+    """Missed time steps and silent sensors, per sensor (off in global mode)."""
+
+    table = "cleaning.gaps"
+    mode: str | None = option(
+        "events",
+        '"events", "fill" (placeholder readings) or false (off)',
+        keyword="gaps",
+        choices=MODES,
+    )
+    interval: int = option(INTERVAL, "seconds between a sensor's readings", min=1)
+    offline_after: int = option(OFFLINE_AFTER, "seconds of silence that make a sensor offline")
+    clock: str | Callable[[], datetime] = option(
+        "event", '"event": noticed at the next reading; "system": also by the wall clock'
+    )
+
+    def check(self) -> None:
+        if not callable(self.clock) and self.clock not in CLOCKS:
+            fail(self.table, "clock", self.clock, " or ".join(map(repr, CLOCKS)) + " or a function")
+        if self.offline_after < self.interval:
+            fail(
+                self.table,
+                "offline_after",
+                self.offline_after,
+                f"at least interval ({self.interval})",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class ScalingConfig(Group):
+    """z-scores (`<field>_z`) against each sensor's own past."""
+
+    table = "cleaning.scaling"
+    fields: tuple[str, ...] = option((), "fields to standardise", keyword="scale")
+    window: int | None = option(
+        None, "values the z-score looks back on; unset: all the past", keyword="scale_window", min=2
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class CleaningConfig(Group):
+    """The stages before the detector, in the order they run."""
+
+    table = "cleaning"
+    validation: ValidationConfig = group(ValidationConfig, "physical ranges")
+    imputation: ImputationConfig = group(ImputationConfig, "missing values")
+    epa: EpaConfig = group(EpaConfig, "EPA correction")
+    gaps: GapsConfig = group(GapsConfig, "gaps and offline sensors")
+    scaling: ScalingConfig = group(ScalingConfig, "z-scores")
+
+
+# --- detection ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectionConfig(Group):
+    """The per-sensor detector (HalfSpaceTrees, scored before it learns) and the alert rule."""
+
+    table = "detection"
+    threshold: float = option(0.7, "report readings scoring above it", min=0, max=1)
+    features: tuple[str, ...] = option(DEFAULT_FEATURES, "detector features")
+    limits: Limits = option(DEFAULT_LIMITS, "[lo, hi] per feature, needed for every feature")
+    n_trees: int = option(10, "HalfSpaceTrees: trees", min=1)
+    height: int = option(8, "HalfSpaceTrees: tree height", min=0)
+    window_size: int = option(72, "HalfSpaceTrees: readings per learning window", min=1)
+    seed: int | None = option(11, "HalfSpaceTrees: random seed; false: random")
+
+    def hst_options(self) -> dict[str, object]:
+        """The `HalfSpaceTreesDetector` options."""
+        return {
+            "features": self.features,
+            "limits": self.limits,
+            "n_trees": self.n_trees,
+            "height": self.height,
+            "window_size": self.window_size,
+            "seed": self.seed,
+        }
+
+    def check(self) -> None:
+        _valid(self.table, lambda: HalfSpaceTreesDetector(**self.hst_options()))
+
+
+# --- outputs ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class WebhookBackoffConfig(PollBackoffConfig):
+    """The webhook's retry waits (as the poller's, shorter)."""
+
+    table = "outputs.webhook.backoff"
+    base: float = option(2.0, "seconds before the first retry", min=0)
+    cap: float = option(30.0, "the longest wait, seconds", min=0)
+    max_retry_after: float = option(60.0, "a server's Retry-After is honoured up to this", min=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class WebhookConfig(Group):
+    """Anomalies also POSTed to a URL (`sinks/webhook.py`), as JSON arrays."""
+
+    table = "outputs.webhook"
+    url: str | None = option(None, "the http(s) URL; unset: no webhook")
+    dead_letters: str = option(
+        "undelivered_alerts.jsonl",
+        "where undeliverable anomalies go",
+        keyword="webhook_dead_letters",
+    )
+    headers: Mapping[str, str] = option({}, "extra HTTP headers (e.g. Authorization)")
+    timeout: tuple[float, float] = option((5.0, 10.0), "connect and read timeouts, seconds")
+    retries: int = option(3, "retries of a failed request", min=0)
+    backoff: WebhookBackoffConfig = group(WebhookBackoffConfig, "retry waits")
+    max_batch: int = option(500, "anomalies per request", min=1)
+    seed: int | None = option(None, "seed of the retry jitter; unset: random")
+
+    def sink(self) -> WebhookSink:
+        """The webhook sink (undeliverable anomalies to `dead_letters`)."""
+        options = {spec.name: getattr(self, spec.name) for spec in dataclasses.fields(self)}
+        options["backoff"] = self.backoff.backoff()
+        return WebhookSink(**options)
+
+    def check(self) -> None:
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            fail(self.table, "url", self.url, "an http:// or https:// URL")
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleConfig(Group):
+    """A seeded reservoir of cleaned readings, written at the end of a finite run."""
+
+    table = "outputs.sample"
+    size: int = option(
+        0, "readings kept per sensor (or overall); 0: no sample", keyword="sample", min=0
+    )
+    by: str = option(
+        "sensor", "one reservoir per sensor, or global", keyword="sample_by", choices=SAMPLE_BY
+    )
+    seed: int = option(11, "the reservoir's seed", keyword="sample_seed")
+    path: Target = option(
+        None, "where the sample is written (needed when size > 0)", keyword="sample_path"
+    )
+
+    def check(self) -> None:
+        if self.size and self.path is None:
+            fail(self.table, "path", None, "a file path when size > 0", "unset")
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputsConfig(Group):
+    """Where results go: a JSON-lines file path (appended) or, from Python, a Bytewax sink."""
+
+    table = "outputs"
+    anomalies: Target = option(None, "anomalies; unset: stdout", keyword="output")
+    dead_letters: Target = option(None, "rows that could not be read; unset: stderr")
+    readings: Target = option(None, "every cleaned, scored reading; unset: not written")
+    events: Target = option(None, "gap and sensor_offline events; unset: stderr")
+    totals: Sink | None = option(None, "the run's totals (a sink, from Python); unset: the log")
+    webhook: WebhookConfig = group(
+        WebhookConfig, "alert webhook", keyword="webhook", shorthand="url"
+    )
+    sample: SampleConfig = group(SampleConfig, "reservoir sample")
+
+
+# --- run ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig(Group):
+    """How the run is laid out and tuned."""
+
+    table = "run"
+    key: str = option(
+        "sensor",
+        '"sensor": state per sensor; "global": one of each, in file order',
+        choices=KEY_MODES,
+    )
+    batch_size: int = option(1000, "readings per source batch", min=1)
+    shards: int = option(
+        DEFAULT_SHARDS, "sensor shards a file is read in (match the worker count)", min=1
+    )
+    progress: float | None = option(10.0, "seconds between progress log lines; false: none", min=0)
+    gc_threshold: int | None = option(
+        GC_THRESHOLD, "cycle-collector threshold while the flow runs; false: leave it", min=1
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowConfig(Group):
+    """The whole air-quality flow: one table per concern."""
+
+    table = ""
+    source: SourceConfig = group(SourceConfig, "where readings come from")
+    cleaning: CleaningConfig = group(CleaningConfig, "the stages before the detector")
+    detection: DetectionConfig = group(DetectionConfig, "the detector and the alert rule")
+    outputs: OutputsConfig = group(OutputsConfig, "where results go")
+    run: RunConfig = group(RunConfig, "layout and tuning")
