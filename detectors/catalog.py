@@ -10,10 +10,11 @@ from typing import Any
 from detectors.base import Detector
 from detectors.hst import HalfSpaceTreesDetector
 from detectors.knn_cad import KnnConformalDetector
+from detectors.ranked import RankedTestsDetector
 from detectors.scaled_hst import ScaledHalfSpaceTreesDetector
 from detectors.zscore import RollingZScoreDetector
 
-DETECTORS = ("hst", "scaled_hst", "zscore", "knn_cad")
+DETECTORS = ("hst", "scaled_hst", "zscore", "knn_cad", "ranked")
 DEFAULT_DETECTOR = "zscore"
 #: The air-quality flow's alarm threshold for the example's HalfSpaceTrees.
 HST_THRESHOLD = 0.7
@@ -38,6 +39,8 @@ def make_detector(name: str, feature: str, **options: Any) -> Detector:
         return RollingZScoreDetector(feature, **options)
     if name == "knn_cad":
         return KnnConformalDetector(feature, **options)
+    if name == "ranked":
+        return RankedTestsDetector(feature, **options)
     raise ValueError(f"unknown detector {name!r}; choose one of {DETECTORS}")
 
 

@@ -12,10 +12,13 @@ below 98 l/s (normal flow stays within 99–107 l/s), the peak is the series' ma
 
 from __future__ import annotations
 
+import csv
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from evaluation.detection import LABELS, Episode, load_labels
@@ -99,3 +102,39 @@ def water_flow() -> LabelledData:
     values = [float(y) for _x, y in datasets.WaterFlow()]
     series = Series(0, list(range(len(values))), list(values))
     return LabelledData("river WaterFlow (real)", [series], label_water_flow(values))
+
+
+#: NAB's development files (see its README), beside the repository as CI places them.
+NAB_DEV = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "nab-dev"
+
+
+@dataclass(frozen=True)
+class NabFile:
+    """One NAB series: its group (folder), name, values in time order and anomaly windows as
+    inclusive (first, last) row indexes."""
+
+    group: str
+    name: str
+    values: list[float]
+    windows: list[tuple[int, int]]
+
+
+def nab_files(root: str | Path = NAB_DEV) -> list[NabFile]:
+    """Every file of a NAB folder (`data/<group>/<file>.csv` and `windows.json`), sorted by
+    path. Window edges are timestamps of the file's rows; they become row indexes here."""
+    root = Path(root)
+    with (root / "windows.json").open() as fh:
+        windows = json.load(fh)
+    files = []
+    for relative in sorted(windows):
+        with (root / "data" / relative).open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        stamps = [datetime.fromisoformat(r["timestamp"]) for r in rows]
+        index = {t: i for i, t in enumerate(stamps)}
+        spans = [
+            (index[datetime.fromisoformat(a)], index[datetime.fromisoformat(b)])
+            for a, b in windows[relative]
+        ]
+        group, name = relative.split("/", 1)
+        files.append(NabFile(group, name, [float(r["value"]) for r in rows], sorted(spans)))
+    return files

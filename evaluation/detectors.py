@@ -16,11 +16,12 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from detectors.base import Detector
 from detectors.catalog import DETECTORS, alarm_threshold, make_detector
 from evaluation.datasets import LabelledData, fresh_simulation, shipped_simulation, water_flow
 from evaluation.detection import SILENT_FAULTS, Report, evaluate
@@ -30,9 +31,12 @@ from imputers.window import WindowImputer
 FEATURE = "value"
 
 
-def score_series(name: str, values: Sequence[float | None]) -> tuple[np.ndarray, float]:
-    """Scores of one series (−inf where none) and the detector's alarm threshold."""
-    detector = make_detector(name, FEATURE)
+def score_series(
+    name: str | Callable[[], Detector], values: Sequence[float | None]
+) -> tuple[np.ndarray, float]:
+    """Scores of one series (−inf where none) and the detector's alarm threshold; `name` is a
+    catalogue name or a function that makes a fresh detector."""
+    detector = make_detector(name, FEATURE) if isinstance(name, str) else name()
     imputer = WindowImputer([FEATURE], window=10)
     scores = np.full(len(values), -math.inf)
     for i, value in enumerate(values):
