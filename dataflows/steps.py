@@ -23,6 +23,7 @@ from preparation.correction import EpaCorrection
 from preparation.gaps import GapEvent, GapLogic, GapTracker
 from preparation.scaling import Standardiser
 from preparation.validation import RangeValidator
+from sinks import dead_letters
 from sources.payload import DeadLetter, Reading
 
 Counts = dict[str, int]
@@ -220,8 +221,8 @@ def event_record(event: GapEvent) -> dict[str, Any]:
 
 
 def dead_letter_record(letter: DeadLetter) -> dict[str, Any]:
-    """A dead letter: why, where from, and the raw input."""
-    return {"reason": letter.reason, "origin": letter.origin, "raw": letter.raw}
+    """A dead letter: why, where from, and the raw input, safe to write (`sinks.dead_letters`)."""
+    return dead_letters.dead_letter_record(letter.reason, letter.origin, letter.raw)
 
 
 def is_anomaly(reading: Reading, threshold: float) -> bool:

@@ -21,6 +21,7 @@ from typing import Any
 import requests
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from sinks.dead_letters import dead_letter_record
 from sinks.jsonlines import JsonLinesSink, to_line
 from sources.backoff import Backoff, parse_retry_after
 
@@ -49,7 +50,7 @@ class _WebhookPartition(StatelessSinkPartition[Any]):
                 if self._dead_letters is None:
                     self._dead_letters = self._build_dead_letters()
                 self._dead_letters.write_batch(
-                    [{"reason": failure, "origin": origin, "raw": record} for record in chunk]
+                    [dead_letter_record(failure, origin, record) for record in chunk]
                 )
 
     def _deliver(self, chunk: list[Any]) -> str | None:

@@ -7,11 +7,12 @@ lazily with their origin (`name:line`) so dead letters can say where they came f
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import requests
+
+from sources.payload import PayloadError, decode_line
 
 #: (connect, read) timeout in seconds for http(s) sources.
 DEFAULT_TIMEOUT = (5.0, 60.0)
@@ -38,10 +39,10 @@ def fetch(url: str, *, timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> bytes:
 
 
 def is_document(line: bytes) -> bool:
-    """True when `line` is one whole JSON document."""
+    """True when `line` is one whole JSON document (as `decode_line` reads JSON)."""
     try:
-        json.loads(line)
-    except ValueError:
+        decode_line(line)
+    except PayloadError:
         return False
     return True
 

@@ -21,6 +21,8 @@ TEXT_FIELDS = frozenset(
 )
 #: Epoch seconds that are a date at all (years 1 to 9999, UTC), so every output time prints.
 EPOCH_RANGE = (-62135596800, 253402300799)
+#: The largest sensor_index: what a signed 64-bit column (SQLite, PostgreSQL bigint) holds.
+MAX_SENSOR_INDEX = 2**63 - 1
 #: Fields that identify a row or give its time; not part of `Reading.values`.
 ID_FIELDS = frozenset({"sensor_index", "last_seen"})
 
@@ -43,7 +45,10 @@ class Reading:
 
 @dataclass(slots=True)
 class DeadLetter:
-    """Input that could not become a reading: the reason and the raw row, line or payload."""
+    """Input that could not become a reading: the reason and the raw row, line (bytes) or payload.
+
+    `raw` is kept as it came; `sinks.dead_letters.json_safe` makes it writable when it is written.
+    """
 
     reason: str
     raw: Any
@@ -79,7 +84,14 @@ def decode_line(line: str | bytes) -> Any:
 
     orjson decodes strict JSON several times faster than the standard library; only what it
     refuses goes to `json`, which says where the text breaks and lets NaN/Infinity tokens through
-    to the row checks, which name the field.
+    to the row checks, which name the field. `json` raises ValueError for bad syntax, bytes that
+    are not UTF-8 (UnicodeDecodeError) and integers of more than 4,300 digits, and RecursionError
+    for nesting deeper than the interpreter's stack (orjson stops at 1,024 levels).
+
+    >>> decode_line(b"[" * 5000)
+    Traceback (most recent call last):
+    ...
+    sources.payload.PayloadError: not JSON: nested deeper than the decoder can follow
     """
     try:
         return orjson.loads(line)
@@ -87,8 +99,10 @@ def decode_line(line: str | bytes) -> Any:
         pass
     try:
         return json.loads(line)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except ValueError as exc:
         raise PayloadError(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise PayloadError("not JSON: nested deeper than the decoder can follow") from None
 
 
 def _is_int(value: Any) -> bool:
@@ -155,6 +169,8 @@ def parse_row(shape: PayloadShape, row: Any) -> Reading:
     sensor = row[shape.sensor_pos]
     if type(sensor) is not int and not _is_int(sensor):
         raise RowError(f"sensor_index is {_describe(sensor)}, not an integer")
+    if not 0 <= sensor <= MAX_SENSOR_INDEX:
+        raise RowError(f"sensor_index {sensor} is not an index (0 to 2**63 - 1)")
     if shape.time_pos is None:
         time = shape.data_time_stamp
     else:
@@ -180,8 +196,15 @@ def parse_row(shape: PayloadShape, row: Any) -> Reading:
     text: dict[str, str | None] = {}
     for name, pos in shape.text:
         value = row[pos]
-        if value is not None and type(value) is not str:
-            raise RowError(f"field {name!r} is {_describe(value)}, not text")
+        if value is not None:
+            if type(value) is not str:
+                raise RowError(f"field {name!r} is {_describe(value)}, not text")
+            if not value.isascii():  # json (the fallback) lets lone surrogates through
+                try:
+                    value.encode()
+                except UnicodeEncodeError:
+                    reason = f"field {name!r} is not valid Unicode (a lone surrogate)"
+                    raise RowError(reason) from None
         text[name] = value
     return Reading(sensor, time, values, text)
 

@@ -130,7 +130,7 @@ class _PollerPartition(StatefulSourcePartition[Item, int | None]):
             payload = decode_line(body)
         except PayloadError as exc:
             log.warning("malformed body from %s: %s", self._url, exc)
-            return [DeadLetter(str(exc), body.decode("utf-8", "replace"), origin)]
+            return [DeadLetter(str(exc), body, origin)]
         items = [item for item in parse_payload(payload, origin=origin) if self._is_new(item)]
         stamp = payload.get("data_time_stamp") if isinstance(payload, dict) else None
         if isinstance(stamp, int) and not isinstance(stamp, bool):

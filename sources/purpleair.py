@@ -66,7 +66,7 @@ def read_items(
             payload = decode_line(document)
         except PayloadError as exc:
             if worker_index == 0:
-                yield DeadLetter(str(exc), document.decode("utf-8", "replace"), origin)
+                yield DeadLetter(str(exc), document.rstrip(b"\r\n"), origin)
             continue
         yield from parse_payload(payload, origin=origin, owner=owns)
 

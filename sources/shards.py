@@ -84,7 +84,7 @@ class _ShardPartition(StatefulSourcePartition[Item, Position]):
         except PayloadError as exc:
             if not self._owns(None):
                 return ()
-            return (DeadLetter(str(exc), document.decode("utf-8", "replace"), origin),)
+            return (DeadLetter(str(exc), document.rstrip(b"\r\n"), origin),)
         return parse_payload(payload, origin=origin, owner=self._owner)
 
     def next_batch(self) -> list[Item]:

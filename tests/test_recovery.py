@@ -1,5 +1,6 @@
 """Recovery: sensor shards that resume from any snapshot, and a flow killed with SIGKILL part-way
-that, resumed, gives the anomalies of an uninterrupted run."""
+that, resumed, gives the anomalies and dead letters of an uninterrupted run, passing the poison
+lines (lines that once stopped the flow) in its file."""
 
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ from sources.payload import Reading
 from sources.purpleair import read_items
 from sources.shards import Position, ShardedFileSource
 from tests.conftest import ROOT, payload, write_lines
+from tests.corpus import kinds, write_mixed
+
+#: Corpus kinds that stopped the flow before they became dead letters (issue 11).
+POISON = ("NaN", "1e999", "-Infinity", "100,000 open brackets", "a value nested 5,000 deep")
 
 
 def polls(n_polls=8, sensors=(3, 10, 11, 25, 40, 41, 99, 123)):
@@ -103,9 +108,10 @@ def commit_epoch(db: Path) -> int:
 
 
 def run_flow(polls_path, output, db, log):
+    dead = output.with_suffix(".dead.jsonl")
     target = (
         f"dataflows.air_quality:build_flow({str(polls_path)!r}, output={str(output)!r}, "
-        "events='/dev/null', progress=1.0)"
+        f"dead_letters={str(dead)!r}, events='/dev/null', progress=1.0)"
     )
     command = [sys.executable, "-m", "bytewax.run", target, "-r", str(db), "-s", "1", "-b", "0"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -117,12 +123,17 @@ def lines(path):
 
 
 def kill_part_way(polls_path, before, db, log) -> bool:
-    """Start the flow, SIGKILL it once anomalies are out and a snapshot is committed; False when
-    it finished first (then the caller tries a longer file)."""
+    """Start the flow, SIGKILL it once anomalies are out and a snapshot taken after them is
+    committed (two epochs later); False when it finished first (the caller tries a longer file)."""
     proc = run_flow(polls_path, before, db, log)
     try:
-        for _ in range(1200):  # at most 60 s: wait for anomalies and a committed snapshot
-            if proc.poll() is not None or (lines(before) and commit_epoch(db) >= 1):
+        seen_at = None  # the commit epoch when the first anomalies were seen
+        for _ in range(1200):  # at most 60 s
+            if proc.poll() is not None:
+                break
+            if seen_at is None and lines(before):
+                seen_at = commit_epoch(db)
+            if seen_at is not None and commit_epoch(db) >= max(seen_at + 2, 1):
                 break
             time.sleep(0.05)
         time.sleep(0.3)  # then kill it in the middle of an epoch (1 s)
@@ -135,18 +146,32 @@ def kill_part_way(polls_path, before, db, log) -> bool:
         proc.wait(timeout=60)
 
 
+def with_poison(polls_path: Path) -> tuple[Path, int]:
+    """The file with a poison line after every 3rd line, the last line one too: the corpus kinds
+    that once stopped the flow (non-finite numbers in a dead letter's raw, nesting too deep for
+    json). Returns the file and its number of lines."""
+    poison = [k for k in kinds() if k.name in POISON]
+    assert len(poison) == len(POISON)
+    path = polls_path.with_name("poisoned.jsonl")
+    n_lines = len(polls_path.read_bytes().splitlines())
+    at = write_mixed(path, poison * (n_lines // 3 // len(POISON) + 1), polls_path, every=3)
+    assert max(at) == len(at) + n_lines
+    return path, max(at)
+
+
 def test_a_flow_killed_part_way_resumes_with_the_same_anomalies(tmp_path):
     before, after = tmp_path / "before.jsonl", tmp_path / "after.jsonl"
     for n_sensors in (200, 600, 1800):  # a longer file when the flow outran the kill
         run_dir = tmp_path / f"n{n_sensors}"
         run_dir.mkdir()
         sim = simulate.generate(seed=21, n_sensors=n_sensors, hours=12)
-        polls_path, _ = simulate.write(sim, run_dir)
+        polls_path, last_line = with_poison(simulate.write(sim, run_dir)[0])
         db = run_dir / "recovery"
         db.mkdir()
         init = [sys.executable, "-m", "bytewax.recovery", str(db), "1"]
         subprocess.run(init, check=True, cwd=ROOT)
         before.unlink(missing_ok=True)
+        before.with_suffix(".dead.jsonl").unlink(missing_ok=True)
         with (tmp_path / "run1.log").open("w") as log:
             if kill_part_way(polls_path, before, db, log):
                 break
@@ -158,9 +183,24 @@ def test_a_flow_killed_part_way_resumes_with_the_same_anomalies(tmp_path):
         proc = run_flow(polls_path, after, db, log)
         assert proc.wait(timeout=240) == 0, (tmp_path / "run2.log").read_text()[-3000:]
 
-    whole = []
-    run_main(build_flow(str(polls_path), output=TestingSink(whole), events=TestingSink([])))
+    whole, whole_dead = [], []
+    sinks = {"output": TestingSink(whole), "dead_letters": TestingSink(whole_dead)}
+    run_main(build_flow(str(polls_path), **sinks, events=TestingSink([])))
     want = [to_line(record) for record in whole]
+    dead_before, dead_after = (
+        lines(before.with_suffix(".dead.jsonl")),
+        lines(after.with_suffix(".dead.jsonl")),
+    )
+    print(
+        f"\nrecovery: {len(whole_dead)} dead letters from the poison lines; {len(dead_before)} "
+        f"written before the kill, {len(dead_after)} after the resume"
+    )
+    assert len(whole_dead) > 100
+    assert set(dead_before) | set(dead_after) == {to_line(d) for d in whole_dead}  # none lost
+    assert len(dead_after) < len(whole_dead)
+    if lines(after):  # the resumed run read on from its snapshot, to the end: past the poison
+        origins = {json.loads(d)["origin"].split("#")[0] for d in dead_after}
+        assert f"poisoned.jsonl:{last_line}" in origins
     first, second = lines(before), lines(after)
     repeats = sorted(set(first) & set(second))
     print(

@@ -1,0 +1,151 @@
+"""No input stops the air-quality flow: the corpus of bad lines (`tests/corpus.py`) mixed into the
+shipped polls, through the whole flow with its real file sinks, on 1 worker and on 2 processes.
+
+Each kind must give exactly what the corpus says (a reading, or a dead letter with its reason, at
+its line), every dead letter must be strict JSON, and the shipped sensors' anomalies must be those
+of a run on the shipped file alone: the bad lines change nothing around them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from bytewax.testing import TestingSink, run_main
+
+from benchmarks.run import free_ports
+from dataflows.air_quality import build_flow
+from sinks.dead_letters import RAW_LIMIT
+from sinks.jsonlines import to_line
+from tests.conftest import ROOT
+from tests.corpus import NEW_SENSOR, READING, SHIPPED, kinds, write_mixed
+
+ORIGIN = re.compile(r"^bad\.jsonl:(\d+)(?:#row(\d+))?$")
+
+
+def strict_json(line: str):
+    """json.loads that refuses NaN and Infinity (which JSON does not have)."""
+
+    def refuse(token):
+        raise ValueError(f"{token} in a written line")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    out = tmp_path_factory.mktemp("corpus")
+    path = out / "bad.jsonl"
+    return path, write_mixed(path)
+
+
+@pytest.fixture(scope="module")
+def clean_anomalies():
+    got = []
+    run_main(build_flow(str(SHIPPED), output=TestingSink(got), events=TestingSink([])))
+    return {to_line(r) for r in got}
+
+
+def run_one_worker(path: Path, out: Path) -> dict:
+    totals = []
+    files = {name: out / f"{name}.jsonl" for name in ("output", "dead_letters", "readings")}
+    flow = build_flow(
+        str(path),
+        **{k: str(v) for k, v in files.items()},
+        events="/dev/null",
+        totals=TestingSink(totals),
+    )
+    run_main(flow)
+    [counts] = totals
+    return {"totals": counts, **{k: v.read_text().splitlines() for k, v in files.items()}}
+
+
+def run_two_processes(path: Path, out: Path) -> dict:
+    files = {name: out / f"{name}.jsonl" for name in ("output", "dead_letters", "readings")}
+    options = ", ".join(f"{k}={str(v)!r}" for k, v in files.items())
+    target = f"dataflows.air_quality:build_flow({str(path)!r}, {options}, events='/dev/null')"
+    addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(2))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bytewax.run", target, "-i", str(i), "-a", addresses],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    logs = []
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+        logs.append(err)
+    [line] = [m for log in logs for m in re.findall(r"totals: (.*)", log)]
+    totals = {k: int(v) for k, v in (part.split("=") for part in line.split(", "))}
+    return {"totals": totals, **{k: v.read_text().splitlines() for k, v in files.items()}}
+
+
+@pytest.fixture(scope="module", params=["1 worker", "2 processes"])
+def run(request, corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp(request.param.replace(" ", "_"))
+    runner = run_one_worker if request.param == "1 worker" else run_two_processes
+    return runner(corpus[0], out)
+
+
+def test_every_kind_becomes_what_the_corpus_says(corpus, run):
+    _, at = corpus
+    by_line: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for line in run["dead_letters"]:
+        letter = strict_json(line)
+        assert set(letter) == {"reason", "origin", "raw"}
+        match = ORIGIN.match(letter["origin"])
+        assert match, letter["origin"]
+        by_line[int(match[1])].append((int(match[2] or 0), letter["reason"]))
+    assert set(by_line) <= set(at), "a dead letter from a good line"
+    for number, kind in at.items():
+        reasons = [reason for _row, reason in sorted(by_line.get(number, []))]
+        wanted = [w for w in kind.want if w != READING]
+        assert len(reasons) == len(wanted), (kind.name, reasons)
+        for reason, want in zip(reasons, wanted, strict=True):
+            assert reason.startswith(want), (kind.name, reason, want)
+    new = [strict_json(r) for r in run["readings"]]
+    new = [r for r in new if r["sensor_index"] >= NEW_SENSOR]
+    assert len(new) == sum(k.want.count(READING) for k in at.values())
+
+
+def test_counts_add_up_and_anomalies_are_those_of_the_clean_file(corpus, run, clean_anomalies):
+    _, at = corpus
+    shipped_rows = sum(len(json.loads(line)["data"]) for line in SHIPPED.read_text().splitlines())
+    rows_in = shipped_rows + sum(len(kind.want) for kind in at.values())
+    totals = run["totals"]
+    assert totals["readings"] + totals["dead_letters"] == rows_in
+    assert totals["readings"] == len(run["readings"])
+    assert totals["dead_letters"] == len(run["dead_letters"])
+    assert len(at) == len(kinds()) >= 40
+    assert set(run["output"]) == clean_anomalies
+    assert len(run["output"]) == len(clean_anomalies) > 1000
+
+
+def test_huge_and_non_finite_raw_inputs_are_written_bounded_and_strict(corpus, run):
+    _, at = corpus
+    lines = {kind.name: n for n, kind in at.items()}
+    raws = {}
+    for line in run["dead_letters"]:
+        letter = strict_json(line)
+        raws[int(ORIGIN.match(letter["origin"])[1])] = letter["raw"]
+        assert len(line) < 3 * RAW_LIMIT
+    assert raws[lines["5 MB of garbage"]] == {"prefix": "x" * RAW_LIMIT, "bytes": 5_000_000}
+    huge = raws[lines["a 1 MB string where a number belongs"]]
+    assert huge["characters"] > 1_000_000 and huge["prefix"].startswith(f"[{NEW_SENSOR},")
+    assert raws[lines["NaN"]][4] == "NaN"
+    assert raws[lines["-1e999"]][4] == "-Infinity"
+    assert "caf\\xe9" in raws[lines["latin-1 byte in a string"]]
+    assert raws[lines["100,000 open brackets"]]["bytes"] == 100_000
