@@ -169,7 +169,7 @@ def parse_row(shape: PayloadShape, row: Any) -> Reading:
     sensor = row[shape.sensor_pos]
     if type(sensor) is not int and not _is_int(sensor):
         raise RowError(f"sensor_index is {_describe(sensor)}, not an integer")
-    if not 0 <= sensor <= MAX_SENSOR_INDEX:
+    if sensor >> 63:  # not in 0..MAX_SENSOR_INDEX (negative, or more than 63 bits): one shift
         raise RowError(f"sensor_index {sensor} is not an index (0 to 2**63 - 1)")
     if shape.time_pos is None:
         time = shape.data_time_stamp
