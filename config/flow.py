@@ -80,18 +80,28 @@ class PurpleAirConfig(Group):
     table = "source.purpleair"
     base_url: str = option(PUBLIC_API, "API root (/sensors is appended)")
     interval: float = option(120.0, "seconds between polls (under 60 only on loopback)", min=0)
-    location_type: int | None = option(None, "0: outside sensors only, 1: inside; unset: both")
-    bbox: tuple[float, float, float, float] | None = option(
-        None, "[nwlng, nwlat, selng, selat]: only sensors inside this box"
+    location_type: int | None = option(
+        None, "0: outside sensors only, 1: inside; unset: both", example=0
     )
-    show_only: tuple[int, ...] | None = option(None, "only these sensor indexes")
-    max_age: int | None = option(None, "only sensors seen in the last this many seconds")
-    fields: tuple[str, ...] | None = option(None, "fields to request; unset: what the flow needs")
+    bbox: tuple[float, float, float, float] | None = option(
+        None,
+        "[nwlng, nwlat, selng, selat]: only sensors inside this box",
+        example=(-122.55, 38.05, -121.75, 37.25),
+    )
+    show_only: tuple[int, ...] | None = option(
+        None, "only these sensor indexes", example=(131075, 166187)
+    )
+    max_age: int | None = option(
+        None, "only sensors seen in the last this many seconds", example=3600
+    )
+    fields: tuple[str, ...] | None = option(
+        None, "fields to request; unset: what the flow needs", example=POLLED_FIELDS
+    )
     timeout: tuple[float, float] = option((5.0, 30.0), "connect and read timeouts, seconds")
-    backoff: PollBackoffConfig = group(PollBackoffConfig, "retry waits")
-    max_polls: int | None = option(None, "stop after this many answered polls", min=1)
+    backoff: PollBackoffConfig = group(PollBackoffConfig)
+    max_polls: int | None = option(None, "stop after this many answered polls", min=1, example=10)
     api_key_env: str = option(API_KEY_ENV, "the environment variable holding the API key")
-    seed: int | None = option(None, "seed of the retry jitter; unset: random")
+    seed: int | None = option(None, "seed of the retry jitter; unset: random", example=1)
 
     def poller(self, needed: Sequence[str] = POLLED_FIELDS) -> PurpleAirPoller:
         """The poller, asking for `fields` or else for `needed`."""
@@ -111,10 +121,11 @@ class SourceConfig(Group):
     table = "source"
     path: str | Path | Source | None = option(
         None,
-        'a payload or JSON-lines file, an http(s) URL, or "purpleair"; unset: data/polls.jsonl',
+        'a payload or JSON-lines file, an http(s) URL or "purpleair"; unset: data/polls.jsonl',
         keyword="source",
+        example="data/polls.jsonl",
     )
-    purpleair: PurpleAirConfig = group(PurpleAirConfig, "the live API", keyword="purpleair")
+    purpleair: PurpleAirConfig = group(PurpleAirConfig, keyword="purpleair")
 
 
 # --- cleaning -----------------------------------------------------------------------------
@@ -191,7 +202,11 @@ class ScalingConfig(Group):
     table = "cleaning.scaling"
     fields: tuple[str, ...] = option((), "fields to standardise", keyword="scale")
     window: int | None = option(
-        None, "values the z-score looks back on; unset: all the past", keyword="scale_window", min=2
+        None,
+        "values the z-score looks back on; unset: all the past",
+        keyword="scale_window",
+        min=2,
+        example=720,
     )
 
 
@@ -200,11 +215,11 @@ class CleaningConfig(Group):
     """The stages before the detector, in the order they run."""
 
     table = "cleaning"
-    validation: ValidationConfig = group(ValidationConfig, "physical ranges")
-    imputation: ImputationConfig = group(ImputationConfig, "missing values")
-    epa: EpaConfig = group(EpaConfig, "EPA correction")
-    gaps: GapsConfig = group(GapsConfig, "gaps and offline sensors")
-    scaling: ScalingConfig = group(ScalingConfig, "z-scores")
+    validation: ValidationConfig = group(ValidationConfig)
+    imputation: ImputationConfig = group(ImputationConfig)
+    epa: EpaConfig = group(EpaConfig)
+    gaps: GapsConfig = group(GapsConfig)
+    scaling: ScalingConfig = group(ScalingConfig)
 
 
 # --- detection ----------------------------------------------------------------------------
@@ -256,7 +271,9 @@ class WebhookConfig(Group):
     """Anomalies also POSTed to a URL (`sinks/webhook.py`), as JSON arrays."""
 
     table = "outputs.webhook"
-    url: str | None = option(None, "the http(s) URL; unset: no webhook")
+    url: str | None = option(
+        None, "the http(s) URL; unset: no webhook", example="https://alerts.example/hook"
+    )
     dead_letters: str = option(
         "undelivered_alerts.jsonl",
         "where undeliverable anomalies go",
@@ -265,9 +282,9 @@ class WebhookConfig(Group):
     headers: Mapping[str, str] = option({}, "extra HTTP headers (e.g. Authorization)")
     timeout: tuple[float, float] = option((5.0, 10.0), "connect and read timeouts, seconds")
     retries: int = option(3, "retries of a failed request", min=0)
-    backoff: WebhookBackoffConfig = group(WebhookBackoffConfig, "retry waits")
+    backoff: WebhookBackoffConfig = group(WebhookBackoffConfig)
     max_batch: int = option(500, "anomalies per request", min=1)
-    seed: int | None = option(None, "seed of the retry jitter; unset: random")
+    seed: int | None = option(None, "seed of the retry jitter; unset: random", example=1)
 
     def sink(self) -> WebhookSink:
         """The webhook sink (undeliverable anomalies to `dead_letters`)."""
@@ -293,7 +310,10 @@ class SampleConfig(Group):
     )
     seed: int = option(11, "the reservoir's seed", keyword="sample_seed")
     path: Target = option(
-        None, "where the sample is written (needed when size > 0)", keyword="sample_path"
+        None,
+        "where the sample is written (needed when size > 0)",
+        keyword="sample_path",
+        example="sample.jsonl",
     )
 
     def check(self) -> None:
@@ -306,15 +326,21 @@ class OutputsConfig(Group):
     """Where results go: a JSON-lines file path (appended) or, from Python, a Bytewax sink."""
 
     table = "outputs"
-    anomalies: Target = option(None, "anomalies; unset: stdout", keyword="output")
-    dead_letters: Target = option(None, "rows that could not be read; unset: stderr")
-    readings: Target = option(None, "every cleaned, scored reading; unset: not written")
-    events: Target = option(None, "gap and sensor_offline events; unset: stderr")
-    totals: Sink | None = option(None, "the run's totals (a sink, from Python); unset: the log")
-    webhook: WebhookConfig = group(
-        WebhookConfig, "alert webhook", keyword="webhook", shorthand="url"
+    anomalies: Target = option(
+        None, "anomalies; unset: stdout", keyword="output", example="anomalies.jsonl"
     )
-    sample: SampleConfig = group(SampleConfig, "reservoir sample")
+    dead_letters: Target = option(
+        None, "rows that could not be read; unset: stderr", example="dead_letters.jsonl"
+    )
+    readings: Target = option(
+        None, "every cleaned, scored reading; unset: not written", example="readings.jsonl"
+    )
+    events: Target = option(
+        None, "gap and sensor_offline events; unset: stderr", example="events.jsonl"
+    )
+    totals: Sink | None = option(None, "the run's totals (a sink, from Python); unset: the log")
+    webhook: WebhookConfig = group(WebhookConfig, keyword="webhook", shorthand="url")
+    sample: SampleConfig = group(SampleConfig)
 
 
 # --- run ----------------------------------------------------------------------------------
@@ -345,8 +371,8 @@ class FlowConfig(Group):
     """The whole air-quality flow: one table per concern."""
 
     table = ""
-    source: SourceConfig = group(SourceConfig, "where readings come from")
-    cleaning: CleaningConfig = group(CleaningConfig, "the stages before the detector")
-    detection: DetectionConfig = group(DetectionConfig, "the detector and the alert rule")
-    outputs: OutputsConfig = group(OutputsConfig, "where results go")
-    run: RunConfig = group(RunConfig, "layout and tuning")
+    source: SourceConfig = group(SourceConfig)
+    cleaning: CleaningConfig = group(CleaningConfig)
+    detection: DetectionConfig = group(DetectionConfig)
+    outputs: OutputsConfig = group(OutputsConfig)
+    run: RunConfig = group(RunConfig)

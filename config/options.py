@@ -32,7 +32,15 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 #: Metadata keys of an option.
-DOC, KEYWORD, CHOICES, MIN, MAX, SHORTHAND = "doc", "keyword", "choices", "min", "max", "shorthand"
+DOC, KEYWORD, CHOICES, MIN, MAX, SHORTHAND, EXAMPLE = (
+    "doc",
+    "keyword",
+    "choices",
+    "min",
+    "max",
+    "shorthand",
+    "example",
+)
 
 
 class ConfigError(ValueError):
@@ -47,21 +55,22 @@ def option(
     choices: tuple[Any, ...] | None = None,
     min: float | None = None,  # noqa: A002 - reads as the option's bound
     max: float | None = None,  # noqa: A002
+    example: Any = None,
 ) -> Any:
     """A field of a group: default, one-line doc, and optionally the `build_flow` keyword that
-    sets it (when not the field's name), the allowed values or the allowed range."""
-    metadata = {DOC: doc, KEYWORD: keyword, CHOICES: choices, MIN: min, MAX: max}
+    sets it (when not the field's name), the allowed values or the allowed range, and for an
+    option that is unset by default an `example` value (shown commented out in the TOML)."""
+    metadata = {DOC: doc, KEYWORD: keyword, CHOICES: choices, MIN: min, MAX: max, EXAMPLE: example}
     if isinstance(default, dict | list | set):
         return dataclasses.field(default_factory=lambda: _copy(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
 
 
-def group(
-    factory: type, doc: str, *, keyword: str | None = None, shorthand: str | None = None
-) -> Any:
-    """A field holding a nested group (a TOML sub-table). With `keyword`, `build_flow` takes the
-    group as one keyword: a mapping of its options, or one value for its `shorthand` option."""
-    metadata = {DOC: doc, KEYWORD: keyword, SHORTHAND: shorthand}
+def group(factory: type, *, keyword: str | None = None, shorthand: str | None = None) -> Any:
+    """A field holding a nested group (a TOML sub-table; its docstring documents it). With
+    `keyword`, `build_flow` takes the group as one keyword: a mapping of its options, or one
+    value for its `shorthand` option."""
+    metadata = {KEYWORD: keyword, SHORTHAND: shorthand}
     return dataclasses.field(default_factory=factory, metadata=metadata)
 
 

@@ -2,6 +2,10 @@
 
     python -m bytewax.run dataflows.air_quality:flow                 # the shipped data
     python -m bytewax.run "dataflows.air_quality:build_flow('PATH_OR_URL', key='global')"
+    python -m bytewax.run "dataflows.air_quality:build_flow(config='flow.toml')"   # a deployment
+
+Options are the typed configuration of `config/` (`python -m config` prints them all);
+`build_flow` resolves a file and its keywords into it, and `dataflow` wires the groups.
 
 Anomalies go to stdout (or `output=PATH`) as JSON lines, dead letters to stderr (or
 `dead_letters=PATH`), every cleaned reading to `readings=PATH` when asked, totals to the log.
@@ -29,6 +33,7 @@ from config import (
     DetectionConfig,
     FlowConfig,
     GapsConfig,
+    OutputsConfig,
     SampleConfig,
     resolve,
 )
@@ -207,11 +212,12 @@ def _gap_events(per_key: Stream[tuple[str, Any]], target: Target) -> Stream[Coun
     return op.map("event_counts", events, _event_counts)
 
 
-def _take_readings(config: FlowConfig, counter: Progress) -> Callable[[list], list[Reading]]:
+def _take_readings(
+    cleaning: CleaningConfig, key: str, counter: Progress
+) -> Callable[[list], list[Reading]]:
     """The step that takes the cleaned readings out of the per-key step's output, counting the
     preparation stages' work when any runs."""
-    cleaning = config.cleaning
-    fill = cleaning.gaps.mode == "fill" and config.run.key == "sensor"
+    fill = cleaning.gaps.mode == "fill" and key == "sensor"
     count_preparation = cleaning.validation.enabled or cleaning.epa.enabled or fill
 
     def take_readings(batch: list[tuple[str, Any]]) -> list[Reading]:
@@ -221,9 +227,10 @@ def _take_readings(config: FlowConfig, counter: Progress) -> Callable[[list], li
     return take_readings
 
 
-def _alerts(scored: Stream[Reading], config: FlowConfig, counter: Progress) -> None:
+def _alerts(
+    scored: Stream[Reading], detection: DetectionConfig, outputs: OutputsConfig, counter: Progress
+) -> None:
     """Readings above the threshold, written as anomalies (and to the webhook)."""
-    detection, outputs = config.detection, config.outputs
     threshold, features = detection.threshold, detection.features
 
     def alerts_of(batch: list[Reading]) -> list[dict[str, Any]]:
@@ -313,8 +320,9 @@ def dataflow(config: FlowConfig) -> Dataflow:
     extra_counts = []
     if per_sensor.gaps is not None:
         extra_counts.append(_gap_events(per_key, outputs.events))
-    scored = op.flat_map_batch("take_readings", per_key, _take_readings(config, counter))
-    _alerts(scored, config, counter)
+    take_readings = _take_readings(config.cleaning, run.key, counter)
+    scored = op.flat_map_batch("take_readings", per_key, take_readings)
+    _alerts(scored, config.detection, outputs, counter)
     _dead_letters(rejected, outputs.dead_letters, counter)
     if outputs.readings is not None:
         readings = op.map("reading_json", scored, reading_record)

@@ -4,6 +4,7 @@ bad option is one actionable line, before any data is read."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 
@@ -56,57 +57,90 @@ FLAT_KEYWORDS = [
     "gc_threshold",
 ]
 
-#: A value other than the default for every keyword (a new option needs one here).
+#: For every keyword, where it lives in a TOML file (`table.key`, or `table` for a keyword that
+#: takes a whole table) and a value other than the default (a new option needs one here).
 CHANGED = {
-    "source": "other.jsonl",
-    "purpleair": {"interval": 300.0, "bbox": (-122.5, 38.0, -121.7, 37.2)},
-    "validate": True,
-    "ranges": {"humidity": (0.0, 90.0)},
-    "impute_fields": ("humidity", "pm1.0_cf_1"),
-    "window": 5,
-    "strategy": "median",
-    "epa": False,
-    "epa_max": 200.0,
-    "gaps": "fill",
-    "interval": 60,
-    "offline_after": 7200,
-    "clock": "system",
-    "scale": ("pm1.0_cf_1",),
-    "scale_window": 30,
-    "threshold": 0.8,
-    "features": ("pm1.0_cf_1", "humidity"),
-    "limits": {"pm1.0_cf_1": (0.0, 500.0), "humidity": (0.0, 100.0)},
-    "n_trees": 5,
-    "height": 6,
-    "window_size": 36,
-    "seed": 3,
-    "output": "anomalies.jsonl",
-    "dead_letters": "dead.jsonl",
-    "readings": "readings.jsonl",
-    "events": "events.jsonl",
-    "totals": TestingSink([]),
-    "webhook": "https://alerts.example/hook",
-    "webhook_dead_letters": "undelivered.jsonl",
-    "sample": 5,
-    "sample_by": "global",
-    "sample_seed": 4,
-    "sample_path": "sample.jsonl",
-    "key": "global",
-    "batch_size": 500,
-    "shards": 4,
-    "progress": 30.0,
-    "gc_threshold": 50_000,
+    "source": ("source.path", "other.jsonl"),
+    "purpleair": ("source.purpleair", {"interval": 300.0, "bbox": (-122.5, 38.0, -121.7, 37.2)}),
+    "validate": ("cleaning.validation.enabled", True),
+    "ranges": ("cleaning.validation.ranges", {"humidity": (0.0, 90.0)}),
+    "impute_fields": ("cleaning.imputation.fields", ("humidity", "pm1.0_cf_1")),
+    "window": ("cleaning.imputation.window", 5),
+    "strategy": ("cleaning.imputation.strategy", "median"),
+    "epa": ("cleaning.epa.enabled", False),
+    "epa_max": ("cleaning.epa.max", 200.0),
+    "gaps": ("cleaning.gaps.mode", "fill"),
+    "interval": ("cleaning.gaps.interval", 60),
+    "offline_after": ("cleaning.gaps.offline_after", 7200),
+    "clock": ("cleaning.gaps.clock", "system"),
+    "scale": ("cleaning.scaling.fields", ("pm1.0_cf_1",)),
+    "scale_window": ("cleaning.scaling.window", 30),
+    "threshold": ("detection.threshold", 0.8),
+    "features": ("detection.features", ("pm1.0_cf_1", "humidity")),
+    "limits": ("detection.limits", {"pm1.0_cf_1": (0.0, 500.0), "humidity": (0.0, 100.0)}),
+    "n_trees": ("detection.n_trees", 5),
+    "height": ("detection.height", 6),
+    "window_size": ("detection.window_size", 36),
+    "seed": ("detection.seed", 3),
+    "output": ("outputs.anomalies", "anomalies.jsonl"),
+    "dead_letters": ("outputs.dead_letters", "dead.jsonl"),
+    "readings": ("outputs.readings", "readings.jsonl"),
+    "events": ("outputs.events", "events.jsonl"),
+    "totals": ("outputs.totals", TestingSink([])),  # Python only
+    "webhook": ("outputs.webhook.url", "https://alerts.example/hook"),
+    "webhook_dead_letters": ("outputs.webhook.dead_letters", "undelivered.jsonl"),
+    "sample": ("outputs.sample.size", 5),
+    "sample_by": ("outputs.sample.by", "global"),
+    "sample_seed": ("outputs.sample.seed", 4),
+    "sample_path": ("outputs.sample.path", "sample.jsonl"),
+    "key": ("run.key", "global"),
+    "batch_size": ("run.batch_size", 500),
+    "shards": ("run.shards", 4),
+    "progress": ("run.progress", 30.0),
+    "gc_threshold": ("run.gc_threshold", 50_000),
 }
+GROUP_KEYWORDS = {"purpleair"}  # take a table, not one value
+GROUP_TABLES = {CHANGED[k][0] for k in GROUP_KEYWORDS}
+#: Options that a changed value needs beside it (sample needs a path, features their limits).
+NEEDS = {"sample": ("sample_path",), "features": ("limits",)}
+
+
+def toml_value(value) -> str:
+    """A value in TOML syntax, written independently of the code under test."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return "{" + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
+
+
+def toml_text(settings: dict[str, object]) -> str:
+    """A TOML file from `{"table.key": value}` (a `{"table": {key: value}}` entry sets a table)."""
+    tables: dict[str, dict[str, object]] = {}
+    for location, value in settings.items():
+        if location in GROUP_TABLES:
+            tables.setdefault(location, {}).update(value)
+        else:
+            table, key = location.rsplit(".", 1)
+            tables.setdefault(table, {})[key] = value
+    return "".join(
+        f"[{table}]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in items.items())
+        for table, items in tables.items()
+    )
 
 
 def leaves(tables, path=()):
-    """Every option of a tree of tables as `{(table, ..., key): value}`."""
+    """Every option of a tree of tables as `{"table.key": value}`."""
     found = {}
     for key, value in tables.items():
         if isinstance(value, dict) and (*path, key) in GROUP_PATHS:
             found.update(leaves(value, (*path, key)))
         else:
-            found[(*path, key)] = value
+            found[".".join((*path, key))] = value
     return found
 
 
@@ -121,6 +155,13 @@ def _group_paths(config, path=()):
 GROUP_PATHS = set(_group_paths(FlowConfig()))
 
 
+def expected_leaves(keyword: str) -> dict[str, object]:
+    location, value = CHANGED[keyword]
+    if keyword in GROUP_KEYWORDS:
+        return {f"{location}.{k}": v for k, v in value.items()}
+    return {location: value}
+
+
 def test_every_keyword_of_the_flat_signature_is_still_an_option():
     assert set(FLAT_KEYWORDS) <= set(KEYWORDS)
     assert set(CHANGED) == set(KEYWORDS), "give each new keyword a changed value in CHANGED"
@@ -128,22 +169,43 @@ def test_every_keyword_of_the_flat_signature_is_still_an_option():
 
 def test_each_keyword_sets_its_own_option_and_nothing_else():
     default = leaves(tables_of(FlowConfig()))
-    got = leaves(tables_of(resolve(**CHANGED)))
+    got = leaves(tables_of(resolve(**{k: v for k, (_where, v) in CHANGED.items()})))
     assert got.keys() == default.keys()
-    changed = {path for path in got if got[path] != default[path]}
-    want = set()
-    for keyword, value in CHANGED.items():
-        target = KEYWORDS[keyword]
-        where = (*target.path, target.name)
-        if target.group:
-            sub = value if isinstance(value, dict) else {target.shorthand: value}
-            for key, item in sub.items():
-                want.add((*where, key))
-                assert got[(*where, key)] == item
-        else:
-            want.add(where)
-            assert got[where] == value, keyword
-    assert changed == want
+    want = {}
+    for keyword in CHANGED:
+        want.update(expected_leaves(keyword))
+    assert {k: v for k, v in got.items() if v != default[k]} == want
+
+
+@pytest.mark.parametrize("keyword", sorted(set(CHANGED) - {"totals"}))
+def test_every_option_resolves_the_same_from_a_file_and_from_its_keyword(tmp_path, keyword):
+    location, value = CHANGED[keyword]
+    others = {k: CHANGED[k][1] for k in NEEDS.get(keyword, ())}
+    path = tmp_path / "flow.toml"
+    settings = {location: value, **{CHANGED[k][0]: v for k, v in others.items()}}
+    path.write_text(toml_text(settings))
+    from_file = resolve(path)
+    assert from_file == resolve(**{keyword: value}, **others)
+    assert leaves(tables_of(from_file)).items() >= expected_leaves(keyword).items()
+
+
+def test_keywords_override_the_file_one_option_at_a_time(tmp_path):
+    path = tmp_path / "flow.toml"
+    path.write_text(
+        toml_text(
+            {
+                "detection.threshold": 0.8,
+                "detection.n_trees": 4,
+                "source.purpleair": {"interval": 300.0, "max_polls": 2},
+            }
+        )
+    )
+    config = resolve(path, threshold=0.9, purpleair={"max_polls": 5})
+    assert config.detection.threshold == 0.9 and config.detection.n_trees == 4
+    assert config.source.purpleair.interval == 300.0 and config.source.purpleair.max_polls == 5
+    assert resolve(path) == resolve(
+        threshold=0.8, n_trees=4, purpleair=dict(interval=300.0, max_polls=2)
+    )
 
 
 def test_values_take_their_canonical_form():
@@ -219,3 +281,19 @@ def test_bytewax_run_shows_a_configuration_error_as_one_line():
     assert run.stderr.splitlines() == [
         "configuration error: thresold: unknown option; did you mean threshold?"
     ]
+
+
+@pytest.mark.parametrize(
+    ("location", "keyword"),
+    [
+        ("cleaning.gaps.mode", "gaps"),
+        ("run.progress", "progress"),
+        ("run.gc_threshold", "gc_threshold"),
+        ("detection.seed", "seed"),
+    ],
+)
+def test_false_in_a_file_is_none_from_python(tmp_path, location, keyword):
+    path = tmp_path / "flow.toml"
+    path.write_text(toml_text({location: False}))
+    assert resolve(path) == resolve(**{keyword: None})
+    assert leaves(tables_of(resolve(path)))[location] is None
