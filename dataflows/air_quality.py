@@ -30,6 +30,7 @@ from config import (
     GC_THRESHOLD,
     KEY_MODES,
     CleaningConfig,
+    ConfigError,
     DetectionConfig,
     FlowConfig,
     GapsConfig,
@@ -100,7 +101,8 @@ def _sink(target: None | str | Sink, stream: str) -> Sink:
 def _source(config: FlowConfig) -> Source:
     """`"purpleair"`: the live API poller (its options, asking for the fields the flow needs);
     an http(s) URL: fetched once; a file: sensor shards that resume from their offsets after a
-    crash (one shard with every row in global mode); a Bytewax source: itself."""
+    crash (one shard with every row in global mode); a Bytewax source: itself. A file that is
+    not there is a configuration error, found before the flow starts."""
     source, run = config.source.path or SHIPPED_DATA, config.run
     if isinstance(source, Source):
         return source
@@ -111,6 +113,8 @@ def _source(config: FlowConfig) -> Source:
         )
     if is_url(str(source)):
         return PurpleAirSource(str(source), split=False, batch_size=run.batch_size)
+    if not Path(source).is_file():
+        raise ConfigError(f"[source] path: no such file: {source}")
     shards = run.shards if run.key == "sensor" else 1
     return ShardedFileSource(source, shards=shards, batch_size=run.batch_size)
 

@@ -266,6 +266,8 @@ def test_build_flow_refuses_a_bad_option_before_it_opens_the_source(tmp_path):
     missing = tmp_path / "never-read.jsonl"
     with pytest.raises(ConfigError, match=r"\[run\] batch_size: 0 is out of range"):
         build_flow(str(missing), batch_size=0)
+    with pytest.raises(ConfigError, match=r"\[source\] path: no such file: .*never-read.jsonl"):
+        build_flow(str(missing))
 
 
 def test_bytewax_run_shows_a_configuration_error_as_one_line():
