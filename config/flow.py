@@ -25,7 +25,9 @@ from bytewax.outputs import Sink
 from config.options import ConfigError, Group, fail, group, option
 from detectors.hst import DEFAULT_FEATURES, DEFAULT_LIMITS, HalfSpaceTreesDetector
 from imputers.window import STRATEGIES
+from preparation.channels import ChannelAgreement
 from preparation.correction import MAX_PM
+from preparation.flatline import READINGS as FLATLINE_READINGS
 from preparation.gaps import CLOCKS, INTERVAL, MODES, OFFLINE_AFTER
 from preparation.sampling import SAMPLE_BY
 from preparation.validation import DEFAULT_RANGES, RangeValidator
@@ -148,7 +150,9 @@ class ValidationConfig(Group):
     """Physical ranges: a value outside its range becomes missing (then imputed), flagged."""
 
     table = "cleaning.validation"
-    enabled: bool = option(False, "check the physical ranges", keyword="validate")
+    enabled: bool = option(
+        True, "check the physical ranges (fault out_of_range)", keyword="validate"
+    )
     ranges: Limits = option(DEFAULT_RANGES, "[lo, hi] per field", keyword="ranges")
 
     def check(self) -> None:
@@ -156,14 +160,71 @@ class ValidationConfig(Group):
 
 
 @dataclasses.dataclass(frozen=True)
+class ChannelsConfig(Group):
+    """Channel agreement (`preparation/channels.py`): the EPA's rule on channels A and B, a dead
+    channel at 0, PurpleAir's own downgrade; the trustworthy channel's PM is kept, or none."""
+
+    table = "cleaning.channels"
+    enabled: bool = option(True, "check that the two laser channels agree", keyword="channels")
+    abs_limit: float = option(
+        5.0,
+        "EPA: they disagree when |A - B| is above this, µg/m³ ...",
+        keyword="channel_abs",
+        min=0,
+    )
+    rel_limit: float = option(
+        0.7, "... and 2|A - B|/(A + B) is above this", keyword="channel_rel", min=0
+    )
+    zero_other: float = option(
+        2.0,
+        "one channel at 0 while the other is above this, µg/m³, is dead",
+        keyword="channel_zero",
+    )
+    use_flags: bool = option(
+        True, "trust PurpleAir's channel_flags when in the payload", keyword="channel_flags"
+    )
+
+    def rule(self, history: bool = True) -> ChannelAgreement:
+        """The per-sensor rule (`history=False` in global mode: no last trusted value)."""
+        return ChannelAgreement(
+            self.abs_limit,
+            self.rel_limit,
+            self.zero_other,
+            use_flags=self.use_flags,
+            history=history,
+        )
+
+    def check(self) -> None:
+        _valid(self.table, self.rule)
+
+
+@dataclasses.dataclass(frozen=True)
+class FlatlineConfig(Group):
+    """A sensor whose PM (or every field) does not move is stuck (`preparation/flatline.py`)."""
+
+    table = "cleaning.flatline"
+    readings: int | None = option(
+        FLATLINE_READINGS,
+        "identical readings in a row that make a flatline (15: 30 min); false: off",
+        keyword="flatline",
+        min=2,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class EpaConfig(Group):
-    """The US EPA PM2.5 correction (Barkjohn 2021), as field pm2.5_epa."""
+    """The US EPA PM2.5 correction (Barkjohn 2021, extended 2022), as field pm2.5_epa; the
+    NowCast and US AQI of it as fields pm2.5_nowcast and aqi."""
 
     table = "cleaning.epa"
     enabled: bool = option(True, "add pm2.5_epa", keyword="epa")
-    max: float = option(
-        MAX_PM, "pm2.5_cf_1 above this gets no correction", keyword="epa_max", min=0
+    extended: bool = option(
+        True, "the 2022 correction, at every concentration", keyword="epa_extended"
     )
+    max: float = option(
+        MAX_PM, "without extended: pm2.5_cf_1 above this gets none", keyword="epa_max", min=0
+    )
+    aqi: bool = option(True, "add pm2.5_nowcast and aqi (per sensor)", keyword="aqi")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,7 +276,9 @@ class CleaningConfig(Group):
     """The stages before the detector, in the order they run."""
 
     table = "cleaning"
+    flatline: FlatlineConfig = group(FlatlineConfig)
     validation: ValidationConfig = group(ValidationConfig)
+    channels: ChannelsConfig = group(ChannelsConfig)
     imputation: ImputationConfig = group(ImputationConfig)
     epa: EpaConfig = group(EpaConfig)
     gaps: GapsConfig = group(GapsConfig)
@@ -231,6 +294,9 @@ class DetectionConfig(Group):
 
     table = "detection"
     threshold: float = option(0.7, "report readings scoring above it", min=0, max=1)
+    faults: bool = option(
+        True, "report a reading a rule flags, whatever its score", keyword="report_faults"
+    )
     features: tuple[str, ...] = option(DEFAULT_FEATURES, "detector features")
     limits: Limits = option(DEFAULT_LIMITS, "[lo, hi] per feature, needed for every feature")
     n_trees: int = option(10, "HalfSpaceTrees: trees", min=1)

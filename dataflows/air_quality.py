@@ -186,7 +186,7 @@ def sensor_config(cleaning: CleaningConfig, detection: DetectionConfig, key: str
     """What each key's step is built from: the cleaning stages and the detector (gap tracking
     only per sensor)."""
     validation, epa, scaling = cleaning.validation, cleaning.epa, cleaning.scaling
-    imputation = cleaning.imputation
+    imputation, channels, per_sensor = cleaning.imputation, cleaning.channels, key == "sensor"
     return SensorConfig(
         imputation.fields,
         imputation.window,
@@ -194,10 +194,15 @@ def sensor_config(cleaning: CleaningConfig, detection: DetectionConfig, key: str
         detection.threshold,
         detection.hst_options(),
         validator=RangeValidator(validation.ranges) if validation.enabled else None,
-        epa=EpaCorrection(epa.max) if epa.enabled else None,
+        epa=EpaCorrection(epa.max, extended=epa.extended) if epa.enabled else None,
         scale_fields=scaling.fields,
         scale_window=scaling.window,
-        gaps=_gap_logic(cleaning.gaps) if key == "sensor" else None,
+        gaps=_gap_logic(cleaning.gaps) if per_sensor else None,
+        # a global key mixes sensors: no last trusted channel value, no flatline, no NowCast
+        channels=channels.rule(history=per_sensor) if channels.enabled else None,
+        flatline=cleaning.flatline.readings if per_sensor else None,
+        nowcast=epa.enabled and epa.aqi and per_sensor,
+        report_faults=detection.faults,
     )
 
 
@@ -222,7 +227,13 @@ def _take_readings(
     """The step that takes the cleaned readings out of the per-key step's output, counting the
     preparation stages' work when any runs."""
     fill = cleaning.gaps.mode == "fill" and key == "sensor"
-    count_preparation = cleaning.validation.enabled or cleaning.epa.enabled or fill
+    count_preparation = (
+        cleaning.validation.enabled
+        or cleaning.epa.enabled
+        or cleaning.channels.enabled
+        or cleaning.flatline.readings is not None
+        or fill
+    )
 
     def take_readings(batch: list[tuple[str, Any]]) -> list[Reading]:
         readings = counter.readings(unkeyed(batch, Reading))
@@ -234,11 +245,16 @@ def _take_readings(
 def _alerts(
     scored: Stream[Reading], detection: DetectionConfig, outputs: OutputsConfig, counter: Progress
 ) -> None:
-    """Readings above the threshold, written as anomalies (and to the webhook)."""
-    threshold, features = detection.threshold, detection.features
+    """Readings above the threshold, and those a rule flagged (unless `detection.faults` is
+    off), written as anomalies with their kind and reasons (and to the webhook)."""
+    threshold, features, faults = detection.threshold, detection.features, detection.faults
 
     def alerts_of(batch: list[Reading]) -> list[dict[str, Any]]:
-        found = [anomaly_record(r, features) for r in batch if is_anomaly(r, threshold)]
+        found = [
+            anomaly_record(r, features, threshold)
+            for r in batch
+            if is_anomaly(r, threshold, faults)
+        ]
         return counter.anomalies(found)
 
     alerts = op.flat_map_batch("anomalies", scored, alerts_of)

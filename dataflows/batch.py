@@ -139,7 +139,9 @@ def run_batch(
     imputed = time.perf_counter()
     options = dict(n_trees=n_trees, height=height, window_size=window_size, seed=seed)
     scored = score_all(cleaned, key, features=features, limits=limits, **options)
-    anomalies = [anomaly_record(r, tuple(features)) for r in scored if is_anomaly(r, threshold)]
+    anomalies = [
+        anomaly_record(r, tuple(features), threshold) for r in scored if is_anomaly(r, threshold)
+    ]
     done = time.perf_counter()
     seconds = {"parse": parsed - clock, "impute": imputed - parsed, "score": done - imputed}
     return BatchResult(scored, anomalies, dead, columns, seconds)

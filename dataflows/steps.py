@@ -2,8 +2,10 @@
 
 `SensorLogic` is the state of one key inside Bytewax's `stateful_batch`: it takes the key's
 readings a batch at a time, in order; makes missed time steps visible (gap events or
-placeholders, optional), then for each reading validates (optional), imputes, adds the EPA
-correction, standardises (optional), scores, and counts what happened. One step per key keeps the
+placeholders, optional), then for each reading runs the quality-control rules (flatline on the
+values as received, physical ranges, channel agreement; each optional, their codes in
+`Reading.reasons`), imputes, adds the EPA correction and the NowCast AQI, standardises
+(optional), scores, and counts what happened. One step per key keeps the
 engine's per-key overhead to one exchange and one call per batch. Its state (gap tracker,
 imputer, detector, counts, standardiser) is small, is copied cheaply for Bytewax's snapshots, and
 pickles for recovery.
@@ -19,8 +21,12 @@ from bytewax.operators import StatefulBatchLogic
 
 from detectors.hst import HalfSpaceTreesDetector
 from imputers.window import WindowImputer
-from preparation.correction import EpaCorrection
+from preparation.aqi import AQI_FIELD, NOWCAST_FIELD, NowCast, aqi, category
+from preparation.channels import ChannelAgreement
+from preparation.correction import EPA_FIELD, EpaCorrection
+from preparation.flatline import Flatline
 from preparation.gaps import GapEvent, GapLogic, GapTracker
+from preparation.reasons import FLATLINE, OUT_OF_RANGE, SCORE, kind_of
 from preparation.scaling import Standardiser
 from preparation.validation import RangeValidator
 from sinks import dead_letters
@@ -47,6 +53,10 @@ class SensorConfig:
         scale_fields: Sequence[str] = (),
         scale_window: int | None = None,
         gaps: Callable[[GapTracker | None], GapLogic] | None = None,
+        channels: ChannelAgreement | None = None,
+        flatline: int | None = None,
+        nowcast: bool = False,
+        report_faults: bool = True,
     ):
         self.impute_fields = tuple(impute_fields)
         self.window = window
@@ -58,6 +68,11 @@ class SensorConfig:
         self.scale_fields = tuple(scale_fields)  # preparation: z-scores, before scoring
         self.scale_window = scale_window
         self.gaps = gaps  # preparation: builds a key's gap tracking, from its resume state
+        self.channels = channels  # quality control: a template, copied for each key
+        self.flatline = flatline  # quality control: readings in a row, or None (off)
+        self.nowcast = nowcast  # the NowCast and AQI of pm2.5_epa, as fields
+        self.report_faults = report_faults  # a reading a rule flags is an alert, whatever its score
+        self.new_qc()
         self.new_scaler()
         self.new_imputer()  # fail at build time on a bad configuration
         self.new_detector()
@@ -70,6 +85,14 @@ class SensorConfig:
 
     def new_gaps(self, resume: GapTracker | None = None) -> GapLogic | None:
         return None if self.gaps is None else self.gaps(resume)
+
+    def new_qc(self) -> tuple[ChannelAgreement | None, Flatline | None, NowCast | None]:
+        """A key's quality-control state: channel check, flatline rule, NowCast (each or None)."""
+        return (
+            None if self.channels is None else self.channels.copy(),
+            None if self.flatline is None else Flatline(self.flatline),
+            NowCast() if self.nowcast else None,
+        )
 
     def new_scaler(self) -> Standardiser | None:
         if not self.scale_fields:
@@ -91,9 +114,12 @@ class SensorLogic(StatefulBatchLogic):
                 config.new_scaler(),
             )
             self.gaps = config.new_gaps()
+            self.qc = config.new_qc()
         else:
-            self.imputer, self.detector, self.counts, self.scaler, tracker = resume
+            self.imputer, self.detector, self.counts, self.scaler, tracker = resume[:5]
             self.gaps = config.new_gaps(tracker)
+            # snapshots from before the quality-control rules have no QC state: start it afresh
+            self.qc = resume[5] if len(resume) > 5 else config.new_qc()
         self._hot = (
             self.imputer.impute_one,
             self.detector.score_then_learn,
@@ -102,6 +128,8 @@ class SensorLogic(StatefulBatchLogic):
             config.validator,
             config.epa,
             self.scaler,
+            *self.qc,
+            config.report_faults,
         )
 
     def on_batch(self, values: list[Reading]) -> tuple[list[Any], bool]:
@@ -110,18 +138,35 @@ class SensorLogic(StatefulBatchLogic):
         out: list[Any] = []
         append = out.append
         # with thousands of sensors a batch holds about one reading: keep the set-up to one load
-        impute, score, counts, threshold, validator, epa, scaler = self._hot
+        (impute, score, counts, threshold, validator, epa, scaler, channels, flatline, nowcast,
+         report_faults) = self._hot  # fmt: skip
         for reading in values:
             if type(reading) is GapEvent:
                 append(reading)
                 continue
             raw, flags = reading.values, reading.flags
             flags = flags.copy() if flags else {}
+            reasons: list[str] = []
+            if flatline is not None and not reading.placeholder:
+                flatline.apply(raw, flags, reasons, counts)  # on the values as received
             if validator is not None:
-                raw = validator.apply(raw, flags, counts)
+                checked = validator.apply(raw, flags, counts)
+                if checked is not raw:
+                    reasons.append(OUT_OF_RANGE)
+                    raw = checked
+            if channels is not None:
+                raw = channels.apply(raw, flags, reasons, counts)
             filled, imputed, missing = impute(raw)
             if epa is not None:
                 epa.apply(filled, imputed, missing, flags, counts)
+            if nowcast is not None:
+                pm = filled.get(EPA_FIELD)
+                if pm is None or reading.placeholder or FLATLINE in reasons:
+                    filled[NOWCAST_FIELD] = filled[AQI_FIELD] = None  # a stuck PM is not fed
+                else:
+                    level = nowcast.update(reading.time, pm)
+                    filled[NOWCAST_FIELD] = level
+                    filled[AQI_FIELD] = None if level is None else float(aqi(level))
             if scaler is not None:
                 scaler.apply(filled, imputed, counts)
             if reading.placeholder:  # a missed time step: imputed, never scored nor learnt
@@ -132,8 +177,10 @@ class SensorLogic(StatefulBatchLogic):
             counts[tag] = counts.get(tag, 0) + 1
             tag = STATUS_TAGS[status]
             counts[tag] = counts.get(tag, 0) + 1
-            if status == "scored" and value > threshold:
+            if (reasons and report_faults) or (status == "scored" and value > threshold):
                 counts["anomalies"] = counts.get("anomalies", 0) + 1
+                tag = "kind:" + kind_of(reasons)
+                counts[tag] = counts.get(tag, 0) + 1
             for name in imputed:
                 tag = "imputed:" + name
                 counts[tag] = counts.get(tag, 0) + 1
@@ -152,6 +199,7 @@ class SensorLogic(StatefulBatchLogic):
                     status,
                     flags,
                     reading.placeholder,
+                    reasons,
                 )
             )
         return out, StatefulBatchLogic.RETAIN
@@ -171,7 +219,8 @@ class SensorLogic(StatefulBatchLogic):
     def snapshot(self) -> tuple:
         scaler = None if self.scaler is None else self.scaler.copy()
         tracker = None if self.gaps is None else self.gaps.snapshot()
-        return (self.imputer.copy(), self.detector.copy(), dict(self.counts), scaler, tracker)
+        qc = tuple(None if rule is None else rule.copy() for rule in self.qc)
+        return (self.imputer.copy(), self.detector.copy(), dict(self.counts), scaler, tracker, qc)
 
 
 def iso_time(epoch_seconds: int) -> str:
@@ -179,16 +228,35 @@ def iso_time(epoch_seconds: int) -> str:
     return datetime.fromtimestamp(epoch_seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def anomaly_record(reading: Reading, features: Sequence[str]) -> dict[str, Any]:
-    """The anomaly line: sensor, time, score, feature values, imputed fields."""
+def reasons_of(reading: Reading, threshold: float) -> list[str]:
+    """The reading's rule codes, and `score` when its score is above the threshold."""
+    if reading.status == "scored" and reading.score is not None and reading.score > threshold:
+        return [*reading.reasons, SCORE]
+    return list(reading.reasons)
+
+
+def anomaly_record(
+    reading: Reading, features: Sequence[str], threshold: float, event: bool = False
+) -> dict[str, Any]:
+    """The anomaly line: sensor, time, kind and reasons, score, feature values, imputed fields,
+    the AQI when computed, and what the rules saw (`flags`) when a rule fired."""
+    reasons = reasons_of(reading, threshold)
     record: dict[str, Any] = {
         "sensor_index": reading.sensor_index,
         "time": iso_time(reading.time),
+        "kind": kind_of(reasons, event),
+        "reasons": reasons,
         "score": reading.score,
     }
+    values = reading.values
     for name in features:
-        record[name] = reading.values.get(name)
+        record[name] = values.get(name)
     record["imputed"] = reading.imputed
+    if AQI_FIELD in values:
+        record[AQI_FIELD] = values[AQI_FIELD]
+        record["aqi_category"] = category(values[AQI_FIELD])
+    if reading.reasons:
+        record["flags"] = reading.flags
     return record
 
 
@@ -203,6 +271,7 @@ def reading_record(reading: Reading) -> dict[str, Any]:
         "imputed": reading.imputed,
         "missing": reading.missing,
         "flags": reading.flags,
+        "reasons": reading.reasons,
         "placeholder": reading.placeholder,
     }
 
@@ -225,8 +294,11 @@ def dead_letter_record(letter: DeadLetter) -> dict[str, Any]:
     return dead_letters.dead_letter_record(letter.reason, letter.origin, letter.raw)
 
 
-def is_anomaly(reading: Reading, threshold: float) -> bool:
-    """Scored (not warming up) and above the threshold."""
+def is_anomaly(reading: Reading, threshold: float, faults: bool = True) -> bool:
+    """Flagged by a quality-control rule (when `faults`), or scored (not warming up) and above
+    the threshold."""
+    if faults and reading.reasons:
+        return True
     return reading.status == "scored" and reading.score is not None and reading.score > threshold
 
 

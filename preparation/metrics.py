@@ -2,7 +2,8 @@
 
 Like `sinks.metrics`, the counters are module-level (the Prometheus registry requires it) and
 cumulative per process; bytewax serves them at `/metrics` when its API is enabled. They mirror
-the run's totals: `invalid:<field>`, `epa:*`, `placeholders`, `events:*` and `sampled`.
+the run's totals: `invalid:<field>`, `epa:*`, `placeholders`, `events:*` and `sampled`, and the
+quality-control reason codes of the readings (`air_quality_qc_flags{reason}`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,16 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from preparation.channels import FLAG as CHANNELS_FLAG
 from preparation.correction import EPA_FIELD
+from preparation.flatline import FLAG as FLATLINE_FLAG
 from preparation.gaps import GapEvent
 from sources.payload import Reading
 
 _PLACEHOLDER, _FLAGS, _VALUES = attrgetter("placeholder"), attrgetter("flags"), attrgetter("values")
+_REASONS = attrgetter("reasons")
+#: Flags that are not a removed field's.
+_NOT_FIELDS = frozenset({EPA_FIELD, CHANNELS_FLAG, FLATLINE_FLAG})
 _ABSENT = object()  # a reading without the EPA field (the correction is off)
 _EPA_VALUE = methodcaller("get", EPA_FIELD, _ABSENT)
 INVALID = Counter(
@@ -27,10 +33,12 @@ EPA = Counter("air_quality_epa_corrections", "pm2.5_epa derived, or not", ["outc
 PLACEHOLDERS = Counter("air_quality_placeholders", "Placeholder readings for missed time steps")
 EVENTS = Counter("air_quality_gap_events", "Gap and sensor_offline events", ["event"])
 SAMPLED = Counter("air_quality_sampled", "Readings written to the reservoir sample")
+QC = Counter("air_quality_qc_flags", "Readings a quality-control rule flagged", ["reason"])
 
 
 def count_readings(batch: list[Reading]) -> list[Reading]:
-    """Count a batch of cleaned readings' invalid values, EPA outcomes and placeholders.
+    """Count a batch of cleaned readings' invalid values, EPA outcomes, placeholders and
+    quality-control reasons.
 
     >>> before = PLACEHOLDERS._value.get()
     >>> _ = count_readings([Reading(1, 0, {}, placeholder=True)])
@@ -38,7 +46,8 @@ def count_readings(batch: list[Reading]) -> list[Reading]:
     1.0
     """
     placeholders = sum(map(_PLACEHOLDER, batch))  # C-level passes; flags are rare
-    invalid = Tally(name for f in map(_FLAGS, batch) if f for name in f if name != EPA_FIELD)
+    invalid = Tally(name for f in map(_FLAGS, batch) if f for name in f if name not in _NOT_FIELDS)
+    reasons = Tally(code for r in map(_REASONS, batch) if r for code in r)
     derived = list(map(_EPA_VALUE, map(_VALUES, batch)))  # the value, None, or _ABSENT
     not_applied = derived.count(None)
     applied = len(derived) - derived.count(_ABSENT) - not_applied
@@ -47,6 +56,8 @@ def count_readings(batch: list[Reading]) -> list[Reading]:
         PLACEHOLDERS.inc(placeholders)
     for name, n in invalid.items():
         INVALID.labels(name).inc(n)
+    for code, n in reasons.items():
+        QC.labels(code).inc(n)
     for outcome, n in epa.items():
         if n:
             EPA.labels(outcome).inc(n)

@@ -41,6 +41,7 @@ class Reading:
     status: str = "new"  # new | warming_up | scored | unscored
     flags: dict[str, str] = field(default_factory=dict)  # field -> why it was removed/not derived
     placeholder: bool = False  # stands for a missed time step (no row was received)
+    reasons: list[str] = field(default_factory=list)  # quality-control codes (preparation.reasons)
 
 
 @dataclass(slots=True)

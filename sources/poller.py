@@ -34,9 +34,28 @@ from sources.payload import DeadLetter, Item, PayloadError, Reading, decode_line
 PUBLIC_API = "https://api.purpleair.com/v1"
 #: The environment variable that holds the PurpleAir read key (sent as `X-API-Key`).
 API_KEY_ENV = "PURPLEAIR_API_KEY"
-#: What the flow needs by default: event time, the imputed fields, the detector's feature and
-#: the EPA correction's input. (The API always returns `sensor_index` first.)
-DEFAULT_FIELDS = ("last_seen", "humidity", "temperature", "pressure", "pm1.0_cf_1", "pm2.5_cf_1")
+#: What the flow needs by default: event time, position (the neighbour rules), the imputed
+#: fields, the detector's feature, the EPA correction's input, and both laser channels with
+#: PurpleAir's own channel flags (the channel rules). (The API always returns `sensor_index`.)
+DEFAULT_FIELDS = (
+    "last_seen",
+    "latitude",
+    "longitude",
+    "humidity",
+    "temperature",
+    "pressure",
+    "pm1.0_cf_1",
+    "pm2.5_cf_1",
+    "pm10.0_cf_1",
+    "pm2.5_atm",
+    "pm1.0_cf_1_a",
+    "pm1.0_cf_1_b",
+    "pm2.5_cf_1_a",
+    "pm2.5_cf_1_b",
+    "pm10.0_cf_1_a",
+    "pm10.0_cf_1_b",
+    "channel_flags",
+)
 #: The shortest interval allowed against a non-local server (PurpleAir updates every 2 minutes).
 MIN_INTERVAL = 60.0
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})

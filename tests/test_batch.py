@@ -84,7 +84,8 @@ def test_cli_writes_the_flows_anomaly_lines(polls_file, tmp_path, capsys):
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     _rows, _columns, _X, _filled, want = reference(polls_file, threshold=0.6)
     assert len(lines) == len(want)
-    assert all(list(a) == ["sensor_index", "time", "score", "pm1.0_cf_1", "imputed"] for a in lines)
+    keys = ["sensor_index", "time", "kind", "reasons", "score", "pm1.0_cf_1", "imputed"]
+    assert all(list(a) == keys and a["kind"] == "anomaly" for a in lines)
     assert "batch: readings=" in capsys.readouterr().err
 
 

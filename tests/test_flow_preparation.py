@@ -195,14 +195,18 @@ def test_epa_correction_on_every_reading(events_run, raw):
             epa = record["values"]["pm2.5_epa"]
             if pm is None:
                 code = "no_pm"
-            elif rh is None:
+            elif rh is None and pm < 611:
                 code = "no_humidity"
-            elif pm > 250:
-                code = "above_range"
-            else:
+            else:  # Barkjohn et al. 2022: 2021 below 570, quadratic from 611, blended between
                 code = "applied"
-                assert epa == pytest.approx(0.524 * pm - 0.0862 * rh + 5.75, abs=1e-9)
-                assert ("pm2.5_epa" in record["imputed"]) == imputed_rh
+                quadratic = 4.21e-4 * pm**2 + 0.392 * pm + 3.44
+                if pm >= 611:
+                    want = quadratic
+                else:
+                    linear, w = 0.524 * pm - 0.0862 * rh + 5.75, 0.0244 * pm - 13.9
+                    want = linear if pm < 570 else w * quadratic + (1 - w) * linear
+                assert epa == pytest.approx(want, abs=1e-9)
+                assert ("pm2.5_epa" in record["imputed"]) == (imputed_rh and pm < 611)
             codes[f"epa:{code}"] += 1
             if code != "applied":
                 assert epa is None and "pm2.5_epa" in record["missing"]
@@ -210,7 +214,9 @@ def test_epa_correction_on_every_reading(events_run, raw):
     [totals] = events_run["totals"]
     assert {t: n for t, n in totals.items() if t.startswith("epa:")} == codes
     assert sum(codes.values()) == totals["readings"]
-    assert codes["epa:above_range"] > 0 and codes["epa:applied"] > 40_000
+    assert codes["epa:applied"] > 40_000
+    high = [v["pm2.5_cf_1"] for rows in raw.values() for *_, v in rows]
+    assert sum(1 for pm in high if pm is not None and 250 < pm <= 1000) > 100  # once left empty
 
 
 def test_z_scores_use_only_the_past(events_run, raw):

@@ -123,8 +123,9 @@ def test_epa_formula_by_hand():
     ],
 )
 def test_epa_apply(values, imputed, want_value, want_imputed, want_missing, want_flag, code):
+    """The 2021 correction alone (`extended=False`): None above 250."""
     values, imputed, missing, flags, counts = dict(values), list(imputed), [], {}, {}
-    EpaCorrection().apply(values, imputed, missing, flags, counts)
+    EpaCorrection(extended=False).apply(values, imputed, missing, flags, counts)
     if want_value is None:
         assert values["pm2.5_epa"] is None
     else:  # 0.524 × 250 − 0.0862 × 30 + 5.75 = 131 − 2.586 + 5.75
