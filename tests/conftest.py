@@ -29,3 +29,31 @@ def write_lines(path: Path, documents) -> Path:
         for doc in documents:
             f.write((doc if isinstance(doc, str) else json.dumps(doc)) + "\n")
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server for the session (`tests/postgres.py`), skipped with the reason
+    only when no server is installed (`.ci/run` installs Debian's `postgresql`)."""
+    from tests.postgres import PostgresServer, server_bin
+
+    bin_dir = server_bin()
+    if bin_dir is None:
+        pytest.skip(
+            "no PostgreSQL server installed (pg_ctl neither on PATH nor under "
+            "/usr/lib/postgresql/*/bin); .ci/run installs Debian's postgresql"
+        )
+    with PostgresServer(bin_dir) as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request) -> str:
+    """A new, empty database on the session's server, for one test."""
+    import psycopg
+
+    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[-50:].lower()
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return postgres_server.url_for(name)

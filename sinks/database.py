@@ -1,0 +1,210 @@
+"""Database sinks: each batch of records is one transaction of upserts into its table.
+
+A batch that Bytewax replays after a resume (the outputs between the last snapshot and the
+crash) writes the same rows under the same primary keys, so it changes nothing: with recovery,
+the database holds each result exactly once. Every worker (thread or process) has its own
+connection; the dialects make concurrent writers safe (`sinks/sqlite.py`, `sinks/postgres.py`).
+
+A database in trouble (down, locked, full, refusing the password) is retried with exponential
+backoff (`sources/backoff.py`), one warning in the log per failed attempt; when the retries are
+spent the flow stops with `DatabaseUnavailable`, naming the table, the database and the last
+error. The failed batch was not committed, and neither was the epoch it belongs to, so a run
+resumed from the recovery directory writes it again: nothing is lost.
+
+>>> database_url("anomalies.db"), database_url("sqlite:///data/x.sqlite")
+('sqlite:///anomalies.db', 'sqlite:///data/x.sqlite')
+>>> database_url("postgresql://me@db.example/aq"), database_url("anomalies.jsonl")
+('postgresql://me@db.example/aq', None)
+>>> redact("postgresql://me:secret@db.example:5432/aq")
+'postgresql://me:***@db.example:5432/aq'
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+from sinks.tables import TABLES, SchemaMismatch, Table
+from sources.backoff import Backoff
+
+log = logging.getLogger("air_quality.database")
+
+SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+#: Default retry budget: 8 retries, waits of about 0.5-1, 1-2, 2-4, ... up to 15-30 s: between
+#: about 1 and 2 minutes of trouble are ridden out before the flow stops.
+RETRIES = 8
+BACKOFF = Backoff(base=1.0, cap=30.0)
+
+T = TypeVar("T")
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database could not take a batch within the retry budget; the batch is not written."""
+
+
+class DatabaseRejected(RuntimeError):
+    """The database refused a batch or the schema for a reason retrying cannot fix."""
+
+
+class Dialect(Protocol):
+    """What a database needs to provide to `DatabaseSink`."""
+
+    where: str  # the database, for messages (no password)
+    transient: tuple[type[Exception], ...]  # errors worth retrying: connection, lock, disk full
+    fatal: tuple[type[Exception], ...]  # the driver's other errors
+
+    def connect(self) -> Any: ...
+
+    def create(self, conn: Any, table: Table) -> None: ...
+
+    def upsert(self, conn: Any, table: Table, rows: list[tuple]) -> None: ...
+
+    def close(self, conn: Any) -> None: ...
+
+
+def database_url(target: Any) -> str | None:
+    """The database URL that an output target names, or None when it names no database.
+
+    `sqlite:///PATH` or a path ending in .db, .sqlite or .sqlite3 is SQLite; `postgresql://...`
+    (or `postgres://`) is PostgreSQL.
+    """
+    if isinstance(target, Path):
+        target = str(target)
+    if not isinstance(target, str):
+        return None
+    if target.startswith("sqlite:///") or target.startswith(POSTGRES_SCHEMES):
+        return target
+    if target.lower().endswith(SQLITE_SUFFIXES):
+        return "sqlite:///" + target
+    return None
+
+
+def redact(url: str) -> str:
+    """The URL without its password."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def dialect_for(url: str, timeout: float) -> Dialect:
+    """The dialect of a `database_url`; `timeout`: seconds to wait for a lock or a connection."""
+    if url.startswith("sqlite:///"):
+        from sinks.sqlite import SqliteDialect
+
+        return SqliteDialect(url.removeprefix("sqlite:///"), timeout)
+    if url.startswith(POSTGRES_SCHEMES):
+        from sinks.postgres import PostgresDialect
+
+        return PostgresDialect(url, timeout)
+    raise ValueError(f"not a database URL: {url!r} (sqlite:///PATH or postgresql://...)")
+
+
+class _DatabasePartition(StatelessSinkPartition[Mapping[str, Any]]):
+    def __init__(self, sink: DatabaseSink, worker_index: int):
+        self._sink = sink
+        self._dialect = dialect_for(sink.url, sink.timeout)
+        self._table = TABLES[sink.table]
+        self._conn: Any = None
+        self._rng = random.Random(None if sink.seed is None else sink.seed + worker_index)
+        self._attempt("connect", lambda _conn: None)  # a bad target fails before any data
+
+    def write_batch(self, items: list[Mapping[str, Any]]) -> None:
+        rows = self._table.rows(items)
+        if rows:
+            self._attempt(
+                f"write {len(rows)} rows",
+                lambda conn: self._dialect.upsert(conn, self._table, rows),
+            )
+
+    def _attempt(self, what: str, action: Callable[[Any], T]) -> T:
+        """Run `action` on a live connection, reconnecting and retrying on transient errors."""
+        sink, dialect, table = self._sink, self._dialect, self._table.name
+        failures = 0
+        while True:
+            try:
+                if self._conn is None:
+                    self._conn = dialect.connect()
+                    dialect.create(self._conn, self._table)
+                return action(self._conn)
+            except dialect.transient as exc:
+                self._drop()
+                error = " ".join(str(exc).split())
+                if failures >= sink.retries:
+                    raise DatabaseUnavailable(
+                        f"{table} in {dialect.where}: could not {what} after {failures + 1} "
+                        f"attempts, last: {error}. Nothing of this batch was written; fix the "
+                        "database, then run the same command again (with -r, it resumes from "
+                        "the last snapshot and writes what is missing)"
+                    ) from exc
+                wait = sink.backoff.delay(failures, rng=self._rng)
+                failures += 1
+                log.warning(
+                    "%s in %s: could not %s (%s); retry %d of %d in %.1f s",
+                    table, dialect.where, what, error, failures, sink.retries, wait,
+                )  # fmt: skip
+                time.sleep(wait)
+            except (*dialect.fatal, SchemaMismatch) as exc:
+                self._drop()
+                raise DatabaseRejected(
+                    f"{table} in {dialect.where}: could not {what}: {type(exc).__name__}: {exc}"
+                ) from exc
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            self._dialect.close(conn)
+
+    def close(self) -> None:
+        self._drop()
+
+
+class DatabaseSink(DynamicSink[Mapping[str, Any]]):
+    """Upsert the flow's records (dicts) into `table` of the database at `url`.
+
+    `table` is one of `sinks.tables.TABLES` (`anomalies`, `readings`, `dead_letters`, `events`),
+    matching the records the sink receives. `url` is anything `database_url` accepts. `timeout`
+    is how long one attempt waits for a lock or a connection; `retries` and `backoff` (a
+    `Backoff` or its options) how long trouble is ridden out before the flow stops.
+    """
+
+    def __init__(
+        self,
+        url: str | Path,
+        table: str,
+        *,
+        timeout: float = 10.0,
+        retries: int = RETRIES,
+        backoff: Backoff | Mapping[str, float] | None = None,
+        seed: int | None = None,
+    ):
+        resolved = database_url(url)
+        if resolved is None:
+            raise ValueError(
+                f"{url!r} names no database: use sqlite:///PATH, a path ending in "
+                f"{', '.join(SQLITE_SUFFIXES)}, or postgresql://..."
+            )
+        if table not in TABLES:
+            raise ValueError(f"table must be one of {sorted(TABLES)}, got {table!r}")
+        if retries < 0 or timeout <= 0:
+            raise ValueError("retries must be >= 0 and timeout > 0")
+        if resolved.startswith("sqlite:///"):
+            folder = Path(resolved.removeprefix("sqlite:///")).parent
+            if not folder.is_dir():
+                raise ValueError(f"{table}: the folder of {url!r} does not exist ({folder})")
+        self.url = resolved
+        self.table = table
+        self.timeout = timeout
+        self.retries = retries
+        if isinstance(backoff, Mapping):
+            backoff = Backoff(**backoff)
+        self.backoff = backoff or BACKOFF
+        self.seed = seed
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _DatabasePartition:
+        return _DatabasePartition(self, worker_index)

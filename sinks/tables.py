@@ -1,0 +1,289 @@
+"""The database tables of the flow's outputs, and how each output record becomes a row.
+
+One `Table` per output: its typed columns, its primary key (what makes a row the same row when a
+batch is replayed after a resume) and its indexes. Rows are dialect-neutral tuples (times as ISO
+8601 UTC text, JSON as text, booleans as bool); each dialect maps the column kinds to its own
+types (`sinks/sqlite.py`, `sinks/postgres.py`).
+
+>>> row = TABLES["events"].row({"event": "gap", "sensor_index": 7,
+...     "last_seen": "2026-04-01T00:00:00Z", "time": "2026-04-01T00:10:00Z",
+...     "seconds": 600, "missed": 4, "clock": "event"})
+>>> row
+(7, '2026-04-01T00:00:00Z', 'gap', '2026-04-01T00:10:00Z', 600, 4, 'event')
+>>> TABLES["events"].key(row)
+(7, '2026-04-01T00:00:00Z', 'gap')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+#: Column kinds (each dialect has a type for each).
+KINDS = ("int", "real", "text", "time", "bool", "json")
+#: PurpleAir measurements with a typed column of their own in `readings` and `anomalies` (every
+#: value is also in the `values` or `features` JSON column); a dot in a name becomes `_`.
+MEASUREMENTS = (
+    "pm1.0_cf_1",
+    "pm2.5_cf_1",
+    "pm10.0_cf_1",
+    "pm2.5_epa",
+    "temperature",
+    "humidity",
+    "pressure",
+)
+#: The longest `raw` text kept in `dead_letters` (characters); `raw_length` tells the original's.
+RAW_LIMIT = 65_536
+
+
+class SchemaMismatch(ValueError):
+    """A table of that name exists with other columns."""
+
+
+def quote(name: str) -> str:
+    """An SQL identifier, quoted (`values` and `time` are key words)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    kind: str
+    nullable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A table's name, typed columns, primary key, indexes, and its record → row function."""
+
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    indexes: tuple[tuple[str, ...], ...]
+    to_row: Callable[[Mapping[str, Any]], tuple]
+
+    def row(self, record: Mapping[str, Any]) -> tuple:
+        return self.to_row(record)
+
+    def key(self, row: tuple) -> tuple:
+        """The primary key's values of a row."""
+        names = [c.name for c in self.columns]
+        return tuple(row[names.index(k)] for k in self.primary_key)
+
+    def create_sql(self, types: Mapping[str, str]) -> list[str]:
+        """`CREATE TABLE` and `CREATE INDEX` statements, each `IF NOT EXISTS`, with a dialect's
+        `types` for the column kinds."""
+        columns = [
+            f"{quote(c.name)} {types[c.kind]}{'' if c.nullable else ' NOT NULL'}"
+            for c in self.columns
+        ]
+        key = ", ".join(map(quote, self.primary_key))
+        statements = [
+            f"CREATE TABLE IF NOT EXISTS {quote(self.name)} ({', '.join(columns)}, "
+            f"PRIMARY KEY ({key}))"
+        ]
+        for index in self.indexes:
+            name = quote(f"{self.name}_by_{'_'.join(index)}")
+            on = ", ".join(map(quote, index))
+            statements.append(f"CREATE INDEX IF NOT EXISTS {name} ON {quote(self.name)} ({on})")
+        return statements
+
+    def upsert_sql(self, placeholders: Sequence[str]) -> str:
+        """`INSERT ... ON CONFLICT (key) DO UPDATE SET` every other column: a row already there
+        under the same key is replaced by the new one (SQLite and PostgreSQL alike)."""
+        names = [quote(c.name) for c in self.columns]
+        updates = ", ".join(
+            f"{quote(c.name)} = excluded.{quote(c.name)}"
+            for c in self.columns
+            if c.name not in self.primary_key
+        )
+        return (
+            f"INSERT INTO {quote(self.name)} ({', '.join(names)}) "
+            f"VALUES ({', '.join(placeholders)}) "
+            f"ON CONFLICT ({', '.join(map(quote, self.primary_key))}) DO UPDATE SET {updates}"
+        )
+
+    def check_columns(self, found: Sequence[str], where: str) -> None:
+        """Refuse a table that exists with other columns (an older or a foreign schema)."""
+        expected = [c.name for c in self.columns]
+        if list(found) != expected:
+            raise SchemaMismatch(
+                f"table {self.name} in {where} has the columns {list(found)}, expected "
+                f"{expected}: write to another database, or rename that table"
+            )
+
+    def rows(self, records: Iterable[Mapping[str, Any]]) -> list[tuple]:
+        """One row per primary key (the last record wins, as the upsert would), in key order, so
+        concurrent writers take row locks in the same order."""
+        positions = [[c.name for c in self.columns].index(k) for k in self.primary_key]
+        by_key: dict[tuple, tuple] = {}
+        for record in records:
+            row = self.to_row(record)
+            by_key[tuple(row[p] for p in positions)] = row
+        return [by_key[k] for k in sorted(by_key)]
+
+
+def column_name(field: str) -> str:
+    """A measurement's column: `pm2.5_cf_1` → `pm2_5_cf_1`."""
+    return field.replace(".", "_")
+
+
+def to_json(value: Any) -> str:
+    """Compact JSON text for a JSON column (orjson; a non-finite float would be null)."""
+    return orjson.dumps(value, default=str).decode()
+
+
+def storable_raw(raw: Any, limit: int = RAW_LIMIT) -> tuple[str, int, str]:
+    """A dead letter's raw input as text any database stores: `(text, length, sha256)`.
+
+    The text is JSON (ASCII only, so no NUL byte, lone surrogate or invalid UTF-8 reaches the
+    database; NaN and Infinity kept as Python writes them), cut to `limit` characters; `length`
+    is the whole text's length and the digest is the whole text's, so two different inputs never
+    share a key.
+
+    >>> storable_raw([1, float("nan"), "é\\x00"])[:2]
+    ('[1, NaN, "\\\\u00e9\\\\u0000"]', 24)
+    >>> text, length, _ = storable_raw("x" * 100, limit=10); text, length
+    ('"xxxxxxxxx', 102)
+    """
+    try:
+        text = json.dumps(raw, ensure_ascii=True, allow_nan=True, default=repr)
+    except (ValueError, RecursionError):  # a circular or too deeply nested object
+        text = json.dumps(f"<{type(raw).__name__} that cannot be written as JSON>")
+    digest = hashlib.sha256(text.encode("ascii")).hexdigest()
+    return text[:limit], len(text), digest
+
+
+def _measurements(values: Mapping[str, Any]) -> list[Any]:
+    return [values.get(name) for name in MEASUREMENTS]
+
+
+def _reading_row(r: Mapping[str, Any]) -> tuple:
+    values = r["values"]
+    return (
+        r["sensor_index"],
+        r["time"],
+        r["status"],
+        r["score"],
+        r["placeholder"],
+        *_measurements(values),
+        to_json(values),
+        to_json(r["imputed"]),
+        to_json(r["missing"]),
+        to_json(r["flags"]),
+    )
+
+
+_ANOMALY_FIXED = frozenset({"sensor_index", "time", "score", "imputed"})
+
+
+def _anomaly_row(r: Mapping[str, Any]) -> tuple:
+    features = {k: v for k, v in r.items() if k not in _ANOMALY_FIXED}
+    return (
+        r["sensor_index"],
+        r["time"],
+        r["score"],
+        *_measurements(features),
+        to_json(features),
+        to_json(r["imputed"]),
+    )
+
+
+def _event_row(e: Mapping[str, Any]) -> tuple:
+    return (
+        e["sensor_index"],
+        e["last_seen"],
+        e["event"],
+        e["time"],
+        e["seconds"],
+        e["missed"],
+        e["clock"],
+    )
+
+
+def storable_text(value: Any) -> str:
+    """Text that encodes as UTF-8 and holds no NUL (which PostgreSQL's TEXT refuses).
+
+    >>> storable_text("a\\x00b\\ud800") == "a\\ufffdb\\ufffd"
+    True
+    """
+    text = str(value)
+    if not text.isascii():
+        text = "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in text)
+    return text.replace("\x00", "\ufffd")
+
+
+def _dead_letter_row(d: Mapping[str, Any]) -> tuple:
+    raw, length, digest = storable_raw(d["raw"])
+    return (storable_text(d["origin"]), digest, storable_text(d["reason"]), raw, length)
+
+
+_MEASUREMENT_COLUMNS = tuple(Column(column_name(f), "real") for f in MEASUREMENTS)
+
+TABLES: dict[str, Table] = {
+    "readings": Table(
+        "readings",
+        (
+            Column("sensor_index", "int", False),
+            Column("time", "time", False),
+            Column("status", "text", False),
+            Column("score", "real"),
+            Column("placeholder", "bool", False),
+            *_MEASUREMENT_COLUMNS,
+            Column("values", "json", False),
+            Column("imputed", "json", False),
+            Column("missing", "json", False),
+            Column("flags", "json", False),
+        ),
+        ("sensor_index", "time"),
+        (("time",),),
+        _reading_row,
+    ),
+    "anomalies": Table(
+        "anomalies",
+        (
+            Column("sensor_index", "int", False),
+            Column("time", "time", False),
+            Column("score", "real", False),
+            *_MEASUREMENT_COLUMNS,
+            Column("features", "json", False),
+            Column("imputed", "json", False),
+        ),
+        ("sensor_index", "time"),
+        (("time",),),
+        _anomaly_row,
+    ),
+    "events": Table(
+        "events",
+        (
+            Column("sensor_index", "int", False),
+            Column("last_seen", "time", False),
+            Column("event", "text", False),
+            Column("time", "time"),
+            Column("seconds", "int", False),
+            Column("missed", "int", False),
+            Column("clock", "text", False),
+        ),
+        ("sensor_index", "last_seen", "event"),
+        (("last_seen",),),
+        _event_row,
+    ),
+    "dead_letters": Table(
+        "dead_letters",
+        (
+            Column("origin", "text", False),
+            Column("raw_sha256", "text", False),
+            Column("reason", "text", False),
+            Column("raw", "text", False),
+            Column("raw_length", "int", False),
+        ),
+        ("origin", "raw_sha256"),
+        (),
+        _dead_letter_row,
+    ),
+}

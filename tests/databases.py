@@ -1,0 +1,109 @@
+"""Test helpers for the database sinks: what a table should hold, written from the flow's records
+here (not by the sinks' code), and what it holds, read back with plain SQL and normalised (times
+as ISO text, JSON parsed, booleans as bool) so SQLite and PostgreSQL compare alike."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC
+from typing import Any
+
+KEYS = {
+    "anomalies": ("sensor_index", "time"),
+    "readings": ("sensor_index", "time"),
+    "events": ("sensor_index", "last_seen", "event"),
+    "dead_letters": ("origin", "raw"),
+}
+JSON_COLUMNS = {"values", "imputed", "missing", "flags", "features", "raw"}
+TIME_COLUMNS = {"time", "last_seen"}
+
+
+#: build_flow's options for the four outputs, and the table each writes.
+OUTPUTS = {
+    "output": "anomalies",
+    "readings": "readings",
+    "dead_letters": "dead_letters",
+    "events": "events",
+}
+
+
+def outputs(url: str, **options: Any) -> dict[str, Any]:
+    """build_flow's four outputs, each a `DatabaseSink` into its table of `url`."""
+    from sinks.database import DatabaseSink
+
+    return {o: DatabaseSink(url, table, **options) for o, table in OUTPUTS.items()}
+
+
+def flow(source: str, url: str, **options: Any):
+    """The air-quality flow writing its four outputs to the database at `url` (for
+    `python -m bytewax.run "tests.databases:flow(...)"`); `options` go to the sinks."""
+    from dataflows.air_quality import build_flow
+
+    return build_flow(source, **outputs(url, **options))
+
+
+def expected(table: str, records: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
+    """Rows by primary key from the flow's records (a later record under the same key wins)."""
+    out = {}
+    for r in records:
+        if table == "anomalies":
+            features = {k: v for k, v in r.items() if k not in ("sensor_index", "time", "score")}
+            row = {"score": r["score"], "imputed": features.pop("imputed"), "features": features}
+            row["pm1_0_cf_1"] = features.get("pm1.0_cf_1")
+        elif table == "readings":
+            row = {k: r[k] for k in ("status", "score", "values", "imputed", "missing", "flags")}
+            row["placeholder"] = r["placeholder"]
+            for field in ("pm1.0_cf_1", "pm2.5_epa", "humidity", "temperature"):
+                row[field.replace(".", "_")] = r["values"].get(field)
+        elif table == "events":
+            row = {k: r[k] for k in ("time", "seconds", "missed", "clock")}
+        else:
+            row = {"reason": r["reason"]}
+        key = tuple(
+            json.dumps(r[k]) if k == "raw" else r[k] for k in KEYS[table]
+        )  # raw compared as JSON of the original
+        out[key] = row
+    return out
+
+
+def _normal(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name in TIME_COLUMNS and not isinstance(value, str):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if name in JSON_COLUMNS and isinstance(value, str):
+        return json.loads(value)
+    if name == "placeholder":
+        return bool(value)
+    return value
+
+
+def fetch(url: str, table: str) -> dict[tuple, dict[str, Any]]:
+    """Every row of `table` by primary key, normalised; `url` is `sqlite:///PATH` or PostgreSQL."""
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            cursor = conn.execute(f'SELECT * FROM "{table}"')
+            names = [d[0] for d in cursor.description]
+            rows = cursor.fetchall()
+    else:
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            conn.execute("SET TIME ZONE 'UTC'")
+            cursor = conn.execute(f'SELECT * FROM "{table}"')
+            names = [d.name for d in cursor.description]
+            rows = cursor.fetchall()
+    out = {}
+    for values in rows:
+        row = {n: _normal(n, v) for n, v in zip(names, values, strict=True)}
+        key = tuple(json.dumps(row[k]) if k == "raw" else row[k] for k in KEYS[table])
+        out[key] = row
+    return out
+
+
+def matches(got: dict[tuple, dict[str, Any]], want: dict[tuple, dict[str, Any]]) -> bool:
+    """The same keys, and each row holds the expected values (extra columns are not compared)."""
+    return got.keys() == want.keys() and all(
+        {k: got[key][k] for k in row} == row for key, row in want.items()
+    )

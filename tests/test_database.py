@@ -1,0 +1,202 @@
+"""Database sinks against SQLite and a real PostgreSQL server: what the flow writes equals what it
+emits, a replayed batch changes nothing, several workers and processes write one database, and
+a database in trouble is retried, then stops the flow with a clear error."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+from bytewax.errors import BytewaxRuntimeError
+from bytewax.testing import TestingSink, cluster_main, run_main
+
+from benchmarks.run import free_ports
+from data import simulate
+from dataflows.air_quality import build_flow
+from sinks.database import DatabaseRejected, DatabaseSink, DatabaseUnavailable
+from tests.conftest import ROOT
+from tests.databases import OUTPUTS, expected, fetch, matches, outputs
+
+
+@pytest.fixture(scope="module")
+def polls_file(tmp_path_factory):
+    """12 simulated sensors over 8 hours, with a line that is not JSON and a bad row."""
+    out = tmp_path_factory.mktemp("dbsim")
+    path, _ = simulate.write(simulate.generate(seed=9, n_sensors=12, hours=8), out)
+    lines = path.read_text().splitlines()
+    bad_row = json.loads(lines[3])
+    bad_row["data"][0][2] = "not a number \x00 é"
+    lines[2:2] = ["not json {", json.dumps(bad_row)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path):
+    """A database URL: a new SQLite file, or a new database on the real PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'flow.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def emitted(polls_file, workers=1):
+    """The flow's records, from Bytewax's testing sinks (the reference for the database)."""
+    sinks = {option: [] for option in OUTPUTS}
+    flow = build_flow(str(polls_file), **{o: TestingSink(s) for o, s in sinks.items()})
+    if workers == 1:
+        run_main(flow)
+    else:
+        cluster_main(flow, [], 0, worker_count_per_proc=workers)
+    return {OUTPUTS[o]: records for o, records in sinks.items()}
+
+
+@pytest.fixture(scope="module")
+def reference(polls_file):
+    return emitted(polls_file)
+
+
+def cause(exc: BaseException, kind: type) -> BaseException:
+    """The exception of `kind` that `exc` (Bytewax's wrapper) was raised from."""
+    while not isinstance(exc, kind):
+        assert exc.__cause__ is not None, f"no {kind.__name__} behind {exc!r}"
+        exc = exc.__cause__
+    return exc
+
+
+def assert_holds(url, reference):
+    for table, records in reference.items():
+        got, want = fetch(url, table), expected(table, records)
+        assert matches(got, want), table
+
+
+def test_the_database_holds_exactly_what_the_flow_emits(polls_file, reference, database):
+    assert len(reference["anomalies"]) >= 4 and len(reference["dead_letters"]) == 2
+    assert len(reference["events"]) > 0
+    keys = {(r["sensor_index"], r["time"]) for r in reference["readings"]}
+    # a sensor that did not report between two polls repeats its row: one row, the later one
+    assert 0 < len(reference["readings"]) - len(keys) < 20
+    run_main(build_flow(str(polls_file), **outputs(database)))
+    assert_holds(database, reference)
+    rows = fetch(database, "readings")
+    assert len(rows) == len(keys)
+    imputed = [r for r in rows.values() if "humidity" in r["imputed"]]
+    assert imputed and all(r["humidity"] is not None for r in imputed)
+    raws = [row["raw"] for row in fetch(database, "dead_letters").values()]
+    assert "not json {\n" in raws  # the raw input, read back as it was
+    assert any(isinstance(raw, list) and "not a number \x00 é" in raw for raw in raws)
+
+
+def test_a_second_run_over_the_same_input_changes_nothing(polls_file, reference, database):
+    for _ in range(2):
+        run_main(build_flow(str(polls_file), **outputs(database)))
+    assert_holds(database, reference)
+    assert len(fetch(database, "anomalies")) == len(reference["anomalies"])
+
+
+def test_a_replayed_batch_with_a_repeated_key_keeps_one_row_the_last(database):
+    sink = DatabaseSink(database, "anomalies")
+    part = sink.build("anomalies_out", 0, 1)
+    first = {"sensor_index": 5, "time": "2026-04-01T00:00:00Z", "score": 0.8, "imputed": []}
+    second = {**first, "score": 0.9, "pm1.0_cf_1": 3.5, "imputed": ["humidity"]}
+    other = {**first, "sensor_index": 6}
+    part.write_batch([first, other, second])
+    part.write_batch([first, other, second])
+    part.close()
+    got = fetch(database, "anomalies")
+    assert got[(5, "2026-04-01T00:00:00Z")]["score"] == 0.9
+    assert got[(5, "2026-04-01T00:00:00Z")]["pm1_0_cf_1"] == 3.5
+    assert got[(5, "2026-04-01T00:00:00Z")]["imputed"] == ["humidity"]
+    assert len(got) == 2
+
+
+def test_two_workers_write_what_one_worker_emits(polls_file, reference, database):
+    cluster_main(
+        build_flow(str(polls_file), **outputs(database)),
+        [],
+        0,
+        worker_count_per_proc=2,
+    )
+    assert_holds(database, reference)
+
+
+def test_two_processes_write_what_one_worker_emits(polls_file, reference, database):
+    addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(2))
+    target = f"tests.databases:flow({str(polls_file)!r}, {database!r})"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bytewax.run", target, "-i", str(i), "-a", addresses],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(2)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    assert_holds(database, reference)
+
+
+def test_a_table_with_other_columns_is_refused_at_start(tmp_path):
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE anomalies (sensor_index INTEGER, time TEXT)")
+    with pytest.raises(DatabaseRejected, match=r"table anomalies in .*old.db has the columns \['s"):
+        DatabaseSink(path, "anomalies").build("anomalies_out", 0, 1)
+
+
+def test_a_target_that_cannot_be_a_database_is_a_configuration_error(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        DatabaseSink(str(tmp_path / "no" / "such" / "folder.db"), "anomalies")
+    with pytest.raises(ValueError, match="names no database"):
+        DatabaseSink("anomalies.jsonl", "anomalies")
+    with pytest.raises(ValueError, match="table must be one of"):
+        DatabaseSink("x.db", "alerts")
+
+
+def test_a_locked_sqlite_database_is_retried_then_stops_the_flow(tmp_path, caplog):
+    path = tmp_path / "locked.db"
+    part = DatabaseSink(path, "anomalies", timeout=0.05).build("anomalies_out", 0, 1)
+    part.close()  # the table exists
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        sink = DatabaseSink(path, "anomalies", timeout=0.05, retries=2, backoff={"base": 0.01})
+        record = {"sensor_index": 1, "time": "2026-04-01T00:00:00Z", "score": 0.9, "imputed": []}
+        with (
+            caplog.at_level(logging.WARNING, "air_quality.database"),
+            pytest.raises(DatabaseUnavailable) as failure,
+        ):
+            sink.build("anomalies_out", 0, 1)  # creating the tables takes the write lock
+        message = str(failure.value)
+        assert "anomalies in" in message and "after 3 attempts" in message
+        assert "database is locked" in message and "resume" in message
+        warnings = [r.getMessage() for r in caplog.records]
+        assert len(warnings) == 2 and all("database is locked" in w for w in warnings)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    part = sink.build("anomalies_out", 0, 1)  # the lock is gone: it works again
+    part.write_batch([record])
+    assert len(fetch(f"sqlite:///{path}", "anomalies")) == 1
+
+
+def test_a_wrong_password_is_retried_then_stops_the_flow(postgres_server, caplog):
+    url = postgres_server.url_for(password="wrong")
+    sink = DatabaseSink(url, "readings", retries=1, backoff={"base": 0.01})
+    with (
+        caplog.at_level(logging.WARNING, "air_quality.database"),
+        pytest.raises(BytewaxRuntimeError) as failure,
+    ):
+        run_main(build_flow(readings=sink))
+    message = str(cause(failure.value, DatabaseUnavailable))
+    assert "password authentication failed" in message and "wrong" not in message
+    assert ":***@127.0.0.1" in message
+    assert len(caplog.records) == 1 and "retry 1 of 1" in caplog.records[0].getMessage()
