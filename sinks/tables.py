@@ -17,12 +17,14 @@ types (`sinks/sqlite.py`, `sinks/postgres.py`).
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from sinks.dead_letters import json_safe
+from sinks.jsonlines import to_line
 
 #: Column kinds (each dialect has a type for each).
 KINDS = ("int", "real", "text", "time", "bool", "json")
@@ -37,8 +39,6 @@ MEASUREMENTS = (
     "humidity",
     "pressure",
 )
-#: The longest `raw` text kept in `dead_letters` (characters); `raw_length` tells the original's.
-RAW_LIMIT = 65_536
 
 
 class SchemaMismatch(ValueError):
@@ -138,25 +138,18 @@ def to_json(value: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
-def storable_raw(raw: Any, limit: int = RAW_LIMIT) -> tuple[str, int, str]:
-    """A dead letter's raw input as text any database stores: `(text, length, sha256)`.
+def storable_raw(raw: Any) -> tuple[str, str]:
+    """A dead letter's raw input as text any database stores, and its SHA-256 (hex).
 
-    The text is JSON (ASCII only, so no NUL byte, lone surrogate or invalid UTF-8 reaches the
-    database; NaN and Infinity kept as Python writes them), cut to `limit` characters; `length`
-    is the whole text's length and the digest is the whole text's, so two different inputs never
-    share a key.
+    The text is the JSON of `sinks.dead_letters.json_safe(raw)` (no NaN, no lone surrogate,
+    bounded; a long input is its prefix and its length), ASCII only, so a NUL or any byte that
+    is not UTF-8 reaches the database as an escape.
 
-    >>> storable_raw([1, float("nan"), "é\\x00"])[:2]
-    ('[1, NaN, "\\\\u00e9\\\\u0000"]', 24)
-    >>> text, length, _ = storable_raw("x" * 100, limit=10); text, length
-    ('"xxxxxxxxx', 102)
+    >>> storable_raw([1, float("nan"), "é\\x00"])[0]
+    '[1,"NaN","\\\\u00e9\\\\u0000"]'
     """
-    try:
-        text = json.dumps(raw, ensure_ascii=True, allow_nan=True, default=repr)
-    except (ValueError, RecursionError):  # a circular or too deeply nested object
-        text = json.dumps(f"<{type(raw).__name__} that cannot be written as JSON>")
-    digest = hashlib.sha256(text.encode("ascii")).hexdigest()
-    return text[:limit], len(text), digest
+    text = to_line(json_safe(raw))
+    return text, hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
 def _measurements(values: Mapping[str, Any]) -> list[Any]:
@@ -219,8 +212,8 @@ def storable_text(value: Any) -> str:
 
 
 def _dead_letter_row(d: Mapping[str, Any]) -> tuple:
-    raw, length, digest = storable_raw(d["raw"])
-    return (storable_text(d["origin"]), digest, storable_text(d["reason"]), raw, length)
+    raw, digest = storable_raw(d["raw"])
+    return (storable_text(d["origin"]), digest, storable_text(d["reason"]), raw)
 
 
 _MEASUREMENT_COLUMNS = tuple(Column(column_name(f), "real") for f in MEASUREMENTS)
@@ -280,7 +273,6 @@ TABLES: dict[str, Table] = {
             Column("raw_sha256", "text", False),
             Column("reason", "text", False),
             Column("raw", "text", False),
-            Column("raw_length", "int", False),
         ),
         ("origin", "raw_sha256"),
         (),

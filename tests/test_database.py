@@ -87,7 +87,7 @@ def test_the_database_holds_exactly_what_the_flow_emits(polls_file, reference, d
     imputed = [r for r in rows.values() if "humidity" in r["imputed"]]
     assert imputed and all(r["humidity"] is not None for r in imputed)
     raws = [row["raw"] for row in fetch(database, "dead_letters").values()]
-    assert "not json {\n" in raws  # the raw input, read back as it was
+    assert "not json {" in raws  # the raw input, read back as it was
     assert any(isinstance(raw, list) and "not a number \x00 é" in raw for raw in raws)
 
 
