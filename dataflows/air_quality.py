@@ -14,8 +14,6 @@ Anomalies go to stdout (or `output=PATH`) as JSON lines, dead letters to stderr 
 from __future__ import annotations
 
 import gc
-import logging
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from typing import Any
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
-from bytewax.outputs import DynamicSink, Sink, StatelessSinkPartition
+from bytewax.outputs import Sink
 
 from config import (
     DEFAULT_IMPUTE_FIELDS,
@@ -57,6 +55,7 @@ from preparation.metrics import count_events, count_readings, count_sampled
 from preparation.sampling import SampleLogic
 from preparation.validation import RangeValidator
 from sinks.jsonlines import JsonLinesSink
+from sinks.log import LogSink
 from sinks.metrics import Progress
 from sources.documents import is_url
 from sources.payload import DeadLetter, Reading
@@ -70,26 +69,6 @@ __all__ = ["DEFAULT_IMPUTE_FIELDS", "GC_THRESHOLD", "KEY_MODES", "build_flow", "
 SHIPPED_DATA = Path(__file__).resolve().parent.parent / "data" / "polls.jsonl"
 #: Version of the flow's step layout (2: one batched per-key step, imputer then detector).
 STEPS_VERSION = 2
-
-log = logging.getLogger("air_quality")
-
-
-class _LogPartition(StatelessSinkPartition[str]):
-    def write_batch(self, items: list[str]) -> None:
-        for item in items:
-            log.info(item)
-
-
-class LogSink(DynamicSink[str]):
-    """Log each item (a line of text) at INFO to stderr."""
-
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _LogPartition:
-        if not log.handlers:
-            handler = logging.StreamHandler(sys.stderr)
-            handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
-            log.addHandler(handler)
-            log.setLevel(logging.INFO)
-        return _LogPartition()
 
 
 def _sink(target: None | str | Sink, stream: str) -> Sink:

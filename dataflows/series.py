@@ -10,44 +10,79 @@ observed values) and detector (`detectors.catalog`, the evaluated default unless
 names another). A row is scored before the detector learns it, so its score depends only on the
 rows before and at it.
 
+A row that cannot be read — bytes that are not UTF-8, more or fewer cells than the header, bad
+quoting, a timestamp that is neither epoch seconds nor ISO 8601, a value that is not a number or
+not finite (`1e999`), a line longer than `MAX_LINE_BYTES` — is a dead letter
+(`{"reason", "origin", "raw"}`, as in the air-quality flow) and never reaches a key's state: the
+rows around it are scored as if it were absent. Blank lines are not rows. Rows in = rows scored
++ dead letters; the totals at the end of the run say so. Only a configuration error (no such
+file, no `timestamp` or `value` column, a bad option) stops a run, as one line, when the flow is
+built.
+
 Output: `timestamp,value,imputed,anomaly_score,is_anomaly` (with `key` first when the input has
-one), one row per input row, in input order per key. `value` is the input text, `imputed` the
+one), one row per scored row, in input order per key. `value` is the input text, `imputed` the
 value after imputation, `anomaly_score` in [0, 1], empty while the key's detector is warming up
 or when nothing could be imputed yet, and `is_anomaly` true when the score exceeds the
-detector's alarm threshold. Keys are spread over workers by a hash of the key; one worker writes
-the file.
+detector's alarm threshold. Keys are spread over `shards` source partitions by a hash of the
+key; one worker writes the file. The source resumes from its byte offset and the CSV from its
+length after a crash (`-r`, as in the air-quality flow).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import zlib
-from collections.abc import Iterator
-from itertools import islice
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
-from bytewax.inputs import DynamicSource, StatelessSourcePartition
-from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.outputs import FixedPartitionedSink, Sink, StatefulSinkPartition
 
+from config.options import ConfigError
+from dataflows.steps import add_counts, totals_line
 from detectors.catalog import DEFAULT_DETECTOR, alarm_threshold, make_detector
 from imputers.window import WindowImputer
+from sinks.dead_letters import RAW_LIMIT, Prefix, dead_letter_record
+from sinks.jsonlines import JsonLinesSink
+from sinks.log import LogSink
+from sources.payload import DeadLetter
 
 MISSING_TEXT = frozenset({"", "nan", "na", "null", "none"})
 FEATURE = "value"
-#: A row in flight: (row number, timestamp, value text, value or None).
+#: The longest line read whole; a longer one is a dead letter with its first bytes.
+MAX_LINE_BYTES = 1 << 20
+#: A row in flight: (line number, timestamp, value text, value or None).
 Row = tuple[int, str, str, float | None]
+Item = tuple[str, Row] | DeadLetter
 
 
-def parse_value(text: str, where: str) -> float | None:
-    """A value cell: a float, or None when empty / nan / NA / null.
+class RowError(ValueError):
+    """One row of the CSV cannot be scored; the message says why."""
 
-    >>> parse_value(" 4.5", "x"), parse_value("", "x"), parse_value("NaN", "x")
+
+class LineTooLong(RowError):
+    """A line longer than `MAX_LINE_BYTES`: only its start was read."""
+
+    def __init__(self, length: int):
+        super().__init__(f"line of {length} bytes")
+        self.length = length
+
+
+def parse_value(text: str) -> float | None:
+    """A value cell: a finite float, or None when empty / nan / NA / null.
+
+    >>> parse_value(" 4.5"), parse_value(""), parse_value("NaN")
     (4.5, None, None)
+    >>> parse_value("1e999")
+    Traceback (most recent call last):
+    ...
+    dataflows.series.RowError: value '1e999' is not a finite number
     """
     text = text.strip()
     if text.lower() in MISSING_TEXT:
@@ -55,64 +90,206 @@ def parse_value(text: str, where: str) -> float | None:
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(f"{where}: value {text!r} is not a number") from None
-    return None if value != value else value
+        raise RowError(f"value {text[:40]!r} is not a number") from None
+    if value - value:  # ±inf (NaN was missing above)
+        raise RowError(f"value {text[:40]!r} is not a finite number")
+    return value
 
 
-def key_worker(key: str, worker_count: int) -> int:
-    """The worker that reads a key (a stable hash, the same in every process)."""
-    return zlib.crc32(key.encode()) % worker_count
+def check_timestamp(text: str) -> None:
+    """Raise `RowError` unless `text` is epoch seconds or an ISO 8601 date or date-time.
+
+    >>> check_timestamp("1396310400"), check_timestamp("2014-04-01 00:05:00")
+    (None, None)
+    >>> check_timestamp("yesterday")
+    Traceback (most recent call last):
+    ...
+    dataflows.series.RowError: timestamp 'yesterday' is not a time (epoch seconds or ISO 8601)
+    """
+    text = text.strip()
+    try:
+        datetime.fromisoformat(text)
+        return
+    except ValueError:
+        pass
+    try:
+        if math.isfinite(float(text)):
+            return
+    except ValueError:
+        pass
+    raise RowError(f"timestamp {text[:40]!r} is not a time (epoch seconds or ISO 8601)")
+
+
+def key_shard(key: str, shards: int) -> int:
+    """The source partition that reads a key (a stable hash, the same in every process)."""
+    return zlib.crc32(key.encode("utf-8", "surrogateescape")) % shards
+
+
+class Header(NamedTuple):
+    """The CSV's columns: how many, and where `timestamp`, `value` and `key` (or None) are."""
+
+    width: int
+    timestamp: int
+    value: int
+    key: int | None
+
+
+def read_header(path: str) -> Header:
+    """The header of the CSV at `path`; a `ConfigError` (one line) when the flow cannot run."""
+    try:
+        with open(path, "rb") as fh:
+            first = fh.readline(MAX_LINE_BYTES)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: the header is not UTF-8 text ({exc.reason})") from None
+    header = [name.strip() for name in next(csv.reader([text.rstrip("\r\n")]), [])]
+    for needed in ("timestamp", "value"):
+        if needed not in header:
+            raise ConfigError(f"{path}: the header has no {needed!r} column: {header}")
+    key = header.index("key") if "key" in header else None
+    return Header(len(header), header.index("timestamp"), header.index("value"), key)
 
 
 def columns(path: str) -> tuple[int, int, int | None]:
     """Positions of `timestamp`, `value` and `key` (None when absent) in the CSV's header."""
-    with open(path, newline="") as fh:
-        header = [name.strip() for name in next(csv.reader(fh), [])]
-    for needed in ("timestamp", "value"):
-        if needed not in header:
-            raise ValueError(f"{path}: the header has no {needed!r} column: {header}")
-    key = header.index("key") if "key" in header else None
-    return header.index("timestamp"), header.index("value"), key
+    header = read_header(path)
+    return header.timestamp, header.value, header.key
 
 
-def read_rows(path: str, worker_index: int = 0, worker_count: int = 1) -> Iterator[tuple[str, Row]]:
-    """`(key, row)` for this worker's keys, in file order."""
-    t_pos, v_pos, k_pos = columns(path)
-    with open(path, newline="") as fh:
-        reader = csv.reader(fh)
-        next(reader, None)
-        for number, cells in enumerate(reader, start=2):
-            if not cells:
-                continue
-            key = cells[k_pos] if k_pos is not None else ""
-            if worker_count > 1 and key_worker(key, worker_count) != worker_index:
-                continue
-            text = cells[v_pos] if v_pos < len(cells) else ""
-            value = parse_value(text, f"{path}:{number}")
-            yield key, (number, cells[t_pos], text, value)
+def split_cells(text: str) -> list[str]:
+    """A line's cells: a plain split when nothing is quoted, else the csv module's strict reading
+    of that line alone (a stray quote cannot swallow the lines after it)."""
+    if '"' not in text and "\r" not in text:
+        return text.split(",")
+    try:
+        return next(csv.reader([text], strict=True), [])
+    except csv.Error as exc:
+        raise RowError(f"not a CSV row: {exc}") from None
 
 
-class _RowsPartition(StatelessSourcePartition[tuple[str, Row]]):
-    def __init__(self, rows: Iterator[tuple[str, Row]], batch_size: int):
-        self._rows = rows
+class Position(NamedTuple):
+    """Where a partition goes on: the next line's byte offset and number."""
+
+    offset: int
+    line: int
+
+
+class _RowsPartition(StatefulSourcePartition[Item, Position]):
+    def __init__(
+        self, path: str, header: Header, shard: int, shards: int, batch_size: int, at: Position
+    ):
+        self._file = open(path, "rb")  # noqa: SIM115 - open until close()
+        self._file.seek(at.offset)
+        self._name = Path(path).name
+        self._header = header
+        self._shard, self._shards = shard, shards
         self._batch_size = batch_size
+        self._position = at
 
-    def next_batch(self) -> list[tuple[str, Row]]:
-        batch = list(islice(self._rows, self._batch_size))
-        if not batch:
+    def next_batch(self) -> list[Item]:
+        # hot path: one loop, locals only; a bad row leaves it through RowError (or a decode
+        # error) to `_dead_letter`
+        readline, size, shard, shards = (
+            self._file.readline,
+            self._batch_size,
+            self._shard,
+            self._shards,
+        )
+        width, t_pos, v_pos, k_pos = self._header
+        offset, number = self._position
+        batch: list[Item] = []
+        while len(batch) < size:
+            line = readline(MAX_LINE_BYTES)
+            if not line:
+                break
+            n, number, offset = number, number + 1, offset + len(line)
+            key = None
+            try:
+                if len(line) == MAX_LINE_BYTES and not line.endswith(b"\n"):
+                    skipped = self._skip_line()
+                    offset += skipped
+                    raise LineTooLong(len(line) + skipped)
+                if n == 1 or not line.strip():
+                    continue  # the header; blank lines are not rows
+                text = line.decode().rstrip("\r\n")
+                cells = text.split(",") if '"' not in text else split_cells(text)
+                if len(cells) != width:
+                    raise RowError(f"row has {len(cells)} cells but the header names {width}")
+                key = cells[k_pos] if k_pos is not None else ""
+                if shards > 1 and key_shard(key, shards) != shard:
+                    continue
+                timestamp, value_text = cells[t_pos], cells[v_pos]
+                if not (timestamp.isascii() and timestamp.isdigit()):
+                    check_timestamp(timestamp)
+                try:
+                    value = float(value_text)
+                except ValueError:
+                    value = parse_value(value_text)
+                else:
+                    if value - value:  # nan (missing) or ±inf (a dead letter)
+                        value = parse_value(value_text)
+                batch.append((key, (n, timestamp, value_text, value)))
+            except (RowError, UnicodeDecodeError) as exc:
+                if key is not None or shard == 0:  # the key's partition, or shard 0 without one
+                    batch.append(self._dead_letter(line, n, exc))
+        self._position = Position(offset, number)
+        if not batch and not line:
             raise StopIteration()
         return batch
 
+    def _skip_line(self) -> int:
+        """Skip the rest of a line longer than `MAX_LINE_BYTES`; return how many bytes."""
+        skipped = 0
+        while (more := self._file.readline(MAX_LINE_BYTES)) and not more.endswith(b"\n"):
+            skipped += len(more)
+        return skipped + len(more)
 
-class CsvSeriesSource(DynamicSource[tuple[str, Row]]):
-    """Rows of a `timestamp,value[,key]` CSV as `(key, row)`; each worker reads its own keys."""
+    def _dead_letter(self, line: bytes, number: int, error: Exception) -> DeadLetter:
+        raw: bytes | Prefix = line.rstrip(b"\r\n")
+        if isinstance(error, LineTooLong):
+            raw = Prefix(line[:RAW_LIMIT], error.length)
+            reason = f"line of {error.length} bytes, longer than {MAX_LINE_BYTES}"
+        elif isinstance(error, UnicodeDecodeError):
+            reason = f"not UTF-8: byte {error.object[error.start]:#04x} at {error.start}"
+        else:
+            reason = str(error)
+        return DeadLetter(reason, raw, f"{self._name}:{number}")
 
-    def __init__(self, path: str | Path, batch_size: int = 1000):
+    def snapshot(self) -> Position:
+        return self._position
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class CsvSeriesSource(FixedPartitionedSource[Item, Position]):
+    """Rows of a `timestamp,value[,key]` CSV as `(key, row)`, and its bad rows as dead letters.
+
+    Each of `shards` partitions reads the file and keeps its own keys (and shard 0 the rows
+    whose key cannot be read), so every row is one item in the whole flow; each resumes from its
+    byte offset.
+    """
+
+    def __init__(self, path: str | Path, batch_size: int = 1000, shards: int = 1):
+        if batch_size < 1 or shards < 1:
+            raise ConfigError("batch_size and shards must be at least 1")
         self.path = str(path)
+        self.header = read_header(self.path)
         self.batch_size = batch_size
+        self.shards = shards
 
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _RowsPartition:
-        return _RowsPartition(read_rows(self.path, worker_index, worker_count), self.batch_size)
+    def list_parts(self) -> list[str]:
+        return [f"shard-{i}-of-{self.shards}" for i in range(self.shards)]
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: Position | None
+    ) -> _RowsPartition:
+        shard = int(for_part.split("-")[1])
+        at = Position(*resume_state) if resume_state is not None else Position(0, 1)
+        return _RowsPartition(self.path, self.header, shard, self.shards, self.batch_size, at)
 
 
 class ScoreRow:
@@ -205,19 +382,73 @@ def build_flow(
     window: int = 10,
     strategy: str = "mean",
     batch_size: int = 1000,
+    shards: int = 1,
+    dead_letters: None | str | Sink = None,
+    totals: None | Sink = None,
     **detector_options: Any,
 ) -> Dataflow:
     """Impute and score the CSV at `input_path`, writing the scored CSV to `output_path`.
 
     `detector`: one of `detectors.catalog.DETECTORS`; `detector_options` go to its constructor.
     `window`, `strategy`: the imputer's (mean, median or last of the last `window` observed).
+    `dead_letters`: rows that cannot be scored, as JSON lines to a file path (appended), to
+    stderr (None), or to a Bytewax sink of the record dicts. `totals`: a sink for the run's
+    totals dict (default: one line in the log). `shards`: source partitions (keys by hash).
     """
-    input_path = str(input_path)
-    with_key = columns(input_path)[2] is not None  # fails early on a bad header
-    step = ScoreRow(detector, window, strategy, detector_options)
+    source = CsvSeriesSource(input_path, batch_size, shards)  # fails early on a bad header
+    try:
+        step = ScoreRow(detector, window, strategy, detector_options)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"detector {detector!r}: {exc}") from None
     flow = Dataflow("series")
-    rows = op.input("rows", flow, CsvSeriesSource(input_path, batch_size))
+    items = op.input("rows", flow, source)
+    # batch steps (one Python call per batch, not per row) split, key and count the streams
+    rows = op.flat_map_batch("rows_only", items, _rows)
+    dead = op.flat_map_batch("dead_only", items, _dead_letters)
     scored = op.stateful_map("score", rows, step)
-    keep_key = op.map("keep_key", scored, lambda kv: (kv[0], kv))
-    op.output("csv", keep_key, CsvSink(output_path, with_key))
+    with_key = source.header.key is not None
+    keyed = op.flat_map_batch("keep_key", scored, lambda batch: [(kv[0], kv) for kv in batch])
+    op.output("csv", keyed, CsvSink(output_path, with_key))
+    if dead_letters is None or isinstance(dead_letters, str):
+        dead_letters = JsonLinesSink(dead_letters, stream="stderr")
+    records = op.map("dead_letter_json", dead, _dead_letter_record)
+    op.output("dead_letters_out", records, dead_letters)
+    counts = op.merge(
+        "counts",
+        op.flat_map_batch("row_counts", scored, _row_counts),
+        op.flat_map_batch("dead_counts", dead, lambda batch: [{"dead_letters": len(batch)}]),
+    )
+    summary = op.fold_final(
+        "totals", op.key_on("one_key", counts, lambda _c: "totals"), dict, add_counts
+    )
+    summary = op.map("rows_in", op.key_rm("unkey_totals", summary), _with_rows_in)
+    if totals is None:
+        lines = op.map("totals_line", summary, totals_line)
+        op.output("totals_log", lines, LogSink("air_quality.series"))
+    else:
+        op.output("totals_out", summary, totals)
     return flow
+
+
+def _rows(batch: list[Item]) -> list[tuple[str, Row]]:
+    return [item for item in batch if type(item) is not DeadLetter]
+
+
+def _dead_letters(batch: list[Item]) -> list[DeadLetter]:
+    return [item for item in batch if type(item) is DeadLetter]
+
+
+def _dead_letter_record(letter: DeadLetter) -> dict[str, Any]:
+    return dead_letter_record(letter.reason, letter.origin, letter.raw)
+
+
+def _row_counts(batch: list[tuple[str, tuple[str, ...]]]) -> list[dict[str, int]]:
+    """One batch's counts: rows scored, anomalies among them."""
+    anomalies = sum(1 for _key, cells in batch if cells[-1] == "true")
+    return [{"scored": len(batch), "anomalies": anomalies}]
+
+
+def _with_rows_in(counts: dict[str, int]) -> dict[str, int]:
+    """The totals, with every count present and `rows_in` = scored + dead letters."""
+    counts = {"scored": 0, "anomalies": 0, "dead_letters": 0, **counts}
+    return {**counts, "rows_in": counts["scored"] + counts["dead_letters"]}

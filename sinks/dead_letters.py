@@ -12,7 +12,7 @@ file, or a database column. Only dead letters pay for it; good records never go 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from sinks.jsonlines import to_line
 
@@ -25,6 +25,14 @@ TOO_DEEP = f"[nested deeper than {RAW_DEPTH} levels]"
 NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 #: Python will not print an integer of more than 4,300 digits (`sys.set_int_max_str_digits`).
 MAX_INT_BITS = 14_000
+
+
+class Prefix(NamedTuple):
+    """The start of a raw input too long to keep (a huge line that a source read no further),
+    with its whole length in bytes: a dead letter's `raw` that `json_safe` writes as a prefix."""
+
+    data: bytes
+    length: int
 
 
 def _text(value: str) -> str:
@@ -78,12 +86,14 @@ def json_safe(raw: Any, limit: int = RAW_LIMIT) -> Any:
     {'prefix': 'xxxx', 'bytes': 10}
     >>> json_safe({"a": "long text"}, limit=6)
     {'prefix': '{"a":"', 'characters': 17}
+    >>> json_safe(Prefix(b"abcdef", 1_000_000), limit=3)
+    {'prefix': 'abc', 'bytes': 1000000}
     """
+    if isinstance(raw, Prefix):
+        return {"prefix": _safe(raw.data[:limit], 0), "bytes": raw.length}
     if isinstance(raw, bytes | bytearray | memoryview):
         data = bytes(raw)
-        if len(data) <= limit:
-            return _safe(data, 0)
-        return {"prefix": _safe(data[:limit], 0), "bytes": len(data)}
+        return _safe(data, 0) if len(data) <= limit else json_safe(Prefix(data, len(data)), limit)
     if isinstance(raw, str):
         if len(raw) <= limit:
             return _text(raw)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from bytewax.testing import cluster_main, run_main
 
+from config.options import ConfigError
 from dataflows.series import build_flow
 from detectors.catalog import DETECTORS
 from tests.conftest import ROOT
@@ -31,6 +32,11 @@ def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
         return list(reader.fieldnames or []), list(reader)
+
+
+def stamp(i: int) -> str:
+    """Row i's timestamp: ISO 8601, one a minute."""
+    return f"2026-04-01 {i // 60:02d}:{i % 60:02d}:00"
 
 
 def series(n: int = 400, seed: int = 3) -> list[str]:
@@ -55,9 +61,9 @@ def run(in_path: Path, out_path: Path, workers: int = 1, **options) -> list[dict
 @pytest.mark.parametrize("detector", DETECTORS)
 def test_one_row_per_input_row_scores_in_unit_interval(tmp_path, detector):
     values = series()
-    src = write_csv(tmp_path / "in.csv", [(f"t{i}", v) for i, v in enumerate(values)])
+    src = write_csv(tmp_path / "in.csv", [(stamp(i), v) for i, v in enumerate(values)])
     rows = run(src, tmp_path / "out.csv", detector=detector)
-    assert [r["timestamp"] for r in rows] == [f"t{i}" for i in range(len(values))]
+    assert [r["timestamp"] for r in rows] == [stamp(i) for i in range(len(values))]
     assert [r["value"] for r in rows] == values
     scores = [float(r["anomaly_score"]) for r in rows if r["anomaly_score"]]
     assert scores and all(0.0 <= s <= 1.0 for s in scores)
@@ -144,14 +150,30 @@ def test_keys_are_independent_and_two_workers_agree(tmp_path):
     assert strip == alone
 
 
-def test_bad_header_and_bad_value_are_reported(tmp_path):
-    with pytest.raises(ValueError, match="no 'value' column"):
-        build_flow(write_csv(tmp_path / "h.csv", [(1, 2)], header=("timestamp", "v")), "o.csv")
-    with pytest.raises(Exception) as failure:  # noqa: B017 - Bytewax wraps the source's error
-        run_main(build_flow(write_csv(tmp_path / "v.csv", [(1, "abc")]), tmp_path / "o.csv"))
-    assert "v.csv:2: value 'abc' is not a number" in str(failure.value.__cause__)
-    with pytest.raises(ValueError, match="unknown detector"):
-        build_flow(tmp_path / "v.csv", tmp_path / "o.csv", detector="nope")
+def test_a_configuration_error_stops_the_build_with_one_line(tmp_path):
+    good = write_csv(tmp_path / "v.csv", [(1, 2)])
+    bad_header = write_csv(tmp_path / "h.csv", [(1, 2)], header=("timestamp", "v"))
+    latin = tmp_path / "l.csv"
+    latin.write_bytes(b"timestamp,valu\xe9\n1,2\n")
+    cases = [
+        ((bad_header, "o.csv"), {}, "h.csv: the header has no 'value' column: ['timestamp', 'v']"),
+        ((tmp_path / "none.csv", "o.csv"), {}, "none.csv: No such file or directory"),
+        ((latin, "o.csv"), {}, "l.csv: the header is not UTF-8 text (invalid continuation byte)"),
+        ((good, "o.csv"), {"detector": "nope"}, "detector 'nope': unknown detector"),
+        ((good, "o.csv"), {"shards": 0}, "batch_size and shards must be at least 1"),
+    ]
+    for args, options, message in cases:
+        with pytest.raises(ConfigError) as failure:
+            build_flow(*args, **options)
+        assert message in str(failure.value) and "\n" not in str(failure.value)
+    target = f"dataflows.series:build_flow({str(tmp_path / 'none.csv')!r}, 'o.csv')"
+    done = subprocess.run(
+        [sys.executable, "-m", "bytewax.run", target], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"configuration error: cannot read {tmp_path / 'none.csv'}: No such file or directory"
+    ]
 
 
 def test_command_line(tmp_path):
