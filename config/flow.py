@@ -180,6 +180,9 @@ class ChannelsConfig(Group):
         "one channel at 0 while the other is above this, µg/m³, is dead",
         keyword="channel_zero",
     )
+    zero_run: int = option(
+        15, "... or above 0 for this many readings in a row", keyword="channel_zero_run", min=1
+    )
     use_flags: bool = option(
         True, "trust PurpleAir's channel_flags when in the payload", keyword="channel_flags"
     )
@@ -190,6 +193,7 @@ class ChannelsConfig(Group):
             self.abs_limit,
             self.rel_limit,
             self.zero_other,
+            self.zero_run,
             use_flags=self.use_flags,
             history=history,
         )

@@ -9,6 +9,12 @@ without ground truth. This module produces a realistic stand-in that has it:
 * ``labels.csv`` -- one row per injected fault episode (``spike``, ``stuck``,
   ``drift``, ``dropout``) with the inclusive ``last_seen`` range it covers.
 
+With ``channels=True`` each PM field also comes per laser channel (``_a``, ``_b``) and two
+channel faults join (``channel_high``, ``channel_dead``); ``smoke=N`` adds N regional smoke
+plumes, labelled ``smoke`` per sensor (events, not faults); ``layout`` places the sensors (and
+sets their PM levels), e.g. at real sensors' positions (``data/qc.py``). The defaults produce
+the shipped files unchanged.
+
 The signal model is deliberately simple but shaped like real data: per-sensor
 diurnal cycles (PM high at night and in the morning, low in the afternoon;
 temperature peaking mid-afternoon with humidity moving opposite), slow AR(1)
@@ -42,6 +48,8 @@ from typing import Any
 
 import numpy as np
 
+from data import qc
+
 # --- The payload -----------------------------------------------------------
 
 API_VERSION = "V1.0.14-0.0.58"
@@ -64,6 +72,10 @@ FIELDS: tuple[str, ...] = (
 INT_FIELDS = frozenset({"sensor_index", "last_seen", "humidity", "temperature"})
 WEATHER_FIELDS: tuple[str, ...] = ("humidity", "temperature", "pressure")
 PM_FIELDS: tuple[str, ...] = ("pm1.0_cf_1", "pm2.5_cf_1", "pm10.0_cf_1", "pm2.5_atm")
+#: With `channels=True`, after `FIELDS`: each PM field per laser channel.
+CHANNEL_FIELDS: tuple[str, ...] = tuple(
+    f"{name}{suffix}" for name in PM_FIELDS for suffix in ("_a", "_b")
+)
 
 # --- Defaults and timing ---------------------------------------------------
 
@@ -175,11 +187,12 @@ class Simulation:
     present: np.ndarray
     columns: dict[str, np.ndarray]
     labels: list[Label]
+    fields: tuple[str, ...] = FIELDS
 
     def iter_polls(self) -> Iterator[dict[str, Any]]:
         """Yield the poll payloads in time order, one API response each."""
         for k, stamp in enumerate(self.data_time_stamps.tolist()):
-            yield _payload(stamp, _rows(self.columns, k, self.present[k]))
+            yield _payload(stamp, _rows(self.columns, k, self.present[k], self.fields), self.fields)
 
     @cached_property
     def polls(self) -> list[dict[str, Any]]:
@@ -195,28 +208,56 @@ def generate(
     n_sensors: int = DEFAULT_SENSORS,
     hours: float = DEFAULT_HOURS,
     start: int = DEFAULT_START,
+    *,
+    channels: bool = False,
+    smoke: int = 0,
+    layout: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> Simulation:
     """Simulate ``hours`` of polls of ``n_sensors`` sensors from ``start``.
 
     Deterministic in its arguments. Faults are placed only after the first
     3 hours; runs too short to hold a fault kind simply have none of it.
+    ``channels``: per-channel PM fields and channel faults; ``smoke``: plumes;
+    ``layout``: (latitude, longitude, PM1 baseline) per sensor (``data/qc.py``).
     """
     n_polls = round(hours * 3600 / POLL_INTERVAL_S)
     if n_sensors < 1 or n_polls < 1:
         raise ValueError("need at least one sensor and one 120 s poll")
-    # Independent child streams, one per concern, all from the one seed.
-    streams = np.random.default_rng(seed).spawn(6)
-    layout_rng, jitter_rng, weather_rng, pm_rng, fault_rng, null_rng = streams
+    if layout is not None and any(len(column) != n_sensors for column in layout):
+        raise ValueError("layout needs one latitude, longitude and baseline per sensor")
+    # Independent child streams, one per concern, all from the one seed (the first six are
+    # those of the plain run, so its output does not depend on the scenario's options).
+    streams = np.random.default_rng(seed).spawn(8)
+    layout_rng, jitter_rng, weather_rng, pm_rng, fault_rng, null_rng = streams[:6]
+    channel_rng, smoke_rng = streams[6:]
     shape = (n_polls, n_sensors)
     stamps = start + POLL_INTERVAL_S * np.arange(n_polls, dtype=np.int64)
     sensor_index, latitude, longitude = _sensor_layout(layout_rng, n_sensors)
+    baseline = None
+    if layout is not None:
+        latitude, longitude = np.round(layout[0], 5), np.round(layout[1], 5)
+        baseline = np.asarray(layout[2], dtype=float)
     last_seen = stamps[:, None] - jitter_rng.integers(0, MAX_JITTER_S + 1, shape)
 
     humidity, temperature, pressure = _simulate_weather(weather_rng, stamps, n_sensors)
-    pm1_clean, ratio25, ratio10 = _simulate_pm1(pm_rng, stamps, n_sensors)
+    pm1_clean, ratio25, ratio10 = _simulate_pm1(pm_rng, stamps, n_sensors, baseline)
+    labels: list[Label] = []
+    if smoke:
+        first = start + WARMUP_S + MAX_JITTER_S
+        area = ((latitude.min(), latitude.max()), (longitude.min(), longitude.max()))
+        plumes = qc.draw_plumes(smoke_rng, smoke, first, int(stamps[-1]) - MAX_JITTER_S, *area)
+        added = qc.smoke_pm25(plumes, last_seen, latitude, longitude)
+        pm1_clean = pm1_clean + added / ratio25  # the air itself: every PM field follows
+        labels += _run_labels("smoke", qc.smoke_runs(added), sensor_index, last_seen)
     episodes = _place_faults(fault_rng, n_polls, n_sensors)
+    channel_episodes = _place_channel_faults(channel_rng, episodes, shape) if channels else []
     pm1 = _add_spikes_and_drifts(fault_rng, pm1_clean, episodes)
     pm = _derive_pm_fields(pm1, ratio25, ratio10)
+    if channels:
+        pm = qc.split_channels(channel_rng, pm, _cf1_to_atm)
+        for ep in channel_episodes:
+            qc.apply_channel_fault(channel_rng, pm, ep.kind, ep.rows, ep.sensor)
+        episodes = episodes + channel_episodes
     _freeze_stuck(pm, episodes)
 
     weather_null = _null_mask(null_rng, shape, *WEATHER_NULLS)
@@ -240,7 +281,11 @@ def generate(
         sensor_index=sensor_index,
         present=_presence(episodes, shape),
         columns=columns,
-        labels=_labels(episodes, sensor_index, last_seen),
+        labels=sorted(
+            _labels(episodes, sensor_index, last_seen) + labels,
+            key=lambda label: (label.start, label.sensor_index),
+        ),
+        fields=FIELDS + CHANNEL_FIELDS if channels else FIELDS,
     )
 
 
@@ -276,7 +321,7 @@ def summarize(sim: Simulation) -> dict[str, Any]:
     pm_null = np.isnan(sim.columns["pm1.0_cf_1"]) & present
     faults = {kind.name: 0 for kind in FAULT_KINDS}
     for label in sim.labels:
-        faults[label.fault] += 1
+        faults[label.fault] = faults.get(label.fault, 0) + 1
     return {
         "polls": len(sim.data_time_stamps),
         "sensors": sim.n_sensors,
@@ -371,7 +416,10 @@ def _simulate_weather(
 
 
 def _simulate_pm1(
-    rng: np.random.Generator, stamps: np.ndarray, n_sensors: int
+    rng: np.random.Generator,
+    stamps: np.ndarray,
+    n_sensors: int,
+    baseline_given: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Clean pm1.0_cf_1 (ug/m3) plus the channel ratios used to derive the rest.
 
@@ -382,7 +430,9 @@ def _simulate_pm1(
     """
     n_polls = len(stamps)
     shape = (n_polls, n_sensors)
-    baseline = rng.lognormal(math.log(5.0), 0.45, n_sensors)
+    baseline = rng.lognormal(math.log(5.0), 0.45, n_sensors)  # drawn even when given
+    if baseline_given is not None:
+        baseline = baseline_given
     amplitude = rng.uniform(0.25, 0.6, n_sensors)
     peak_hour = rng.uniform(3.0, 8.0, n_sensors)
     diurnal = 1.0 + amplitude * _daily_cycle(_local_hour(stamps), peak_hour)
@@ -460,6 +510,33 @@ def _place_faults(rng: np.random.Generator, n_polls: int, n_sensors: int) -> lis
     return episodes
 
 
+def _place_channel_faults(
+    rng: np.random.Generator, episodes: list[Episode], shape: tuple[int, int]
+) -> list[Episode]:
+    """Channel faults (`data/qc.py`), placed like the others, clear of them on each sensor."""
+    n_polls, n_sensors = shape
+    busy = np.zeros((n_sensors, n_polls), dtype=bool)
+    for ep in episodes:
+        busy[
+            ep.sensor, max(ep.first - FAULT_GAP_POLLS, 0) : ep.first + ep.length + FAULT_GAP_POLLS
+        ] = True
+    eligible = max(n_polls - FIRST_FAULT_POLL, 0) * n_sensors
+    default_eligible = (
+        round(DEFAULT_HOURS * 3600 / POLL_INTERVAL_S) - FIRST_FAULT_POLL
+    ) * DEFAULT_SENSORS
+    placed = []
+    for name, shortest, longest, per_default_run in qc.CHANNEL_FAULTS:
+        kind = FaultKind(name, shortest, longest, per_default_run)
+        for _ in range(round(per_default_run * eligible / default_eligible)):
+            episode = _place_one(rng, kind, busy)
+            if episode is None:
+                continue
+            placed.append(episode)
+            lo = max(episode.first - FAULT_GAP_POLLS, 0)
+            busy[episode.sensor, lo : episode.first + episode.length + FAULT_GAP_POLLS] = True
+    return placed
+
+
 def _place_one(rng: np.random.Generator, kind: FaultKind, busy: np.ndarray) -> Episode | None:
     """Draw a length and try random (sensor, start) spots until one is free."""
     n_sensors, n_polls = busy.shape
@@ -534,6 +611,17 @@ def _labels(
     return labels
 
 
+def _run_labels(
+    kind: str, runs: list[tuple[int, int, int]], sensor_index: np.ndarray, last_seen: np.ndarray
+) -> list[Label]:
+    """Labels of `kind` for `(sensor, first poll, last poll)` runs."""
+    labels = []
+    for sensor, first, last in runs:
+        start, end = int(last_seen[first, sensor]), int(last_seen[last, sensor])
+        labels.append(Label(int(sensor_index[sensor]), kind, start, end, _iso(start), _iso(end)))
+    return labels
+
+
 def _iso(epoch: int) -> str:
     """``2026-04-01T03:04:05Z`` for an epoch second."""
     return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -568,10 +656,12 @@ def _null_mask(
 # --- Payloads ------------------------------------------------------------------
 
 
-def _rows(columns: dict[str, np.ndarray], k: int, present: np.ndarray) -> list[list[Any]]:
+def _rows(
+    columns: dict[str, np.ndarray], k: int, present: np.ndarray, fields: Sequence[str] = FIELDS
+) -> list[list[Any]]:
     """The ``data`` rows of poll ``k``: present sensors, in sensor_index order."""
     keep = np.flatnonzero(present)
-    values = [_column_values(name, columns[name][k, keep]) for name in FIELDS]
+    values = [_column_values(name, columns[name][k, keep]) for name in fields]
     return [list(row) for row in zip(*values, strict=True)]
 
 
@@ -589,7 +679,9 @@ def _column_values(name: str, values: np.ndarray) -> list[Any]:
     return out
 
 
-def _payload(data_time_stamp: int, rows: list[list[Any]]) -> dict[str, Any]:
+def _payload(
+    data_time_stamp: int, rows: list[list[Any]], fields: Sequence[str] = FIELDS
+) -> dict[str, Any]:
     """A ``GET /v1/sensors`` response body holding ``rows``."""
     return {
         "api_version": API_VERSION,
@@ -597,7 +689,7 @@ def _payload(data_time_stamp: int, rows: list[list[Any]]) -> dict[str, Any]:
         "data_time_stamp": data_time_stamp,
         "max_age": MAX_AGE_S,
         "firmware_default_version": FIRMWARE_DEFAULT_VERSION,
-        "fields": list(FIELDS),
+        "fields": list(fields),
         "data": rows,
     }
 
@@ -616,10 +708,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--hours", type=float, default=DEFAULT_HOURS)
     parser.add_argument("--start", type=int, default=DEFAULT_START, help="epoch seconds")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
+    parser.add_argument("--channels", action="store_true", help="channels A/B, channel faults")
+    parser.add_argument("--smoke", type=int, default=0, help="regional smoke plumes")
+    parser.add_argument(
+        "--positions",
+        type=Path,
+        help="a PurpleAir payload: place the sensors at its sensors in the region, at their levels",
+    )
     args = parser.parse_args(argv)
 
     began = time.perf_counter()
-    sim = generate(seed=args.seed, n_sensors=args.sensors, hours=args.hours, start=args.start)
+    layout = (
+        None
+        if args.positions is None
+        else qc.real_layout(args.positions, args.sensors, args.seed, LAT_RANGE, LON_RANGE)
+    )
+    sim = generate(
+        seed=args.seed,
+        n_sensors=args.sensors,
+        hours=args.hours,
+        start=args.start,
+        channels=args.channels,
+        smoke=args.smoke,
+        layout=layout,
+    )
     paths = write(sim, args.out)
     elapsed = time.perf_counter() - began
 

@@ -9,9 +9,10 @@ order (the first that applies decides):
    downgraded, 2 B downgraded, 3 both; PurpleAir API documentation, "channel_flags"), the
    downgraded channel is not trusted. Code `channel_downgraded`.
 2. **A dead counter**: one channel reads exactly 0 while the other reads more than `zero_other`
-   (2 µg/m³ by default; this project's choice: a counter that still sees anything at 2 µg/m³
-   never reports 0.0, while at cleaner air 0 against 1 is ordinary counting noise). The other
-   channel is kept. Code `channel_zero`.
+   (2 µg/m³ by default), or while the other reads anything above 0 for `zero_run` readings in a
+   row (15: 30 minutes). This project's choice: a counter that sees 2 µg/m³ never reports 0.0,
+   and in cleaner air a healthy one reports 0.0 now and then, not for half an hour while its twin
+   counts. The other channel is kept. Code `channel_zero`.
 3. **The EPA rule** (Barkjohn, Gantt & Clements 2021, AMT 14, 4617, section 3.2; applied by the
    AirNow Fire and Smoke Map): on `pm2.5_cf_1`, the channels disagree when
    `|A − B| > abs_limit` (5 µg/m³) **and** `2|A − B| / (A + B) > rel_limit` (70 %). The EPA drops
@@ -74,6 +75,7 @@ class ChannelAgreement:
         abs_limit: float = 5.0,
         rel_limit: float = 0.7,
         zero_other: float = 2.0,
+        zero_run: int = 15,
         *,
         test_field: str = TEST_FIELD,
         fields: Sequence[str] = CHANNEL_FIELDS,
@@ -82,6 +84,9 @@ class ChannelAgreement:
     ):
         if abs_limit < 0 or rel_limit < 0 or zero_other < 0:
             raise ValueError("channel limits must be >= 0")
+        if zero_run < 1:
+            raise ValueError(f"zero_run must be >= 1, got {zero_run}")
+        self.zero_run = zero_run
         self.abs_limit = abs_limit
         self.rel_limit = rel_limit
         self.zero_other = zero_other
@@ -90,6 +95,8 @@ class ChannelAgreement:
         self.use_flags = use_flags
         self.history = history  # False in global mode: rows of different sensors
         self.last: float | None = None  # the sensor's last trusted value of `test_field`
+        self.zeros_a = 0  # readings in a row with A at 0 while B reads above 0
+        self.zeros_b = 0
 
     def copy(self) -> ChannelAgreement:
         new = object.__new__(ChannelAgreement)
@@ -102,9 +109,9 @@ class ChannelAgreement:
         """`(channels kept, code)`: `"ab"` and None when they agree; `"a"`, `"b"` or `""`."""
         if channel_flags is not None and self.use_flags and channel_flags in _DOWNGRADES:
             return _DOWNGRADES[channel_flags], CHANNEL_DOWNGRADED
-        if a == 0.0 and b > self.zero_other:
+        if a == 0.0 and (b > self.zero_other or (b > 0.0 and self.zeros_a >= self.zero_run)):
             return "b", CHANNEL_ZERO
-        if b == 0.0 and a > self.zero_other:
+        if b == 0.0 and (a > self.zero_other or (a > 0.0 and self.zeros_b >= self.zero_run)):
             return "a", CHANNEL_ZERO
         if not disagree(a, b, self.abs_limit, self.rel_limit):
             return "ab", None
@@ -128,6 +135,11 @@ class ChannelAgreement:
         a, b = values.get(self.test_a), values.get(self.test_b)
         if a is None or b is None:
             return values
+        if a == 0.0 or b == 0.0:  # rare: count the run (this reading included)
+            self.zeros_a = self.zeros_a + 1 if a == 0.0 and b > 0.0 else 0
+            self.zeros_b = self.zeros_b + 1 if b == 0.0 and a > 0.0 else 0
+        elif self.zeros_a or self.zeros_b:
+            self.zeros_a = self.zeros_b = 0
         kept, code = self.keep(a, b, values.get(FLAGS_FIELD))
         if code is None:  # the usual case
             if self.history:

@@ -68,6 +68,7 @@ CHANGED = {
     "channel_abs": ("cleaning.channels.abs_limit", 10.0),
     "channel_rel": ("cleaning.channels.rel_limit", 0.5),
     "channel_zero": ("cleaning.channels.zero_other", 3.0),
+    "channel_zero_run": ("cleaning.channels.zero_run", 20),
     "channel_flags": ("cleaning.channels.use_flags", False),
     "flatline": ("cleaning.flatline.readings", 30),
     "report_faults": ("detection.faults", False),

@@ -148,3 +148,32 @@ def test_two_workers_raise_the_same_alerts(shipped):
         json.dumps(a, sort_keys=True) for a in shipped[0]
     )
     assert totals == shipped[1]
+
+
+@pytest.fixture(scope="module")
+def qc_scenario(tmp_path_factory):
+    """40 simulated sensors over 12 h with two channels, channel faults, stuck sensors, spikes,
+    drifts and one smoke plume; the flow's alerts on it, scored per kind."""
+    from data import simulate
+    from evaluation.detection import load_labels
+    from evaluation.kinds import evaluate, load_alerts, load_readings
+
+    out = tmp_path_factory.mktemp("qc_flow")
+    sim = simulate.generate(seed=11, n_sensors=40, hours=12, channels=True, smoke=1)
+    polls, labels = simulate.write(sim, out)
+    alerts = out / "alerts.jsonl"
+    run_main(build_flow(str(polls), output=str(alerts), events=TestingSink([]), progress=None))
+    return evaluate(load_alerts(alerts), load_labels(labels), load_readings(polls))
+
+
+def test_the_issues_per_sensor_targets_on_the_simulator(qc_scenario):
+    """Recall >= 0.95 for channel faults and flatlines, sensor_fault precision >= 0.9, at most
+    5 % of plume readings called sensor_fault."""
+    report = qc_scenario
+    for kind in ("channel_dead", "channel_high", "stuck"):
+        assert report.per_label[kind].episodes >= 2, kind
+        assert report.per_label[kind].recall >= 0.95, kind
+    assert report.alerts["sensor_fault"] > 100
+    assert report.precision("sensor_fault") >= 0.9
+    assert report.plume_readings > 500
+    assert report.plume_fault_share <= 0.05
