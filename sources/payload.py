@@ -85,9 +85,10 @@ def decode_line(line: str | bytes) -> Any:
 
     orjson decodes strict JSON several times faster than the standard library; only what it
     refuses goes to `json`, which says where the text breaks and lets NaN/Infinity tokens through
-    to the row checks, which name the field. `json` raises ValueError for bad syntax, bytes that
-    are not UTF-8 (UnicodeDecodeError) and integers of more than 4,300 digits, and RecursionError
-    for nesting deeper than the interpreter's stack (orjson stops at 1,024 levels).
+    to the row checks, which name the field. Bytes must be UTF-8 (a byte-order mark is allowed):
+    decoding raises UnicodeDecodeError, a ValueError, as `json` does for bad syntax and integers
+    of more than 4,300 digits; `json` raises RecursionError for nesting deeper than the
+    interpreter's stack (orjson stops at 1,024 levels).
 
     >>> decode_line(b"[" * 5000)
     Traceback (most recent call last):
@@ -98,8 +99,8 @@ def decode_line(line: str | bytes) -> Any:
         return orjson.loads(line)
     except orjson.JSONDecodeError:
         pass
-    try:
-        return json.loads(line)
+    try:  # JSON is UTF-8 (RFC 8259); json.loads would also take UTF-16, UTF-32 and surrogates
+        return json.loads(line.decode("utf-8-sig") if isinstance(line, bytes) else line)
     except ValueError as exc:
         raise PayloadError(f"not JSON: {exc}") from None
     except RecursionError:

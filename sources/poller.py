@@ -7,11 +7,13 @@ restarted from a recovery snapshot asks only for what changed since. Rows become
 letters exactly as in the file source, and a reading identical to its sensor's last one is
 dropped.
 
-Faults: timeouts, connection errors, 429 and 5xx are retried with exponential backoff and jitter
-(at least the server's `Retry-After`); a malformed body is a dead letter and the next poll asks
-again from the same stamp; 401/403 stop the flow with a message naming the key's environment
-variable; any other status is a configuration error and stops the flow too. All waits go through
-`next_awake`, never `sleep`.
+Faults: timeouts, connection errors, bodies cut off in transfer or that do not decompress, 429
+and 5xx are retried with exponential backoff and jitter (at least the server's `Retry-After`); a
+malformed body (not JSON, or a payload whose envelope is broken, whose stamp is then not taken;
+an older stamp than the last, as a stale cached answer has, is not taken either) is a dead
+letter and the next poll asks again from the same stamp; 401/403 stop the flow with a message
+naming the key's environment variable; any other status is a configuration error and stops the
+flow too. All waits go through `next_awake`, never `sleep`.
 """
 
 from __future__ import annotations
@@ -28,7 +30,15 @@ import requests
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from sources.backoff import Backoff, parse_retry_after
-from sources.payload import DeadLetter, Item, PayloadError, Reading, decode_line, parse_payload
+from sources.payload import (
+    DeadLetter,
+    Item,
+    PayloadError,
+    Reading,
+    decode_line,
+    parse_payload,
+    payload_shape,
+)
 
 #: The public API; `base_url` replaces it (tests use a server on 127.0.0.1).
 PUBLIC_API = "https://api.purpleair.com/v1"
@@ -61,6 +71,15 @@ MIN_INTERVAL = 60.0
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 log = logging.getLogger("air_quality.poller")
+#: What requests raises for a poll that failed on the way (retried with backoff): no answer in
+#: time, no connection, a body cut off mid-transfer (ChunkedEncodingError, also for a body
+#: shorter than its Content-Length), or one that does not decompress (ContentDecodingError).
+TRANSIENT = (
+    requests.Timeout,
+    requests.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
 
 
 class PurpleAirAuthError(RuntimeError):
@@ -111,7 +130,7 @@ class _PollerPartition(StatefulSourcePartition[Item, int | None]):
         params = source.params(self._since)
         try:
             response = self._session.get(self._url, params=params, timeout=source.timeout)
-        except (requests.Timeout, requests.ConnectionError) as exc:
+        except TRANSIENT as exc:
             return self._retry(f"{type(exc).__name__}: {exc}", None)
         status = response.status_code
         if status in (401, 403):
@@ -151,8 +170,11 @@ class _PollerPartition(StatefulSourcePartition[Item, int | None]):
             log.warning("malformed body from %s: %s", self._url, exc)
             return [DeadLetter(str(exc), body, origin)]
         items = [item for item in parse_payload(payload, origin=origin) if self._is_new(item)]
-        stamp = payload.get("data_time_stamp") if isinstance(payload, dict) else None
-        if isinstance(stamp, int) and not isinstance(stamp, bool):
+        try:  # the next poll asks from this answer's stamp only when its envelope is sound, and
+            stamp = payload_shape(payload).data_time_stamp  # never back (a stale, cached answer)
+        except PayloadError:
+            stamp = None
+        if stamp is not None and (self._since is None or stamp > self._since):
             self._since = stamp
         return items
 

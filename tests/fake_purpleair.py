@@ -7,7 +7,14 @@ requested `fields` and limited to rows with `last_seen` > `modified_since`, as t
 - `("status", code, headers)`: answer `code` with those headers (429, 500, 401, 403, ...);
 - `("hang", seconds)`: send nothing for that long (the client times out);
 - `("truncate",)`: answer 200 with the first half of the next poll's JSON;
-- `("repeat",)`: serve the previous poll again, whatever `modified_since` says.
+- `("repeat",)`: serve the previous poll again, whatever `modified_since` says;
+- `("body", data)`: answer 200 with the bytes `data` (a bad body: any line of `tests/corpus.py`);
+- `("short",)`: send half of the next poll's JSON under a Content-Length of all of it, then close;
+- `("gzip",)`: answer 200 with `Content-Encoding: gzip` and a body that is not gzip.
+
+A request whose `modified_since` is older than the last poll served replays the recorded polls
+after that stamp, as the real API answers with what changed since it: a flow resumed from a
+snapshot gets the polls it had not yet snapshotted.
 
 With `hold_after=N`, once N polls are served the server answers 503 (`Retry-After: 0`) until
 `release()` is called: a test can look at a running flow at a known point.
@@ -77,6 +84,12 @@ class FakePurpleAir:
                 return 401, {}, b'{"error":"ApiKeyInvalidError"}', 0.0
             if path != "/v1/sensors":
                 return 404, {}, b'{"error":"NotFoundError"}', 0.0
+            since = query.get("modified_since")
+            if since is not None:
+                if not since.isdigit():
+                    return 400, {}, b'{"error":"InvalidParameterValueError"}', 0.0
+                after = [i for i, p in enumerate(self.polls) if p["data_time_stamp"] > int(since)]
+                self.served = min(self.served, after[0] if after else len(self.polls))
             fault = self.faults.get(n, ("ok",))
             if self.served == self.hold_after and not self.released.is_set():
                 fault = ("status", 503, {"Retry-After": "0"})
@@ -85,12 +98,18 @@ class FakePurpleAir:
                 return fault[1], dict(fault[2]) if len(fault) > 2 else {}, b'{"error":"x"}', 0.0
             if kind == "hang":
                 return 200, {}, b"", float(fault[1])
+            if kind == "body":
+                return 200, {}, bytes(fault[1]), 0.0
+            if kind == "gzip":
+                return 200, {"Content-Encoding": "gzip"}, b"not gzip at all", 0.0
             if kind == "repeat":
                 poll = self.polls[max(self.served - 1, 0)]
                 return 200, {}, self._body(poll, query.get("fields"), None), 0.0
             body = self._body(self._current(), query.get("fields"), query.get("modified_since"))
             if kind == "truncate":
                 return 200, {}, body[: len(body) // 2], 0.0
+            if kind == "short":
+                return 200, {"Content-Length": str(len(body))}, body[: len(body) // 2], 0.0
             self.served = min(self.served + 1, len(self.polls))
             return 200, {}, body, 0.0
 
@@ -132,7 +151,8 @@ class FakePurpleAir:
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
+                if "Content-Length" not in headers:
+                    self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
 
