@@ -1,7 +1,8 @@
 """Readings/s of the air-quality flow against the engine's limit and the original example.
 
-    python -m benchmarks.run           # shipped data, then 1.2 M readings over 10,000 sensors
-    python -m benchmarks.run --quick   # shipped data only
+    python -m benchmarks.run              # shipped data, then 1.2 M readings over 10,000 sensors
+    python -m benchmarks.run --quick      # shipped data only
+    python -m benchmarks.run --databases  # rows/s into SQLite and PostgreSQL
 
 Each case runs in a fresh subprocess (so peak memory is its own) that times only `run_main` /
 `cluster_main` (interpreter start-up and imports excluded), on the same file, read by the flow's
@@ -13,6 +14,10 @@ own source (`ShardedFileSource`, the same shards and batch size):
 with 1 worker, 2 workers (threads of one process) and 2 processes on loopback. It prints the
 median readings/s of the repeats, the ratios flow/passthrough, flow/keyed, flow/baseline and
 2 processes / 1 worker, peak RSS, and the state memory per sensor at 100,000 sensors.
+
+`--databases` (`benchmarks/databases.py`) times the flow writing all four outputs into a new
+SQLite file and into a new database on a throw-away PostgreSQL server (fsync on), against the
+flow with discarding sinks in the same run, on 1 worker and 2 processes.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "data" / "polls.jsonl"
-CASES = ("passthrough", "keyed", "flow", "baseline")
+CASES = ("passthrough", "keyed", "flow", "baseline", "discarded", "database")
 
 
 class _Discard:
@@ -52,8 +57,8 @@ class _Discard:
         return Discard()
 
 
-def build_case(case: str, path: str):
-    """The dataflow of one benchmark case over `path`."""
+def build_case(case: str, path: str, url: str | None = None):
+    """The dataflow of one benchmark case over `path` (`database`: writing into `url`)."""
     import bytewax.operators as op
     from bytewax.dataflow import Dataflow
 
@@ -66,6 +71,9 @@ def build_case(case: str, path: str):
         return build_flow(path, output=sink, dead_letters=sink, totals=sink, events=sink)
     if case == "baseline":
         return baseline.build_flow(path, sink)
+    if case in ("discarded", "database"):  # all four outputs, into `url` or discarded
+        outputs = dict.fromkeys(("output", "readings", "dead_letters", "events"), url or sink)
+        return build_flow(path, **outputs, totals=sink, progress=None)
     flow = Dataflow(case)
     items = op.input("read", flow, ShardedFileSource(path))  # the flow's own source
     if case == "passthrough":
@@ -83,6 +91,7 @@ def run_case(
     proc_id: int | None,
     addresses: str | None,
     ready: str | None = None,
+    url: str | None = None,
 ):
     """Run one case in this process; print seconds and peak RSS as JSON. In a cluster, every
     process waits at `ready` (a folder) until all are built, so none times another's start-up."""
@@ -91,7 +100,7 @@ def run_case(
     sys.path.insert(0, str(ROOT))
     from dataflows.air_quality import tune_gc
 
-    flow = build_case(case, path)
+    flow = build_case(case, path, url)
     tune_gc()  # every case runs with the flow's garbage-collector setting, so ratios are fair
     if ready is not None:
         _barrier(Path(ready), proc_id, len(addresses.split(";")))
@@ -124,9 +133,9 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
-def _spawn(case: str, path: str, workers: int, procs: int) -> dict:
+def _spawn(case: str, path: str, workers: int, procs: int, url: str | None = None) -> dict:
     base = [sys.executable, "-m", "benchmarks.run", "--case", case, "--path", path]
-    base += ["--workers", str(workers)]
+    base += ["--workers", str(workers)] + (["--url", url] if url else [])
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory(prefix="bench-ready-") as ready:
         if procs == 1:
@@ -217,6 +226,7 @@ def state_memory(n_sensors: int = 100_000) -> tuple[float, int]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shipped data only")
+    parser.add_argument("--databases", action="store_true", help="rows/s into each database")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--large-sensors", type=int, default=10_000)
     parser.add_argument("--large-hours", type=float, default=4.0)
@@ -227,10 +237,17 @@ def main(argv=None) -> int:
     parser.add_argument("--proc-id", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--addresses", help=argparse.SUPPRESS)
     parser.add_argument("--ready", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.case:
-        run_case(args.case, args.path, args.workers, args.proc_id, args.addresses, args.ready)
+        run_case(
+            args.case, args.path, args.workers, args.proc_id, args.addresses, args.ready, args.url
+        )
         return 0
+    if args.databases:
+        from benchmarks.databases import main as databases
+
+        return databases(args.repeats)
 
     layouts = [("1 worker", 1, 1), ("2 workers", 2, 1), ("2 processes", 1, 2)]
     print(f"shipped data: {SHIPPED.name}")

@@ -31,6 +31,8 @@ from preparation.flatline import READINGS as FLATLINE_READINGS
 from preparation.gaps import CLOCKS, INTERVAL, MODES, OFFLINE_AFTER
 from preparation.sampling import SAMPLE_BY
 from preparation.validation import DEFAULT_RANGES, RangeValidator
+from sinks.database import DatabaseSink, database_url
+from sinks.jsonlines import JsonLinesSink
 from sinks.webhook import WebhookSink
 from sources.backoff import Backoff
 from sources.poller import API_KEY_ENV, PUBLIC_API, PurpleAirPoller
@@ -386,14 +388,75 @@ class SampleConfig(Group):
         example="sample.jsonl",
     )
 
+    def sink(self) -> Sink:
+        """The sample's sink: a JSON-lines file, stdout when unset, or the sink given."""
+        if self.path is None or isinstance(self.path, str):
+            return JsonLinesSink(self.path, stream="stdout")
+        return self.path
+
     def check(self) -> None:
         if self.size and self.path is None:
             fail(self.table, "path", None, "a file path when size > 0", "unset")
 
 
 @dataclasses.dataclass(frozen=True)
+class DatabaseBackoffConfig(Group):
+    """Waits between a database's failed attempts: the n-th in a row waits d/2 to d seconds,
+    d = min(cap, base·2ⁿ) (`sources/backoff.py`)."""
+
+    table = "outputs.database.backoff"
+    base: float = option(1.0, "seconds before the first retry", min=0)
+    cap: float = option(30.0, "the longest wait, seconds", min=0)
+
+    def backoff(self) -> Backoff:
+        return Backoff(self.base, self.cap)
+
+    def check(self) -> None:
+        _valid(self.table, self.backoff)
+
+
+@dataclasses.dataclass(frozen=True)
+class DatabaseConfig(Group):
+    """How the outputs written to a database (SQLite, PostgreSQL) ride out trouble: each attempt
+    waits `timeout` for a lock or a connection; after `retries` the flow stops
+    (`sinks/database.py`)."""
+
+    table = "outputs.database"
+    timeout: float = option(10.0, "seconds one attempt waits for a lock or a connection", min=0)
+    retries: int = option(8, "retries of a batch before the flow stops with an error", min=0)
+    backoff: DatabaseBackoffConfig = group(DatabaseBackoffConfig)
+    seed: int | None = option(None, "seed of the retry jitter; unset: random", example=1)
+
+    def sink(self, url: str, table: str) -> DatabaseSink:
+        """The sink upserting into `table` of the database `url`."""
+        return DatabaseSink(
+            url,
+            table,
+            timeout=self.timeout,
+            retries=self.retries,
+            backoff=self.backoff.backoff(),
+            seed=self.seed,
+        )
+
+    def check(self) -> None:
+        if self.timeout <= 0:
+            fail(self.table, "timeout", self.timeout, "more than 0")
+
+
+#: Each output: its table in a database, and the stream it goes to when unset.
+OUTPUT_TABLES = {
+    "anomalies": ("anomalies", "stdout"),
+    "dead_letters": ("dead_letters", "stderr"),
+    "readings": ("readings", "stdout"),
+    "events": ("events", "stderr"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
 class OutputsConfig(Group):
-    """Where results go: a JSON-lines file path (appended) or, from Python, a Bytewax sink."""
+    """Where results go: a database (a path ending in .db, .sqlite or .sqlite3, sqlite:///PATH,
+    or postgresql://...: each result once, even across a crash and resume), a JSON-lines file
+    path (appended), or, from Python, a Bytewax sink."""
 
     table = "outputs"
     anomalies: Target = option(
@@ -403,14 +466,37 @@ class OutputsConfig(Group):
         None, "rows that could not be read; unset: stderr", example="dead_letters.jsonl"
     )
     readings: Target = option(
-        None, "every cleaned, scored reading; unset: not written", example="readings.jsonl"
+        None, "every cleaned, scored reading; unset: not written", example="readings.db"
     )
     events: Target = option(
         None, "gap and sensor_offline events; unset: stderr", example="events.jsonl"
     )
     totals: Sink | None = option(None, "the run's totals (a sink, from Python); unset: the log")
+    database: DatabaseConfig = group(DatabaseConfig, keyword="database")
     webhook: WebhookConfig = group(WebhookConfig, keyword="webhook", shorthand="url")
     sample: SampleConfig = group(SampleConfig)
+
+    def sink(self, name: str) -> Sink:
+        """The sink of output `name` (`anomalies`, `dead_letters`, `readings`, `events`): its
+        table of a database, a JSON-lines file, its stream when unset, or the sink given."""
+        target = getattr(self, name)
+        table, stream = OUTPUT_TABLES[name]
+        url = database_url(target)
+        if url is not None:
+            return self.database.sink(url, table)
+        if target is None or isinstance(target, str):
+            return JsonLinesSink(target, stream=stream)
+        return target
+
+    def check(self) -> None:
+        for name in OUTPUT_TABLES:
+            url = database_url(getattr(self, name))
+            if url is not None:
+                _valid(self.table, lambda url=url, name=name: self.database.sink(url, name))
+        if database_url(self.sample.path) is not None:
+            fail(
+                self.sample.table, "path", self.sample.path, "a JSON-lines file path", "a database"
+            )
 
 
 # --- run ----------------------------------------------------------------------------------

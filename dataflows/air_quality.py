@@ -36,7 +36,6 @@ from config import (
     SampleConfig,
     resolve,
 )
-from config.flow import Target
 from dataflows.steps import (
     Counts,
     SensorConfig,
@@ -54,7 +53,6 @@ from preparation.gaps import GapEvent, GapLogic, GapTracker
 from preparation.metrics import count_events, count_readings, count_sampled
 from preparation.sampling import SampleLogic
 from preparation.validation import RangeValidator
-from sinks.jsonlines import JsonLinesSink
 from sinks.log import LogSink
 from sinks.metrics import Progress
 from sources.documents import is_url
@@ -69,12 +67,6 @@ __all__ = ["DEFAULT_IMPUTE_FIELDS", "GC_THRESHOLD", "KEY_MODES", "build_flow", "
 SHIPPED_DATA = Path(__file__).resolve().parent.parent / "data" / "polls.jsonl"
 #: Version of the flow's step layout (2: one batched per-key step, imputer then detector).
 STEPS_VERSION = 2
-
-
-def _sink(target: None | str | Sink, stream: str) -> Sink:
-    if target is None or isinstance(target, str):
-        return JsonLinesSink(target, stream=stream)
-    return target
 
 
 def _source(config: FlowConfig) -> Source:
@@ -191,12 +183,12 @@ def _event_counts(event: GapEvent) -> Counts:
     return {"events:" + event.kind: 1}
 
 
-def _gap_events(per_key: Stream[tuple[str, Any]], target: Target) -> Stream[Counts]:
+def _gap_events(per_key: Stream[tuple[str, Any]], sink: Sink) -> Stream[Counts]:
     """Gap and offline events written out; returns their counts for the totals."""
     events = op.flat_map_batch(
         "take_gap_events", per_key, lambda b: count_events(unkeyed(b, GapEvent))
     )
-    op.output("events_out", op.map("event_json", events, event_record), _sink(target, "stderr"))
+    op.output("events_out", op.map("event_json", events, event_record), sink)
     return op.map("event_counts", events, _event_counts)
 
 
@@ -237,17 +229,17 @@ def _alerts(
         return counter.anomalies(found)
 
     alerts = op.flat_map_batch("anomalies", scored, alerts_of)
-    op.output("anomalies_out", alerts, _sink(outputs.anomalies, "stdout"))
+    op.output("anomalies_out", alerts, outputs.sink("anomalies"))
     if outputs.webhook.url is not None:
         op.output("webhook_out", alerts, outputs.webhook.sink())
 
 
-def _dead_letters(rejected: Stream[DeadLetter], target: Target, counter: Progress) -> None:
+def _dead_letters(rejected: Stream[DeadLetter], sink: Sink, counter: Progress) -> None:
     dead = op.flat_map_batch("count_dead_letters", rejected, counter.dead_letters)
     op.output(
         "dead_letters_out",
         op.map("dead_letter_json", dead, dead_letter_record),
-        _sink(target, "stderr"),
+        sink,
     )
 
 
@@ -265,9 +257,7 @@ def _sample(scored: Stream[Reading], sample: SampleConfig) -> Stream[Counts]:
         op.stateful_batch("sample", keyed, lambda resume: SampleLogic(size, seed, by, resume)),
     )
     picked = op.flat_map_batch("count_sampled", picked, count_sampled)
-    op.output(
-        "sample_out", op.map("sample_json", picked, reading_record), _sink(sample.path, "stdout")
-    )
+    op.output("sample_out", op.map("sample_json", picked, reading_record), sample.sink())
     return op.map("sample_counts", picked, lambda _r: {"sampled": 1})
 
 
@@ -318,14 +308,14 @@ def dataflow(config: FlowConfig) -> Dataflow:
     )
     extra_counts = []
     if per_sensor.gaps is not None:
-        extra_counts.append(_gap_events(per_key, outputs.events))
+        extra_counts.append(_gap_events(per_key, outputs.sink("events")))
     take_readings = _take_readings(config.cleaning, run.key, counter)
     scored = op.flat_map_batch("take_readings", per_key, take_readings)
     _alerts(scored, config.detection, outputs, counter)
-    _dead_letters(rejected, outputs.dead_letters, counter)
+    _dead_letters(rejected, outputs.sink("dead_letters"), counter)
     if outputs.readings is not None:
         readings = op.map("reading_json", scored, reading_record)
-        op.output("readings_out", readings, _sink(outputs.readings, "stdout"))
+        op.output("readings_out", readings, outputs.sink("readings"))
     if outputs.sample.size:
         extra_counts.append(_sample(scored, outputs.sample))
     counts = op.flat_map_batch("take_counts", per_key, lambda b: unkeyed(b, dict))

@@ -74,7 +74,7 @@ class SqliteDialect:
 
     def upsert(self, conn: sqlite3.Connection, table: Table, rows: list[tuple]) -> None:
         with _transaction(conn):
-            conn.executemany(table.upsert_sql(["?"] * len(table.columns)), rows)
+            conn.executemany(table.upsert_sql("?"), rows)
 
     def close(self, conn: sqlite3.Connection) -> None:
         conn.close()

@@ -28,8 +28,8 @@ from sinks.jsonlines import to_line
 
 #: Column kinds (each dialect has a type for each).
 KINDS = ("int", "real", "text", "time", "bool", "json")
-#: PurpleAir measurements with a typed column of their own in `readings` and `anomalies` (every
-#: value is also in the `values` or `features` JSON column); a dot in a name becomes `_`.
+#: Measurements with a typed column of their own in `readings` and `anomalies` (every value is
+#: also in the `values` or `details` JSON column); a dot in a name becomes `_`.
 MEASUREMENTS = (
     "pm1.0_cf_1",
     "pm2.5_cf_1",
@@ -38,6 +38,7 @@ MEASUREMENTS = (
     "temperature",
     "humidity",
     "pressure",
+    "aqi",
 )
 
 
@@ -93,19 +94,27 @@ class Table:
             statements.append(f"CREATE INDEX IF NOT EXISTS {name} ON {quote(self.name)} ({on})")
         return statements
 
-    def upsert_sql(self, placeholders: Sequence[str]) -> str:
+    def key_sql(self) -> str:
+        """The primary key's columns, quoted, for `ON CONFLICT` and `ORDER BY`."""
+        return ", ".join(map(quote, self.primary_key))
+
+    def upsert_sql(self, placeholder: str = "?", select: str | None = None) -> str:
         """`INSERT ... ON CONFLICT (key) DO UPDATE SET` every other column: a row already there
-        under the same key is replaced by the new one (SQLite and PostgreSQL alike)."""
-        names = [quote(c.name) for c in self.columns]
+        under the same key is replaced by the new one (SQLite and PostgreSQL alike). The values
+        are one row of placeholders, or every row of `SELECT ... FROM select`."""
+        names = ", ".join(quote(c.name) for c in self.columns)
         updates = ", ".join(
             f"{quote(c.name)} = excluded.{quote(c.name)}"
             for c in self.columns
             if c.name not in self.primary_key
         )
+        if select is None:
+            values = f"VALUES ({', '.join([placeholder] * len(self.columns))})"
+        else:
+            values = f"SELECT {names} FROM {select}"
         return (
-            f"INSERT INTO {quote(self.name)} ({', '.join(names)}) "
-            f"VALUES ({', '.join(placeholders)}) "
-            f"ON CONFLICT ({', '.join(map(quote, self.primary_key))}) DO UPDATE SET {updates}"
+            f"INSERT INTO {quote(self.name)} ({names}) {values} "
+            f"ON CONFLICT ({self.key_sql()}) DO UPDATE SET {updates}"
         )
 
     def check_columns(self, found: Sequence[str], where: str) -> None:
@@ -169,20 +178,23 @@ def _reading_row(r: Mapping[str, Any]) -> tuple:
         to_json(r["imputed"]),
         to_json(r["missing"]),
         to_json(r["flags"]),
+        to_json(r.get("reasons", [])),
     )
 
 
-_ANOMALY_FIXED = frozenset({"sensor_index", "time", "score", "imputed"})
+_ANOMALY_FIXED = frozenset({"sensor_index", "time", "kind", "reasons", "score", "imputed"})
 
 
 def _anomaly_row(r: Mapping[str, Any]) -> tuple:
-    features = {k: v for k, v in r.items() if k not in _ANOMALY_FIXED}
+    details = {k: v for k, v in r.items() if k not in _ANOMALY_FIXED}
     return (
         r["sensor_index"],
         r["time"],
+        r.get("kind", "anomaly"),
+        to_json(r.get("reasons", [])),
         r["score"],
-        *_measurements(features),
-        to_json(features),
+        *_measurements(details),
+        to_json(details),
         to_json(r["imputed"]),
     )
 
@@ -232,6 +244,7 @@ TABLES: dict[str, Table] = {
             Column("imputed", "json", False),
             Column("missing", "json", False),
             Column("flags", "json", False),
+            Column("reasons", "json", False),
         ),
         ("sensor_index", "time"),
         (("time",),),
@@ -242,9 +255,11 @@ TABLES: dict[str, Table] = {
         (
             Column("sensor_index", "int", False),
             Column("time", "time", False),
-            Column("score", "real", False),
+            Column("kind", "text", False),
+            Column("reasons", "json", False),
+            Column("score", "real"),
             *_MEASUREMENT_COLUMNS,
-            Column("features", "json", False),
+            Column("details", "json", False),
             Column("imputed", "json", False),
         ),
         ("sensor_index", "time"),

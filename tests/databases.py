@@ -15,7 +15,7 @@ KEYS = {
     "events": ("sensor_index", "last_seen", "event"),
     "dead_letters": ("origin", "raw"),
 }
-JSON_COLUMNS = {"values", "imputed", "missing", "flags", "features", "raw"}
+JSON_COLUMNS = {"values", "imputed", "missing", "flags", "details", "reasons", "raw"}
 TIME_COLUMNS = {"time", "last_seen"}
 
 
@@ -28,31 +28,18 @@ OUTPUTS = {
 }
 
 
-def outputs(url: str, **options: Any) -> dict[str, Any]:
-    """build_flow's four outputs, each a `DatabaseSink` into its table of `url`."""
-    from sinks.database import DatabaseSink
-
-    return {o: DatabaseSink(url, table, **options) for o, table in OUTPUTS.items()}
-
-
-def flow(source: str, url: str, **options: Any):
-    """The air-quality flow writing its four outputs to the database at `url` (for
-    `python -m bytewax.run "tests.databases:flow(...)"`); `options` go to the sinks."""
-    from dataflows.air_quality import build_flow
-
-    return build_flow(source, **outputs(url, **options))
-
-
 def expected(table: str, records: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
     """Rows by primary key from the flow's records (a later record under the same key wins)."""
     out = {}
     for r in records:
         if table == "anomalies":
-            features = {k: v for k, v in r.items() if k not in ("sensor_index", "time", "score")}
-            row = {"score": r["score"], "imputed": features.pop("imputed"), "features": features}
-            row["pm1_0_cf_1"] = features.get("pm1.0_cf_1")
+            fixed = ("sensor_index", "time", "kind", "reasons", "score", "imputed")
+            row = {k: r[k] for k in fixed[2:]}
+            row["details"] = {k: v for k, v in r.items() if k not in fixed}
+            row["pm1_0_cf_1"] = r.get("pm1.0_cf_1")
         elif table == "readings":
-            row = {k: r[k] for k in ("status", "score", "values", "imputed", "missing", "flags")}
+            names = ("status", "score", "values", "imputed", "missing", "flags", "reasons")
+            row = {k: r[k] for k in names}
             row["placeholder"] = r["placeholder"]
             for field in ("pm1.0_cf_1", "pm2.5_epa", "humidity", "temperature"):
                 row[field.replace(".", "_")] = r["values"].get(field)

@@ -59,8 +59,9 @@ class PostgresServer:
     'PostgresServer'
     """
 
-    def __init__(self, bin_dir: Path):
+    def __init__(self, bin_dir: Path, durable: bool = False):
         self.bin = bin_dir
+        self.durable = durable  # fsync on, as in production (benchmarks); off for tests
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="aqs-pg-"))
         self.data = self.root / "data"
@@ -92,7 +93,8 @@ class PostgresServer:
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write(
                 f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
-                f"unix_socket_directories = '{self.root}'\nfsync = off\n"
+                f"unix_socket_directories = '{self.root}'\n"
+                f"fsync = {'on' if self.durable else 'off'}\n"
                 "max_connections = 50\nshared_buffers = 32MB\n"
             )
 

@@ -97,6 +97,7 @@ CHANGED = {
     "readings": ("outputs.readings", "readings.jsonl"),
     "events": ("outputs.events", "events.jsonl"),
     "totals": ("outputs.totals", TestingSink([])),  # Python only
+    "database": ("outputs.database", {"retries": 3, "timeout": 2.0}),
     "webhook": ("outputs.webhook.url", "https://alerts.example/hook"),
     "webhook_dead_letters": ("outputs.webhook.dead_letters", "undelivered.jsonl"),
     "sample": ("outputs.sample.size", 5),
@@ -109,7 +110,7 @@ CHANGED = {
     "progress": ("run.progress", 30.0),
     "gc_threshold": ("run.gc_threshold", 50_000),
 }
-GROUP_KEYWORDS = {"purpleair"}  # take a table, not one value
+GROUP_KEYWORDS = {"purpleair", "database"}  # take a table, not one value
 GROUP_TABLES = {CHANGED[k][0] for k in GROUP_KEYWORDS}
 #: Options that a changed value needs beside it (sample needs a path, features their limits).
 NEEDS = {"sample": ("sample_path",), "features": ("limits",)}

@@ -16,11 +16,12 @@ from bytewax.errors import BytewaxRuntimeError
 from bytewax.testing import TestingSink, cluster_main, run_main
 
 from benchmarks.run import free_ports
+from config import ConfigError
 from data import simulate
 from dataflows.air_quality import build_flow
 from sinks.database import DatabaseRejected, DatabaseSink, DatabaseUnavailable
 from tests.conftest import ROOT
-from tests.databases import OUTPUTS, expected, fetch, matches, outputs
+from tests.databases import OUTPUTS, expected, fetch, matches
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +81,7 @@ def test_the_database_holds_exactly_what_the_flow_emits(polls_file, reference, d
     keys = {(r["sensor_index"], r["time"]) for r in reference["readings"]}
     # a sensor that did not report between two polls repeats its row: one row, the later one
     assert 0 < len(reference["readings"]) - len(keys) < 20
-    run_main(build_flow(str(polls_file), **outputs(database)))
+    run_main(build_flow(str(polls_file), **dict.fromkeys(OUTPUTS, database)))
     assert_holds(database, reference)
     rows = fetch(database, "readings")
     assert len(rows) == len(keys)
@@ -93,7 +94,7 @@ def test_the_database_holds_exactly_what_the_flow_emits(polls_file, reference, d
 
 def test_a_second_run_over_the_same_input_changes_nothing(polls_file, reference, database):
     for _ in range(2):
-        run_main(build_flow(str(polls_file), **outputs(database)))
+        run_main(build_flow(str(polls_file), **dict.fromkeys(OUTPUTS, database)))
     assert_holds(database, reference)
     assert len(fetch(database, "anomalies")) == len(reference["anomalies"])
 
@@ -116,7 +117,7 @@ def test_a_replayed_batch_with_a_repeated_key_keeps_one_row_the_last(database):
 
 def test_two_workers_write_what_one_worker_emits(polls_file, reference, database):
     cluster_main(
-        build_flow(str(polls_file), **outputs(database)),
+        build_flow(str(polls_file), **dict.fromkeys(OUTPUTS, database)),
         [],
         0,
         worker_count_per_proc=2,
@@ -126,7 +127,8 @@ def test_two_workers_write_what_one_worker_emits(polls_file, reference, database
 
 def test_two_processes_write_what_one_worker_emits(polls_file, reference, database):
     addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(2))
-    target = f"tests.databases:flow({str(polls_file)!r}, {database!r})"
+    options = "".join(f", {option}={database!r}" for option in OUTPUTS)
+    target = f"dataflows.air_quality:build_flow({str(polls_file)!r}{options})"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [
         subprocess.Popen(
@@ -153,12 +155,29 @@ def test_a_table_with_other_columns_is_refused_at_start(tmp_path):
 
 
 def test_a_target_that_cannot_be_a_database_is_a_configuration_error(tmp_path):
-    with pytest.raises(ValueError, match="does not exist"):
-        DatabaseSink(str(tmp_path / "no" / "such" / "folder.db"), "anomalies")
+    missing = str(tmp_path / "no" / "such" / "folder.db")
+    with pytest.raises(ConfigError, match=r"^\[outputs\] readings: the folder of .* does not"):
+        build_flow(readings=missing)
+    with pytest.raises(ConfigError, match=r"^\[outputs.sample\] path: a database; allowed"):
+        build_flow(sample=3, sample_path=str(tmp_path / "sample.db"))
+    with pytest.raises(ConfigError, match=r"^\[outputs.database\] retries: -1 is out of range"):
+        build_flow(database={"retries": -1})
     with pytest.raises(ValueError, match="names no database"):
         DatabaseSink("anomalies.jsonl", "anomalies")
     with pytest.raises(ValueError, match="table must be one of"):
         DatabaseSink("x.db", "alerts")
+
+
+def test_a_deployment_file_names_the_databases_and_their_retry_budget(polls_file, tmp_path):
+    path = tmp_path / "flow.db"
+    (tmp_path / "flow.toml").write_text(
+        f'[source]\npath = "{polls_file}"\n\n[outputs]\nanomalies = "sqlite:///{path}"\n'
+        f'readings = "{path}"\n\n[outputs.database]\nretries = 2\ntimeout = 0.5\n'
+    )
+    flow = build_flow(config=str(tmp_path / "flow.toml"), events="/dev/null")
+    run_main(flow)
+    url = f"sqlite:///{path}"
+    assert len(fetch(url, "readings")) > 2000 and len(fetch(url, "anomalies")) >= 4
 
 
 def test_a_locked_sqlite_database_is_retried_then_stops_the_flow(tmp_path, caplog):

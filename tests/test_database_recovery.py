@@ -27,7 +27,8 @@ from tests.conftest import ROOT
 from tests.databases import OUTPUTS, expected, fetch, matches
 from tests.test_recovery import commit_epoch
 
-#: Sink options for the trouble tests: a short budget (about 2 s) so the flow gives up quickly.
+#: `[outputs.database]` for the trouble tests: a short budget (about 2 s), so the flow gives up
+#: quickly.
 SHORT = {"timeout": 0.2, "retries": 3, "backoff": {"base": 0.2, "cap": 0.8}}
 
 
@@ -43,10 +44,12 @@ def recovery_dir(run_dir: Path) -> Path:
     return db
 
 
-def start(polls: Path, url: str, db: Path, log: Path, **sink_options) -> subprocess.Popen:
+def start(polls: Path, url: str, db: Path, log: Path, **database) -> subprocess.Popen:
     """The flow, its outputs into `url`, snapshotting every second into `db`."""
-    options = "".join(f", {name}={value!r}" for name, value in sink_options.items())
-    target = f"tests.databases:flow({str(polls)!r}, {url!r}{options})"
+    options = "".join(f", {option}={url!r}" for option in OUTPUTS)
+    target = (
+        f"dataflows.air_quality:build_flow({str(polls)!r}{options}, database={database!r})"
+    )
     command = [sys.executable, "-m", "bytewax.run", target, "-r", str(db), "-s", "1", "-b", "0"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with log.open("a") as out:
