@@ -57,3 +57,11 @@ def postgres_url(postgres_server, request) -> str:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.execute(f'CREATE DATABASE "{name}"')
     return postgres_server.url_for(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """Each database in turn: a new SQLite file, then a new database on the real server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'flow.db'}"
+    return request.getfixturevalue("postgres_url")

@@ -1,5 +1,5 @@
 """Database sinks against SQLite and a real PostgreSQL server: what the flow writes equals what it
-emits, a replayed batch changes nothing, several workers and processes write one database, and
+emits, a replayed batch changes nothing, several workers and processes write one database_url, and
 a database in trouble is retried, then stops the flow with a clear error."""
 
 from __future__ import annotations
@@ -37,16 +37,8 @@ def polls_file(tmp_path_factory):
     return path
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request, tmp_path):
-    """A database URL: a new SQLite file, or a new database on the real PostgreSQL server."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'flow.db'}"
-    return request.getfixturevalue("postgres_url")
-
-
 def emitted(polls_file, workers=1):
-    """The flow's records, from Bytewax's testing sinks (the reference for the database)."""
+    """The flow's records, from Bytewax's testing sinks (the reference for the database_url)."""
     sinks = {option: [] for option in OUTPUTS}
     flow = build_flow(str(polls_file), **{o: TestingSink(s) for o, s in sinks.items()})
     if workers == 1:
@@ -75,32 +67,32 @@ def assert_holds(url, reference):
         assert matches(got, want), table
 
 
-def test_the_database_holds_exactly_what_the_flow_emits(polls_file, reference, database):
+def test_the_database_holds_exactly_what_the_flow_emits(polls_file, reference, database_url):
     assert len(reference["anomalies"]) >= 4 and len(reference["dead_letters"]) == 2
     assert len(reference["events"]) > 0
     keys = {(r["sensor_index"], r["time"]) for r in reference["readings"]}
     # a sensor that did not report between two polls repeats its row: one row, the later one
     assert 0 < len(reference["readings"]) - len(keys) < 20
-    run_main(build_flow(str(polls_file), **dict.fromkeys(OUTPUTS, database)))
-    assert_holds(database, reference)
-    rows = fetch(database, "readings")
+    run_main(build_flow(str(polls_file), **dict.fromkeys(OUTPUTS, database_url)))
+    assert_holds(database_url, reference)
+    rows = fetch(database_url, "readings")
     assert len(rows) == len(keys)
     imputed = [r for r in rows.values() if "humidity" in r["imputed"]]
     assert imputed and all(r["humidity"] is not None for r in imputed)
-    raws = [row["raw"] for row in fetch(database, "dead_letters").values()]
+    raws = [row["raw"] for row in fetch(database_url, "dead_letters").values()]
     assert "not json {" in raws  # the raw input, read back as it was
     assert any(isinstance(raw, list) and "not a number \x00 é" in raw for raw in raws)
 
 
-def test_a_second_run_over_the_same_input_changes_nothing(polls_file, reference, database):
+def test_a_second_run_over_the_same_input_changes_nothing(polls_file, reference, database_url):
     for _ in range(2):
-        run_main(build_flow(str(polls_file), **dict.fromkeys(OUTPUTS, database)))
-    assert_holds(database, reference)
-    assert len(fetch(database, "anomalies")) == len(reference["anomalies"])
+        run_main(build_flow(str(polls_file), **dict.fromkeys(OUTPUTS, database_url)))
+    assert_holds(database_url, reference)
+    assert len(fetch(database_url, "anomalies")) == len(reference["anomalies"])
 
 
-def test_a_replayed_batch_with_a_repeated_key_keeps_one_row_the_last(database):
-    sink = DatabaseSink(database, "anomalies")
+def test_a_replayed_batch_with_a_repeated_key_keeps_one_row_the_last(database_url):
+    sink = DatabaseSink(database_url, "anomalies")
     part = sink.build("anomalies_out", 0, 1)
     first = {"sensor_index": 5, "time": "2026-04-01T00:00:00Z", "score": 0.8, "imputed": []}
     second = {**first, "score": 0.9, "pm1.0_cf_1": 3.5, "imputed": ["humidity"]}
@@ -108,26 +100,26 @@ def test_a_replayed_batch_with_a_repeated_key_keeps_one_row_the_last(database):
     part.write_batch([first, other, second])
     part.write_batch([first, other, second])
     part.close()
-    got = fetch(database, "anomalies")
+    got = fetch(database_url, "anomalies")
     assert got[(5, "2026-04-01T00:00:00Z")]["score"] == 0.9
     assert got[(5, "2026-04-01T00:00:00Z")]["pm1_0_cf_1"] == 3.5
     assert got[(5, "2026-04-01T00:00:00Z")]["imputed"] == ["humidity"]
     assert len(got) == 2
 
 
-def test_two_workers_write_what_one_worker_emits(polls_file, reference, database):
+def test_two_workers_write_what_one_worker_emits(polls_file, reference, database_url):
     cluster_main(
-        build_flow(str(polls_file), **dict.fromkeys(OUTPUTS, database)),
+        build_flow(str(polls_file), **dict.fromkeys(OUTPUTS, database_url)),
         [],
         0,
         worker_count_per_proc=2,
     )
-    assert_holds(database, reference)
+    assert_holds(database_url, reference)
 
 
-def test_two_processes_write_what_one_worker_emits(polls_file, reference, database):
+def test_two_processes_write_what_one_worker_emits(polls_file, reference, database_url):
     addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(2))
-    options = "".join(f", {option}={database!r}" for option in OUTPUTS)
+    options = "".join(f", {option}={database_url!r}" for option in OUTPUTS)
     target = f"dataflows.air_quality:build_flow({str(polls_file)!r}{options})"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [
@@ -143,7 +135,7 @@ def test_two_processes_write_what_one_worker_emits(polls_file, reference, databa
     for proc in procs:
         _, err = proc.communicate(timeout=240)
         assert proc.returncode == 0, err.decode()[-2000:]
-    assert_holds(database, reference)
+    assert_holds(database_url, reference)
 
 
 def test_a_table_with_other_columns_is_refused_at_start(tmp_path):
