@@ -143,8 +143,33 @@ def column_name(field: str) -> str:
 
 
 def to_json(value: Any) -> str:
-    """Compact JSON text for a JSON column (orjson; a non-finite float would be null)."""
-    return orjson.dumps(value, default=str).decode()
+    """Compact JSON text for a JSON column (orjson; a non-finite float would be null).
+
+    Text no database takes in JSON (a lone surrogate; NUL, which PostgreSQL's JSONB refuses),
+    say in a field name of a payload, becomes U+FFFD: the rare record that holds some is
+    written again through `storable_text`.
+
+    >>> to_json({"pm\\x00x": 1.0, "ok": ["a\\ud800"]}) == '{"pm\\ufffdx":1.0,"ok":["a\\ufffd"]}'
+    True
+    """
+    try:
+        text = orjson.dumps(value, default=str).decode()
+    except orjson.JSONEncodeError:  # a lone surrogate
+        return orjson.dumps(_storable(value), default=str).decode()
+    if "\\u0000" in text:
+        return orjson.dumps(_storable(value), default=str).decode()
+    return text
+
+
+def _storable(value: Any) -> Any:
+    """`value` with every text in it (keys too) made `storable_text`."""
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, Mapping):
+        return {storable_text(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(v) for v in value]
+    return value
 
 
 def storable_raw(raw: Any) -> tuple[str, str]:

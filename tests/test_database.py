@@ -20,7 +20,7 @@ from config import ConfigError
 from data import simulate
 from dataflows.air_quality import build_flow
 from sinks.database import DatabaseRejected, DatabaseSink, DatabaseUnavailable
-from tests.conftest import ROOT
+from tests.conftest import ROOT, write_lines
 from tests.databases import OUTPUTS, expected, fetch, matches
 
 
@@ -211,3 +211,24 @@ def test_a_wrong_password_is_retried_then_stops_the_flow(postgres_server, caplog
     assert "password authentication failed" in message and "wrong" not in message
     assert ":***@127.0.0.1" in message
     assert len(caplog.records) == 1 and "retry 1 of 1" in caplog.records[0].getMessage()
+
+
+def test_field_names_no_database_takes_are_stored_with_a_replacement_character(
+    tmp_path, database_url
+):
+    """A NUL (PostgreSQL's JSONB refuses it) or a lone surrogate (no UTF-8 encoder takes it) in
+    a payload's field name must not stop the flow at the database."""
+    polls = write_lines(
+        tmp_path / "odd.jsonl",
+        [
+            '{"data_time_stamp": 1000, "fields": ["sensor_index", "last_seen", "pm\\u0000x", '
+            '"pm1.0_cf_1"], "data": [[1, 1000, 1.0, 2.0]]}',
+            '{"data_time_stamp": 1000, "fields": ["sensor_index", "last_seen", "pm\\ud800x", '
+            '"pm1.0_cf_1"], "data": [[2, 1000, 3.0, 4.0]]}',
+        ],
+    )
+    run_main(build_flow(str(polls), **dict.fromkeys(OUTPUTS, database_url)))
+    rows = fetch(database_url, "readings")
+    assert sorted(rows) == [(1, "1970-01-01T00:16:40Z"), (2, "1970-01-01T00:16:40Z")]
+    assert [r["values"]["pm\ufffdx"] for _, r in sorted(rows.items())] == [1.0, 3.0]
+    assert [r["pm1_0_cf_1"] for _, r in sorted(rows.items())] == [2.0, 4.0]
