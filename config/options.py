@@ -252,16 +252,33 @@ def _plural(text: str) -> str:
     return text
 
 
+def configuration_error(error: BaseException) -> BaseException | None:
+    """The `ConfigError`, or the source's `SourceError` (a missing file, an unreachable URL, a
+    refused API key, raised when the run starts), that `error` is or was caused by; else None.
+    Bytewax raises its own error from the one a partition raised, so the chain is walked."""
+    from sources.documents import SourceError  # here: sources import config's modules
+
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, ConfigError | SourceError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def install_excepthook() -> None:
-    """Print an uncaught `ConfigError` as its one line (`configuration error: ...`) instead of
-    a traceback; every other exception goes to the hook that was there before."""
+    """Print an uncaught `ConfigError` or `SourceError` (or a Bytewax error raised from one) as
+    its one line (`configuration error: ...`) instead of a traceback; every other exception goes
+    to the hook that was there before."""
     previous = sys.excepthook
     if getattr(previous, "config_errors", False):
         return
 
     def hook(kind: type[BaseException], error: BaseException, trace: Any) -> None:
-        if issubclass(kind, ConfigError):
-            print(f"configuration error: {error}", file=sys.stderr)
+        cause = configuration_error(error)
+        if cause is not None:
+            print(f"configuration error: {cause}", file=sys.stderr)
         else:
             previous(kind, error, trace)
 

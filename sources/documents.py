@@ -7,8 +7,10 @@ lazily with their origin (`name:line`) so dead letters can say where they came f
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
@@ -25,6 +27,25 @@ class SourceError(RuntimeError):
 def is_url(location: str) -> bool:
     """True for http:// and https:// locations."""
     return location.startswith(("http://", "https://"))
+
+
+def check_reachable(url: str, timeout: float = DEFAULT_TIMEOUT[0]) -> None:
+    """Raise `SourceError` unless a TCP connection to the URL's host and port opens: found when
+    the flow is built, as one line, rather than when its first partition runs. Sends nothing,
+    so an API that charges per request is not charged.
+
+    >>> check_reachable("http://127.0.0.1:9/polls.json")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sources.documents.SourceError: cannot reach http://127.0.0.1:9/polls.json: ...refused
+    """
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout):
+            pass
+    except (OSError, ValueError) as exc:  # refused, timed out, unknown host; a bad port number
+        raise SourceError(f"cannot reach {url}: {exc}") from None
 
 
 def fetch(url: str, *, timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> bytes:

@@ -30,6 +30,7 @@ import requests
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from sources.backoff import Backoff, parse_retry_after
+from sources.documents import SourceError
 from sources.payload import (
     DeadLetter,
     Item,
@@ -82,11 +83,11 @@ TRANSIENT = (
 )
 
 
-class PurpleAirAuthError(RuntimeError):
+class PurpleAirAuthError(SourceError):
     """The API refused the key (401/403) or there is no key: the flow cannot go on."""
 
 
-class PurpleAirRequestError(RuntimeError):
+class PurpleAirRequestError(SourceError):
     """The API rejected the request itself (a 4xx other than 401/403/429): fix the options."""
 
 

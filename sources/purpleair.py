@@ -12,7 +12,7 @@ from itertools import islice
 
 from bytewax.inputs import DynamicSource, StatelessSourcePartition
 
-from sources.documents import is_url, iter_documents
+from sources.documents import check_reachable, is_url, iter_documents
 from sources.payload import DeadLetter, Item, PayloadError, decode_line, parse_payload
 from sources.routing import key_worker
 
@@ -96,6 +96,8 @@ class PurpleAirSource(DynamicSource[Item]):
         self.location = str(location)
         self.split = split and not is_url(self.location)
         self.batch_size = batch_size
+        if is_url(self.location):
+            check_reachable(self.location)  # a configuration error, before the flow runs
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _PayloadPartition:
         if not self.split and worker_index != 0:

@@ -17,12 +17,15 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from bytewax.errors import BytewaxRuntimeError
 from bytewax.testing import TestingSink, run_main
 
 from benchmarks.run import free_ports
+from config.options import configuration_error
 from dataflows.air_quality import build_flow
 from sinks.dead_letters import RAW_LIMIT
 from sinks.jsonlines import to_line
+from sources.poller import API_KEY_ENV, PurpleAirAuthError
 from tests.conftest import ROOT
 from tests.corpus import NEW_SENSOR, READING, SHIPPED, kinds, write_mixed
 
@@ -149,3 +152,43 @@ def test_huge_and_non_finite_raw_inputs_are_written_bounded_and_strict(corpus, r
     assert raws[lines["-1e999"]][4] == "-Infinity"
     assert "caf\\xe9" in raws[lines["latin-1 byte in a string"]]
     assert raws[lines["100,000 open brackets"]]["bytes"] == 100_000
+
+
+def run_command(target: str, **env: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+    env.pop(API_KEY_ENV, None)
+    command = [sys.executable, "-m", "bytewax.run", target]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("source", "line"),
+    [
+        ("'nope.jsonl'", "configuration error: [source] path: no such file: nope.jsonl"),
+        (
+            "'http://127.0.0.1:9/x.json'",
+            "configuration error: cannot reach http://127.0.0.1:9/x.json",
+        ),
+    ],
+)
+def test_a_configuration_error_found_at_build_is_one_line(source, line):
+    done = run_command(f"dataflows.air_quality:build_flow({source})")
+    assert done.returncode == 1
+    [printed] = done.stderr.splitlines()
+    assert printed.startswith(line)
+
+
+def test_a_configuration_error_found_when_the_run_starts_ends_with_its_one_line(monkeypatch):
+    """No API key is found when the poller's partition is built: Bytewax's own panic message
+    comes first (it prints it before Python sees the error), then the one line naming it."""
+    done = run_command("dataflows.air_quality:build_flow('purpleair')", RUST_BACKTRACE="0")
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        f"configuration error: no PurpleAir API key: set the environment variable {API_KEY_ENV}"
+    )
+    assert "Traceback" not in done.stderr
+    monkeypatch.delenv(API_KEY_ENV, raising=False)
+    with pytest.raises(BytewaxRuntimeError) as failure:
+        run_main(build_flow("purpleair"))
+    assert isinstance(configuration_error(failure.value), PurpleAirAuthError)
+    assert configuration_error(ValueError("a bug of ours")) is None
