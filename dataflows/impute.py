@@ -27,6 +27,7 @@ import numpy as np
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
+from config.options import ConfigError
 from imputers.window import WindowImputer
 from sinks.jsonlines import JsonLinesSink
 
@@ -119,10 +120,15 @@ def build_flow(
     output: Any = None,
 ) -> Dataflow:
     """The tutorial flow; `output` is a Bytewax sink of the records (default: JSON lines on
-    stdout)."""
+    stdout). Its input is generated, so only its options can be wrong: a bad one is a
+    `ConfigError`, one line, when the flow is built."""
+    try:
+        source, step = RandomSeriesSource(keys, n, seed), ImputeValue(window, strategy)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     flow = Dataflow("impute")
-    values = op.input("values", flow, RandomSeriesSource(keys, n, seed))
-    filled = op.stateful_map("impute", values, ImputeValue(window, strategy))
+    values = op.input("values", flow, source)
+    filled = op.stateful_map("impute", values, step)
     op.output("out", op.map("record", filled, record), output or JsonLinesSink())
     return flow
 

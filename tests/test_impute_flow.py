@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from bytewax.testing import TestingSink, cluster_main, run_main
 
+from config.options import ConfigError
 from dataflows.impute import build_flow
 from tests.conftest import ROOT
 
@@ -93,3 +94,18 @@ def test_command_line_prints_json_lines(workers):
     records = [json.loads(line) for line in done.stdout.splitlines()]
     assert len(records) == 300
     assert by_key(records) == by_key(run())
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"keys": 0}, "need keys ≥ 1, n ≥ 0, batch_size ≥ 1"),
+        ({"window": 0}, "window must be at least 1"),
+        ({"strategy": "mode"}, "unknown strategy 'mode'"),
+    ],
+)
+def test_a_bad_option_is_a_one_line_configuration_error(options, message):
+    """The tutorial's input is generated: only its options can stop it, when it is built."""
+    with pytest.raises(ConfigError, match=message) as failure:
+        build_flow(**options)
+    assert "\n" not in str(failure.value)
