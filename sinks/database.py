@@ -136,11 +136,13 @@ class _DatabasePartition(StatelessSinkPartition[Mapping[str, Any]]):
                 self._drop()
                 error = " ".join(str(exc).split())
                 if failures >= sink.retries:
+                    fix = "Fix the database"
+                    if what.startswith("write"):
+                        fix = "Nothing of this batch was written; fix the database"
                     raise DatabaseUnavailable(
                         f"{table} in {dialect.where}: could not {what} after {failures + 1} "
-                        f"attempts, last: {error}. Nothing of this batch was written; fix the "
-                        "database, then run the same command again (with -r, it resumes from "
-                        "the last snapshot and writes what is missing)"
+                        f"attempts, last: {error}. {fix}, then run the same command again "
+                        "(with -r, it resumes from the last snapshot and writes what is missing)"
                     ) from exc
                 wait = sink.backoff.delay(failures, rng=self._rng)
                 failures += 1
