@@ -51,6 +51,7 @@ from imputers.window import WindowImputer
 from sinks.dead_letters import RAW_LIMIT, Prefix, dead_letter_record
 from sinks.jsonlines import JsonLinesSink
 from sinks.log import LogSink
+from sources.documents import skip_rest
 from sources.payload import DeadLetter
 
 MISSING_TEXT = frozenset({"", "nan", "na", "null", "none"})
@@ -203,7 +204,7 @@ class _RowsPartition(StatefulSourcePartition[Item, Position]):
             key = None
             try:
                 if len(line) == MAX_LINE_BYTES and not line.endswith(b"\n"):
-                    skipped = self._skip_line()
+                    skipped = skip_rest(self._file, MAX_LINE_BYTES)
                     offset += skipped
                     if n > 1:  # (a header that long was read as far as `read_header` reads)
                         raise LineTooLong(len(line) + skipped)
@@ -234,13 +235,6 @@ class _RowsPartition(StatefulSourcePartition[Item, Position]):
         if not batch and not line:
             raise StopIteration()
         return batch
-
-    def _skip_line(self) -> int:
-        """Skip the rest of a line longer than `MAX_LINE_BYTES`; return how many bytes."""
-        skipped = 0
-        while (more := self._file.readline(MAX_LINE_BYTES)) and not more.endswith(b"\n"):
-            skipped += len(more)
-        return skipped + len(more)
 
     def _dead_letter(self, line: bytes, number: int, error: Exception) -> DeadLetter:
         raw: bytes | Prefix = line.rstrip(b"\r\n")

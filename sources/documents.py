@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import requests
@@ -22,6 +23,15 @@ DEFAULT_TIMEOUT = (5.0, 60.0)
 
 class SourceError(RuntimeError):
     """A source location that cannot be read at all (missing file, unreachable URL, HTTP error)."""
+
+
+def skip_rest(file: BinaryIO, chunk: int) -> int:
+    """Read on to the end of the current line, `chunk` bytes at a time, keeping nothing; return
+    how many bytes that was: for a line too long to hold (a file without newlines, say)."""
+    skipped = 0
+    while (more := file.readline(chunk)) and not more.endswith(b"\n"):
+        skipped += len(more)
+    return skipped + len(more)
 
 
 def is_url(location: str) -> bool:

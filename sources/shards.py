@@ -10,8 +10,9 @@ where that shard stopped.
 
 The file is read as `sources.documents` reads it: JSON lines of payloads (one line = one unit of
 progress) or, when the first line is not a whole document, one pretty-printed payload, whose rows
-are then counted in `Position.rows`. Rows without a usable sensor and lines that are not JSON
-belong to shard 0, so every row becomes exactly one reading or dead letter in the whole flow.
+are then counted in `Position.rows`. Rows without a usable sensor, lines that are not JSON and
+lines longer than `MAX_LINE_BYTES` (read no further than that) belong to shard 0, so every row
+becomes exactly one reading or dead letter in the whole flow.
 """
 
 from __future__ import annotations
@@ -23,10 +24,15 @@ from typing import NamedTuple
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from sources.documents import SourceError
+from sinks.dead_letters import RAW_LIMIT, Prefix
+from sources.documents import SourceError, skip_rest
 from sources.payload import DeadLetter, Item, PayloadError, decode_line, parse_payload
 from sources.purpleair import sensor_owner
 
+#: The longest line read whole (a whole PurpleAir answer is about 3 MB); a longer one is one
+#: dead letter, its first bytes and its length, and is read no further, so a file without
+#: newlines cannot fill memory.
+MAX_LINE_BYTES = 256 << 20
 #: Shards in "sensor" mode: the most workers that can share the reading of one file. Every shard
 #: decodes every line, so more shards than workers only cost time; 2 suits one or two processes.
 DEFAULT_SHARDS = 2
@@ -43,7 +49,9 @@ class Position(NamedTuple):
 def is_single_document(path: Path) -> bool:
     """True when the file is one (pretty-printed) payload rather than JSON lines of them."""
     with path.open("rb") as f:
-        for line in f:
+        while line := f.readline(MAX_LINE_BYTES):
+            if len(line) == MAX_LINE_BYTES and not line.endswith(b"\n"):
+                return False  # a line longer than any payload: read as lines (a dead letter)
             if line.strip():
                 return not _is_json(line) and _is_json(path.read_bytes())
     return False
@@ -92,13 +100,21 @@ class _ShardPartition(StatefulSourcePartition[Item, Position]):
             return self._next_rows()
         batch: list[Item] = []
         while len(batch) < self._batch_size:
-            line = self._file.readline()
+            line = self._file.readline(MAX_LINE_BYTES)
             if not line:
                 if batch:
                     return batch
                 raise StopIteration()
             offset, number, _ = self._position
-            self._position = Position(offset + len(line), number + 1, 0)
+            length = len(line)
+            if length == MAX_LINE_BYTES and not line.endswith(b"\n"):
+                length += skip_rest(self._file, MAX_LINE_BYTES)
+                if self._owns(None):
+                    reason = f"line of {length} bytes, longer than {MAX_LINE_BYTES}"
+                    raw = Prefix(line[:RAW_LIMIT], length)
+                    batch.append(DeadLetter(reason, raw, f"{self._name}:{number}"))
+                line = b""
+            self._position = Position(offset + length, number + 1, 0)
             if line.strip():
                 batch.extend(self._line_items(f"{self._name}:{number}", line))
         return batch

@@ -23,11 +23,24 @@ from bytewax.testing import TestingSink, run_main
 from benchmarks.run import free_ports
 from config.options import configuration_error
 from dataflows.air_quality import build_flow
-from sinks.dead_letters import RAW_LIMIT
+from sinks.dead_letters import RAW_LIMIT, json_safe
 from sinks.jsonlines import to_line
+from sources import shards
+from sources.payload import DeadLetter, Reading
 from sources.poller import API_KEY_ENV, PurpleAirAuthError
 from tests.conftest import ROOT
-from tests.corpus import NEW_SENSOR, READING, SHIPPED, kinds, write_mixed
+from tests.corpus import (
+    NEW_SENSOR,
+    READING,
+    SHIPPED,
+    STAMP,
+    doc,
+    dumps,
+    good_row,
+    kinds,
+    write_mixed,
+)
+from tests.test_recovery import drain
 
 ORIGIN = re.compile(r"^bad\.jsonl:(\d+)(?:#row(\d+))?$")
 
@@ -192,3 +205,35 @@ def test_a_configuration_error_found_when_the_run_starts_ends_with_its_one_line(
         run_main(build_flow("purpleair"))
     assert isinstance(configuration_error(failure.value), PurpleAirAuthError)
     assert configuration_error(ValueError("a bug of ours")) is None
+
+
+def test_a_line_too_long_to_hold_is_one_dead_letter_read_no_further(tmp_path, monkeypatch):
+    """With the limit at 1,000 bytes: a 5,000-byte line and a 3,000-byte last line without a
+    newline are dead letters with their first bytes and lengths; every shard resumes past them."""
+    monkeypatch.setattr(shards, "MAX_LINE_BYTES", 1000)
+    small = [dumps(doc([good_row(NEW_SENSOR + i, STAMP + 120 * i)])) for i in range(3)]
+    path = tmp_path / "long.jsonl"
+    path.write_bytes(
+        small[0] + b"\n" + b"x" * 5000 + b"\n" + small[1] + b"\n" + small[2] + b"\n" + b"y" * 3000
+    )
+    source = shards.ShardedFileSource(path, shards=2, batch_size=1)
+    by_part = {p: drain(source.build_part("read", p, None)) for p in source.list_parts()}
+    items = [i for batches in by_part.values() for batch, _ in batches for i in batch]
+    letters = [i for i in items if isinstance(i, DeadLetter)]
+    assert sorted((d.origin, d.reason) for d in letters) == [
+        ("long.jsonl:2", "line of 5001 bytes, longer than 1000"),
+        ("long.jsonl:5", "line of 3000 bytes, longer than 1000"),
+    ]
+    assert [json_safe(d.raw) for d in sorted(letters, key=lambda d: d.origin)] == [
+        {"prefix": "x" * 1000, "bytes": 5001},
+        {"prefix": "y" * 1000, "bytes": 3000},
+    ]
+    assert sorted(i.sensor_index for i in items if isinstance(i, Reading)) == [
+        NEW_SENSOR + i for i in range(3)
+    ]
+    for part, batches in by_part.items():  # resumed from any snapshot, a shard goes on exactly
+        for k, (_, at) in enumerate(batches):
+            rest = [
+                repr(i) for batch, _ in drain(source.build_part("read", part, at)) for i in batch
+            ]
+            assert rest == [repr(i) for batch, _ in batches[k + 1 :] for i in batch]
