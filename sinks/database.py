@@ -88,8 +88,13 @@ def database_url(target: Any) -> str | None:
 
 
 def redact(url: str) -> str:
-    """The URL without its password."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+    """The URL without its password, whether in the user part or a `password=` parameter.
+
+    >>> redact("postgresql://me@db.example/aq?sslmode=require&password=secret")
+    'postgresql://me@db.example/aq?sslmode=require&password=***'
+    """
+    url = re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url, flags=re.IGNORECASE)
 
 
 def dialect_for(url: str, timeout: float) -> Dialect:

@@ -213,6 +213,19 @@ def test_a_wrong_password_is_retried_then_stops_the_flow(postgres_server, caplog
     assert len(caplog.records) == 1 and "retry 1 of 1" in caplog.records[0].getMessage()
 
 
+def test_a_password_given_as_a_url_parameter_is_not_shown(postgres_server, caplog):
+    url = f"postgresql://aqs@127.0.0.1:{postgres_server.port}/postgres?password=wrong-in-query"
+    sink = DatabaseSink(url, "readings", retries=1, backoff={"base": 0.01})
+    with (
+        caplog.at_level(logging.WARNING, "air_quality.database"),
+        pytest.raises(DatabaseUnavailable) as failure,
+    ):
+        sink.build("readings_out", 0, 1)
+    shown = [str(failure.value), *(r.getMessage() for r in caplog.records)]
+    assert "password authentication failed" in shown[0] and len(shown) == 2
+    assert all("wrong-in-query" not in text and "password=***" in text for text in shown)
+
+
 def test_field_names_no_database_takes_are_stored_with_a_replacement_character(
     tmp_path, database_url
 ):
