@@ -58,8 +58,11 @@ class Dialect(Protocol):
     """What a database needs to provide to `DatabaseSink`."""
 
     where: str  # the database, for messages (no password)
-    transient: tuple[type[Exception], ...]  # errors worth retrying: connection, lock, disk full
-    fatal: tuple[type[Exception], ...]  # the driver's other errors
+    errors: tuple[type[Exception], ...]  # the driver's errors
+
+    def transient(self, error: Exception) -> bool:
+        """Whether one of `errors` is worth retrying (connection, lock, disk full)."""
+        ...
 
     def connect(self) -> Any: ...
 
@@ -137,8 +140,13 @@ class _DatabasePartition(StatelessSinkPartition[Mapping[str, Any]]):
                     self._conn = dialect.connect()
                     dialect.create(self._conn, self._table)
                 return action(self._conn)
-            except dialect.transient as exc:
+            except (*dialect.errors, SchemaMismatch) as exc:
                 self._drop()
+                if isinstance(exc, SchemaMismatch) or not dialect.transient(exc):
+                    raise DatabaseRejected(
+                        f"{table} in {dialect.where}: could not {what}: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
                 error = " ".join(str(exc).split())
                 if failures >= sink.retries:
                     fix = "Fix the database"
@@ -156,11 +164,6 @@ class _DatabasePartition(StatelessSinkPartition[Mapping[str, Any]]):
                     table, dialect.where, what, error, failures, sink.retries, wait,
                 )  # fmt: skip
                 time.sleep(wait)
-            except (*dialect.fatal, SchemaMismatch) as exc:
-                self._drop()
-                raise DatabaseRejected(
-                    f"{table} in {dialect.where}: could not {what}: {type(exc).__name__}: {exc}"
-                ) from exc
 
     def _drop(self) -> None:
         if self._conn is not None:

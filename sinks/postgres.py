@@ -37,8 +37,13 @@ SCHEMA_LOCK = zlib.crc32(b"air-quality-stream schema")
 class PostgresDialect:
     """Connections, schema and upserts for one PostgreSQL database."""
 
-    transient = (psycopg.OperationalError,)
-    fatal = (psycopg.Error,)
+    errors = (psycopg.Error,)
+
+    @staticmethod
+    def transient(error: Exception) -> bool:
+        """A lock timeout, a lost connection, a server shutting down, a full disk, a refused
+        password: `psycopg.OperationalError`; SQL and data errors are not retried."""
+        return isinstance(error, psycopg.OperationalError)
 
     def __init__(self, url: str, timeout: float):
         self.url = url

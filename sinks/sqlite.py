@@ -35,6 +35,20 @@ TYPES = {
     "json": "TEXT",
 }
 
+#: Primary result codes of trouble that passes (an extended code's low byte is its primary).
+TRANSIENT_CODES = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+    }
+)
+
 
 def create_statements(table: Table) -> list[str]:
     """`CREATE TABLE` and `CREATE INDEX`, each `IF NOT EXISTS`."""
@@ -44,13 +58,21 @@ def create_statements(table: Table) -> list[str]:
 class SqliteDialect:
     """Connections, schema and upserts for one SQLite file."""
 
-    transient = (sqlite3.OperationalError,)  # locked, busy, disk full, I/O error, cannot open
-    fatal = (sqlite3.Error,)
+    errors = (sqlite3.Error,)
 
     def __init__(self, path: str, timeout: float):
         self.path = path
         self.where = path
         self.timeout = timeout
+
+    @staticmethod
+    def transient(error: Exception) -> bool:
+        """Busy, locked, out of memory, read-only, I/O error, disk full, cannot open: trouble
+        that passes. SQLITE_ERROR (an SQL mistake, a view where a table should be) does not."""
+        if not isinstance(error, sqlite3.OperationalError):
+            return False
+        code = getattr(error, "sqlite_errorcode", None)
+        return code is None or code & 0xFF in TRANSIENT_CODES
 
     def connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(

@@ -199,6 +199,28 @@ def test_a_locked_sqlite_database_is_retried_then_stops_the_flow(tmp_path, caplo
     assert len(fetch(f"sqlite:///{path}", "anomalies")) == 1
 
 
+def test_an_sqlite_error_no_retry_fixes_is_refused_at_once(tmp_path, caplog):
+    """A view where the table should be (same columns) can be neither indexed nor written:
+    SQLITE_ERROR, which no retry fixes (an SQL mistake of ours would be one too), is refused at
+    once, not retried for minutes as if the database were busy."""
+    path = tmp_path / "view.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE kept (a INTEGER)")
+        conn.execute(
+            "CREATE VIEW anomalies AS SELECT a AS sensor_index, a AS time, a AS kind, "
+            "a AS reasons, a AS score, a AS pm1_0_cf_1, a AS pm2_5_cf_1, a AS pm10_0_cf_1, "
+            "a AS pm2_5_epa, a AS temperature, a AS humidity, a AS pressure, a AS aqi, "
+            "a AS details, a AS imputed FROM kept"
+        )
+    sink = DatabaseSink(path, "anomalies", retries=2, backoff={"base": 0.01})
+    with (
+        caplog.at_level(logging.WARNING, "air_quality.database"),
+        pytest.raises(DatabaseRejected, match="could not connect: OperationalError: views may"),
+    ):
+        sink.build("anomalies_out", 0, 1)
+    assert caplog.records == []
+
+
 def test_a_wrong_password_is_retried_then_stops_the_flow(postgres_server, caplog):
     url = postgres_server.url_for(password="wrong")
     sink = DatabaseSink(url, "readings", retries=1, backoff={"base": 0.01})
