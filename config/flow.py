@@ -31,6 +31,9 @@ from preparation.flatline import READINGS as FLATLINE_READINGS
 from preparation.gaps import CLOCKS, INTERVAL, MODES, OFFLINE_AFTER
 from preparation.sampling import SAMPLE_BY
 from preparation.validation import DEFAULT_RANGES, RangeValidator
+from sinks.database import BACKOFF as DATABASE_BACKOFF
+from sinks.database import RETRIES as DATABASE_RETRIES
+from sinks.database import TIMEOUT as DATABASE_TIMEOUT
 from sinks.database import DatabaseSink, database_url
 from sinks.jsonlines import JsonLinesSink
 from sinks.webhook import WebhookSink
@@ -405,8 +408,8 @@ class DatabaseBackoffConfig(Group):
     d = min(cap, base·2ⁿ) (`sources/backoff.py`)."""
 
     table = "outputs.database.backoff"
-    base: float = option(1.0, "seconds before the first retry", min=0)
-    cap: float = option(30.0, "the longest wait, seconds", min=0)
+    base: float = option(DATABASE_BACKOFF.base, "seconds before the first retry", min=0)
+    cap: float = option(DATABASE_BACKOFF.cap, "the longest wait, seconds", min=0)
 
     def backoff(self) -> Backoff:
         return Backoff(self.base, self.cap)
@@ -422,8 +425,12 @@ class DatabaseConfig(Group):
     (`sinks/database.py`)."""
 
     table = "outputs.database"
-    timeout: float = option(10.0, "seconds one attempt waits for a lock or a connection", min=0)
-    retries: int = option(8, "retries of a batch before the flow stops with an error", min=0)
+    timeout: float = option(
+        DATABASE_TIMEOUT, "seconds one attempt waits for a lock or a connection", min=0
+    )
+    retries: int = option(
+        DATABASE_RETRIES, "retries of a batch before the flow stops with an error", min=0
+    )
     backoff: DatabaseBackoffConfig = group(DatabaseBackoffConfig)
     seed: int | None = option(None, "seed of the retry jitter; unset: random", example=1)
 
@@ -443,12 +450,12 @@ class DatabaseConfig(Group):
             fail(self.table, "timeout", self.timeout, "more than 0")
 
 
-#: Each output: its table in a database, and the stream it goes to when unset.
-OUTPUT_TABLES = {
-    "anomalies": ("anomalies", "stdout"),
-    "dead_letters": ("dead_letters", "stderr"),
-    "readings": ("readings", "stdout"),
-    "events": ("events", "stderr"),
+#: Each output (also the name of its table in a database), and the stream it goes to when unset.
+OUTPUT_STREAMS = {
+    "anomalies": "stdout",
+    "dead_letters": "stderr",
+    "readings": "stdout",
+    "events": "stderr",
 }
 
 
@@ -480,16 +487,15 @@ class OutputsConfig(Group):
         """The sink of output `name` (`anomalies`, `dead_letters`, `readings`, `events`): its
         table of a database, a JSON-lines file, its stream when unset, or the sink given."""
         target = getattr(self, name)
-        table, stream = OUTPUT_TABLES[name]
         url = database_url(target)
         if url is not None:
-            return self.database.sink(url, table)
+            return self.database.sink(url, name)
         if target is None or isinstance(target, str):
-            return JsonLinesSink(target, stream=stream)
+            return JsonLinesSink(target, stream=OUTPUT_STREAMS[name])
         return target
 
     def check(self) -> None:
-        for name in OUTPUT_TABLES:
+        for name in OUTPUT_STREAMS:
             url = database_url(getattr(self, name))
             if url is not None:
                 _valid(self.table, lambda url=url, name=name: self.database.sink(url, name))

@@ -38,6 +38,8 @@ log = logging.getLogger("air_quality.database")
 
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+#: Seconds one attempt waits for a lock or a connection.
+TIMEOUT = 10.0
 #: Default retry budget: 8 retries, waits of about 0.5-1, 1-2, 2-4, ... up to 15-30 s: between
 #: about 1 and 2 minutes of trouble are ridden out before the flow stops.
 RETRIES = 8
@@ -144,8 +146,7 @@ class _DatabasePartition(StatelessSinkPartition[Mapping[str, Any]]):
                 self._drop()
                 if isinstance(exc, SchemaMismatch) or not dialect.transient(exc):
                     raise DatabaseRejected(
-                        f"{table} in {dialect.where}: could not {what}: "
-                        f"{type(exc).__name__}: {exc}"
+                        f"{table} in {dialect.where}: could not {what}: {type(exc).__name__}: {exc}"
                     ) from exc
                 error = " ".join(str(exc).split())
                 if failures >= sink.retries:
@@ -188,7 +189,7 @@ class DatabaseSink(DynamicSink[Mapping[str, Any]]):
         url: str | Path,
         table: str,
         *,
-        timeout: float = 10.0,
+        timeout: float = TIMEOUT,
         retries: int = RETRIES,
         backoff: Backoff | Mapping[str, float] | None = None,
         seed: int | None = None,
