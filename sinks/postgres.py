@@ -92,7 +92,7 @@ class PostgresDialect:
         stage = quote(STAGE + table.name)
         names = ", ".join(quote(c.name) for c in table.columns)
         with conn.transaction():
-            with conn.cursor().copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
+            with conn.cursor() as cursor, cursor.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
             conn.execute(table.upsert_sql(select=f"{stage} ORDER BY {table.key_sql()}"))

@@ -75,11 +75,11 @@ class SqliteDialect:
         return code is None or code & 0xFF in TRANSIENT_CODES
 
     def connect(self) -> sqlite3.Connection:
+        # `timeout` is SQLite's busy timeout: how long a statement waits for another's lock
         conn = sqlite3.connect(
             self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
         )
         try:
-            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = FULL")
         except sqlite3.Error:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -67,14 +67,19 @@ class Table:
     primary_key: tuple[str, ...]
     indexes: tuple[tuple[str, ...], ...]
     to_row: Callable[[Mapping[str, Any]], tuple]
+    #: Where the primary key's columns are in a row (derived from `columns`).
+    key_positions: tuple[int, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        names = [c.name for c in self.columns]
+        object.__setattr__(self, "key_positions", tuple(map(names.index, self.primary_key)))
 
     def row(self, record: Mapping[str, Any]) -> tuple:
         return self.to_row(record)
 
     def key(self, row: tuple) -> tuple:
         """The primary key's values of a row."""
-        names = [c.name for c in self.columns]
-        return tuple(row[names.index(k)] for k in self.primary_key)
+        return tuple(row[p] for p in self.key_positions)
 
     def create_sql(self, types: Mapping[str, str]) -> list[str]:
         """`CREATE TABLE` and `CREATE INDEX` statements, each `IF NOT EXISTS`, with a dialect's
@@ -129,11 +134,10 @@ class Table:
     def rows(self, records: Iterable[Mapping[str, Any]]) -> list[tuple]:
         """One row per primary key (the last record wins, as the upsert would), in key order, so
         concurrent writers take row locks in the same order."""
-        positions = [[c.name for c in self.columns].index(k) for k in self.primary_key]
         by_key: dict[tuple, tuple] = {}
         for record in records:
             row = self.to_row(record)
-            by_key[tuple(row[p] for p in positions)] = row
+            by_key[self.key(row)] = row
         return [by_key[k] for k in sorted(by_key)]
 
 
