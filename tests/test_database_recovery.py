@@ -28,19 +28,27 @@ from tests.conftest import ROOT
 from tests.databases import OUTPUTS, expected, fetch, matches
 from tests.test_recovery import commit_epoch
 
-#: `[outputs.database]` for the trouble tests: a short budget (about 2 s), so the flow gives up
-#: quickly.
-SHORT = {"timeout": 0.2, "retries": 3, "backoff": {"base": 0.2, "cap": 0.8}}
+#: `[outputs.database]` for the trouble tests: a short budget (3 retries within about 0.7 s), so
+#: the flow gives up quickly.
+SHORT = {"timeout": 0.1, "retries": 3, "backoff": {"base": 0.05, "cap": 0.2}}
+
+_SIMULATED: dict[int, bytes] = {}
 
 
 def simulated(run_dir: Path, n_sensors: int) -> Path:
     """12 hours of `n_sensors` simulated sensors, with a line that is not JSON every 30 lines
-    (so dead letters are written on both sides of a kill)."""
-    polls, _ = simulate.write(simulate.generate(seed=21, n_sensors=n_sensors, hours=12), run_dir)
-    lines = polls.read_text().splitlines()
-    for i in range(len(lines) - 1, 0, -30):
-        lines.insert(i, f"garbage line {i} \x00 \udcff NaN")
-    polls.write_text("\n".join(lines) + "\n", errors="surrogateescape")
+    (so dead letters are written on both sides of a kill), as `run_dir/polls.jsonl`. The file
+    is generated once per size; the tests that use a size share it."""
+    if n_sensors not in _SIMULATED:
+        sim = simulate.generate(seed=21, n_sensors=n_sensors, hours=12)
+        polls, _ = simulate.write(sim, run_dir)
+        lines = polls.read_text().splitlines()
+        for i in range(len(lines) - 1, 0, -30):
+            lines.insert(i, f"garbage line {i} \x00 \udcff NaN")
+        text = "\n".join(lines) + "\n"
+        _SIMULATED[n_sensors] = text.encode("utf-8", errors="surrogateescape")
+    polls = run_dir / "polls.jsonl"
+    polls.write_bytes(_SIMULATED[n_sensors])
     return polls
 
 
