@@ -255,7 +255,19 @@ def _plural(text: str) -> str:
 def configuration_error(error: BaseException) -> BaseException | None:
     """The `ConfigError`, or the source's `SourceError` (a missing file, an unreachable URL, a
     refused API key, raised when the run starts), that `error` is or was caused by; else None.
-    Bytewax raises its own error from the one a partition raised, so the chain is walked."""
+    Bytewax raises its own error from the one a partition raised (`__cause__`), so that chain
+    is walked; an error raised while another was being handled (`__context__` only) is not
+    caused by it, and is a bug to show whole, not a configuration error.
+
+    >>> try:
+    ...     try:
+    ...         raise ConfigError("bad option")
+    ...     except ConfigError:
+    ...         {}["typo"]  # a bug in a handler
+    ... except KeyError as bug:
+    ...     print(configuration_error(bug))
+    None
+    """
     from sources.documents import SourceError  # here: sources import config's modules
 
     seen: set[int] = set()
@@ -263,7 +275,7 @@ def configuration_error(error: BaseException) -> BaseException | None:
         if isinstance(error, ConfigError | SourceError):
             return error
         seen.add(id(error))
-        error = error.__cause__ or error.__context__
+        error = error.__cause__
     return None
 
 

@@ -84,17 +84,29 @@ def parse_value(text: str) -> float | None:
     Traceback (most recent call last):
     ...
     dataflows.series.RowError: value '1e999' is not a finite number
+    >>> parse_value("1_000")  # float() reads it as 1000, as it reads non-ASCII digits as numbers
+    Traceback (most recent call last):
+    ...
+    dataflows.series.RowError: value '1_000' is not a number
     """
     text = text.strip()
     if text.lower() in MISSING_TEXT:
         return None
     try:
-        value = float(text)
+        value = _number(text)
     except ValueError:
         raise RowError(f"value {text[:40]!r} is not a number") from None
     if value - value:  # ±inf (NaN was missing above)
         raise RowError(f"value {text[:40]!r} is not a finite number")
     return value
+
+
+def _number(text: str) -> float:
+    """`float(text)` for a number as a CSV writes one: ASCII, without `_` separators (float()
+    also reads `1_000` and digits of any script, `١٢` or `１`); a `ValueError` otherwise."""
+    if "_" in text or not text.isascii():
+        raise ValueError(text)
+    return float(text)
 
 
 def check_timestamp(text: str) -> None:
@@ -114,7 +126,7 @@ def check_timestamp(text: str) -> None:
     except ValueError:
         pass
     try:
-        if math.isfinite(float(text)):
+        if math.isfinite(_number(text)):
             return
     except ValueError:
         pass
@@ -224,8 +236,8 @@ class _RowsPartition(StatefulSourcePartition[Item, Position]):
                     value = float(value_text)
                 except ValueError:
                     value = parse_value(value_text)
-                else:
-                    if value - value:  # nan (missing) or ±inf (a dead letter)
+                else:  # nan (missing), ±inf, 1_000 or non-ASCII digits (dead letters)
+                    if value - value or "_" in value_text or not value_text.isascii():
                         value = parse_value(value_text)
                 batch.append((key, (n, timestamp, value_text, value)))
             except (RowError, UnicodeDecodeError) as exc:
@@ -319,7 +331,7 @@ class _CsvPartition(StatefulSinkPartition[tuple[str, tuple[str, ...]], int]):
         self._with_key = with_key
         if resume is None:
             self._fh = open(path, "w", newline="")  # noqa: SIM115 - open until close()
-            csv.writer(self._fh).writerow(header)
+            csv.writer(self._fh, lineterminator="\n").writerow(header)  # as the rows
         else:
             self._fh = open(path, "r+", newline="")  # noqa: SIM115 - open until close()
             self._fh.truncate(resume)

@@ -34,10 +34,15 @@ BAD_ROWS = [
     ("value -inf", b"1775001600,-inf,a", "value '-inf' is not a finite number"),
     ("value Infinity", b"1775001600,Infinity,b", "value 'Infinity' is not a finite number"),
     ("value with a comma decimal", b'1775001600,"1,5",a', "value '1,5' is not a number"),
+    ("value with _ separators", b"1775001600,1_000,a", "value '1_000' is not a number"),
+    ("value in Arabic-Indic digits", "1775001600,١٢,b".encode(), "value '١٢' is not a number"),
+    ("value in fullwidth digits", "1775001600,１,a".encode(), "value '１' is not a number"),
     ("value with a BOM", "1775001600,\ufeff1.0,b".encode(), "value '\\ufeff1.0' is not a number"),
     ("NUL byte in the value", b"1775001600,1\x00,a", "value '1\\x00' is not a number"),
     ("timestamp is text", b"yesterday,1.0,a", "timestamp 'yesterday' is not a time"),
     ("timestamp is empty", b",1.0,b", "timestamp '' is not a time"),
+    ("timestamp with _ separators", b"1_775_001_600,1.0,b", "timestamp '1_775_001_600' is not"),
+    ("timestamp in Arabic-Indic digits", "١٧٧٥,1.0,a".encode(), "timestamp '١٧٧٥' is not a time"),
     ("timestamp is inf", b"inf,1.0,a", "timestamp 'inf' is not a time"),
     ("timestamp month 13", b"2026-13-01T00:00:00,1.0,b", "timestamp '2026-13-01T00:00:00' is not"),
     ("undecodable byte in the value", b"1775001600,1.\xff,a", "not UTF-8: byte 0xff at 13"),
@@ -124,6 +129,7 @@ def test_bad_rows_are_dead_letters_and_the_rest_is_scored_as_without_them(
         shards=shards, dead_letters=str(dead_path),
     )  # fmt: skip
     assert per_key(bad_out) == per_key(clean_out)
+    assert b"\r" not in (tmp_path / "b.csv").read_bytes()  # every line ends as the header does
     assert sum(r["is_anomaly"] == "true" for r in bad_out) >= 2  # the spikes, at least
     letters = [json.loads(line) for line in dead_path.read_text().splitlines()]
     assert all(set(d) == {"reason", "origin", "raw"} for d in letters)
