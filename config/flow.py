@@ -4,8 +4,8 @@ To add an option, add one field to the group it belongs to: `name: type = option
 "one line on it")`. Its TOML key is the field name, its `build_flow` keyword too (unless
 `keyword=` says otherwise); the README's example file and `python -m config` pick it up.
 
->>> FlowConfig().detection.threshold
-0.7
+>>> FlowConfig().detection.detector, FlowConfig().detection.alarm_threshold()
+('hst_ensemble', 0.5)
 >>> FlowConfig(detection=DetectionConfig(threshold=1.5))
 Traceback (most recent call last):
 ...
@@ -15,6 +15,7 @@ config.options.ConfigError: [detection] threshold: 1.5 is out of range; allowed:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +24,8 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from config.options import ConfigError, Group, fail, group, option
+from detectors.base import Detector
+from detectors.catalog import AIR_QUALITY_DETECTOR, DETECTORS, alarm_threshold, make_detector
 from detectors.hst import DEFAULT_FEATURES, DEFAULT_LIMITS, HalfSpaceTreesDetector
 from imputers.window import STRATEGIES
 from preparation.channels import ChannelAgreement
@@ -299,16 +302,28 @@ class CleaningConfig(Group):
 
 @dataclasses.dataclass(frozen=True)
 class DetectionConfig(Group):
-    """The per-sensor detector (HalfSpaceTrees, scored before it learns) and the alert rule."""
+    """The per-sensor detector (`detectors/catalog.py`, scored before it learns) and the alert
+    rule."""
 
     table = "detection"
-    threshold: float = option(0.7, "report readings scoring above it", min=0, max=1)
+    detector: str = option(
+        AIR_QUALITY_DETECTOR,
+        "the per-sensor detector; hst: the example's HalfSpaceTrees (limits below)",
+        choices=DETECTORS,
+    )
+    threshold: float | None = option(
+        None,
+        "report readings scoring above it; unset: the detector's own",
+        min=0,
+        max=1,
+        example=0.7,
+    )
     faults: bool = option(
         True, "report a reading a rule flags, whatever its score", keyword="report_faults"
     )
-    features: tuple[str, ...] = option(DEFAULT_FEATURES, "detector features")
-    limits: Limits = option(DEFAULT_LIMITS, "[lo, hi] per feature, needed for every feature")
-    n_trees: int = option(10, "HalfSpaceTrees: trees", min=1)
+    features: tuple[str, ...] = option(DEFAULT_FEATURES, "detector features (one but for hst)")
+    limits: Limits = option(DEFAULT_LIMITS, "hst: [lo, hi] per feature, needed for every feature")
+    n_trees: int = option(10, "HalfSpaceTrees (hst, learned_hst, hst_ensemble): trees", min=1)
     height: int = option(8, "HalfSpaceTrees: tree height", min=0)
     window_size: int = option(72, "HalfSpaceTrees: readings per learning window", min=1)
     seed: int | None = option(11, "HalfSpaceTrees: random seed; false: random")
@@ -324,8 +339,29 @@ class DetectionConfig(Group):
             "seed": self.seed,
         }
 
+    def detector_factory(self) -> Callable[[], Detector]:
+        """What builds a sensor's fresh detector."""
+        if self.detector == "hst":
+            return functools.partial(HalfSpaceTreesDetector, **self.hst_options())
+        options = {}
+        if self.detector in ("learned_hst", "hst_ensemble"):
+            options = {
+                k: v for k, v in self.hst_options().items() if k not in ("features", "limits")
+            }
+        return functools.partial(make_detector, self.detector, self.features[0], **options)
+
+    def alarm_threshold(self) -> float:
+        """`threshold`, or the detector's own when unset."""
+        if self.threshold is not None:
+            return self.threshold
+        return alarm_threshold(self.detector_factory()())
+
     def check(self) -> None:
-        _valid(self.table, lambda: HalfSpaceTreesDetector(**self.hst_options()))
+        if self.detector != "hst" and len(self.features) != 1:
+            fail(
+                self.table, "features", self.features, "one feature", f"{self.detector} scores one"
+            )
+        _valid(self.table, lambda: self.detector_factory()())
 
 
 # --- outputs ------------------------------------------------------------------------------

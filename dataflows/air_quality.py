@@ -162,8 +162,8 @@ def sensor_config(cleaning: CleaningConfig, detection: DetectionConfig, key: str
         imputation.fields,
         imputation.window,
         imputation.strategy,
-        detection.threshold,
-        detection.hst_options(),
+        detection.alarm_threshold(),
+        detection.detector_factory(),
         validator=RangeValidator(validation.ranges) if validation.enabled else None,
         epa=EpaCorrection(epa.max, extended=epa.extended) if epa.enabled else None,
         scale_fields=scaling.fields,
@@ -218,7 +218,8 @@ def _alerts(
 ) -> None:
     """Readings above the threshold, and those a rule flagged (unless `detection.faults` is
     off), written as anomalies with their kind and reasons (and to the webhook)."""
-    threshold, features, faults = detection.threshold, detection.features, detection.faults
+    threshold, features = detection.alarm_threshold(), detection.features
+    faults = detection.faults
 
     def alerts_of(batch: list[Reading]) -> list[dict[str, Any]]:
         found = [

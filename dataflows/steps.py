@@ -19,6 +19,7 @@ from typing import Any
 
 from bytewax.operators import StatefulBatchLogic
 
+from detectors.base import Detector
 from detectors.hst import HalfSpaceTreesDetector
 from imputers.window import WindowImputer
 from preparation.aqi import AQI_FIELD, NOWCAST_FIELD, NowCast, aqi, category
@@ -46,7 +47,7 @@ class SensorConfig:
         window: int,
         strategy: str,
         threshold: float,
-        detector: Mapping[str, Any],
+        detector: Mapping[str, Any] | Callable[[], Detector],
         *,
         validator: RangeValidator | None = None,
         epa: EpaCorrection | None = None,
@@ -62,7 +63,8 @@ class SensorConfig:
         self.window = window
         self.strategy = strategy
         self.threshold = threshold
-        self.detector = dict(detector)
+        # a detector factory, or HalfSpaceTreesDetector's options
+        self.detector = detector if callable(detector) else dict(detector)
         self.validator = validator  # preparation: out-of-range values become missing
         self.epa = epa  # preparation: the EPA PM2.5 correction, after imputation
         self.scale_fields = tuple(scale_fields)  # preparation: z-scores, before scoring
@@ -80,7 +82,9 @@ class SensorConfig:
     def new_imputer(self) -> WindowImputer:
         return WindowImputer(self.impute_fields, self.window, self.strategy)
 
-    def new_detector(self) -> HalfSpaceTreesDetector:
+    def new_detector(self) -> Detector:
+        if callable(self.detector):
+            return self.detector()
         return HalfSpaceTreesDetector(**self.detector)
 
     def new_gaps(self, resume: GapTracker | None = None) -> GapLogic | None:

@@ -1,6 +1,8 @@
 """Every detector by name, built for one feature, with the score above which it raises an alarm.
 
-`DEFAULT_DETECTOR` is the one that did best in `python -m evaluation.detectors` (see README).
+`DEFAULT_DETECTOR` (the series flow's) and `AIR_QUALITY_DETECTOR` (the air-quality flow's) are
+the ones that did best in `python -m evaluation.nab_bench` (see README): `ranked` on NAB's real
+streams, `hst_ensemble` on the simulated PurpleAir sensors.
 """
 
 from __future__ import annotations
@@ -8,14 +10,22 @@ from __future__ import annotations
 from typing import Any
 
 from detectors.base import Detector
+from detectors.ensemble import EnsembleDetector
 from detectors.hst import HalfSpaceTreesDetector
 from detectors.knn_cad import KnnConformalDetector
+from detectors.learned_hst import LearnedLimitsHSTDetector
 from detectors.ranked import RankedTestsDetector
 from detectors.scaled_hst import ScaledHalfSpaceTreesDetector
 from detectors.zscore import RollingZScoreDetector
 
-DETECTORS = ("hst", "scaled_hst", "zscore", "knn_cad", "ranked")
-DEFAULT_DETECTOR = "zscore"
+DETECTORS = ("hst", "scaled_hst", "zscore", "knn_cad", "ranked", "learned_hst", "hst_ensemble")
+DEFAULT_DETECTOR = "ranked"
+AIR_QUALITY_DETECTOR = "hst_ensemble"
+#: `learned_hst`: the first window's span widened by 30 spans each side; alarm above 0.99.
+LEARNED_HST = {"margin": 30.0, "threshold": 0.99}
+#: `hst_ensemble`'s stuck test alarms on a run of repeats over 4× the key's longest earlier run
+#: (a new extreme whose excess is 3/4 of its value: rank 1 − 10⁻⁴·(1 − 3/4)).
+STUCK_THRESHOLD = 0.999975
 #: The air-quality flow's alarm threshold for the example's HalfSpaceTrees.
 HST_THRESHOLD = 0.7
 
@@ -41,7 +51,22 @@ def make_detector(name: str, feature: str, **options: Any) -> Detector:
         return KnnConformalDetector(feature, **options)
     if name == "ranked":
         return RankedTestsDetector(feature, **options)
+    if name == "learned_hst":
+        return LearnedLimitsHSTDetector(feature, **{**LEARNED_HST, **options})
+    if name == "hst_ensemble":
+        return hst_ensemble(feature, **options)
     raise ValueError(f"unknown detector {name!r}; choose one of {DETECTORS}")
+
+
+def hst_ensemble(feature: str, holdoff: int = 30, gate: float = 0.9, **hst: Any) -> Detector:
+    """HalfSpaceTrees with learnt limits, heard only for values in the outer `1 − gate` of the
+    key's own range (both tails), and the stuck test; 30 readings of hold-off after an alarm.
+
+    The gate keeps the trees quiet when a sensor comes back to its usual values after a fault
+    (the trees' last window then held the fault, so usual cells look empty)."""
+    trees = LearnedLimitsHSTDetector(feature, **{**LEARNED_HST, "gate": gate, **hst})
+    stuck = RankedTestsDetector(feature, threshold=STUCK_THRESHOLD, holdoff=0, tests=("stuck",))
+    return EnsembleDetector([trees, stuck], holdoff=holdoff)
 
 
 def alarm_threshold(detector: Detector) -> float:

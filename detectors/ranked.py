@@ -1,4 +1,4 @@
-"""Simple tests, each ranked among the key's own past, with a hold-off: one threshold for all.
+"""Simple tests, each ranked among the key's own past, in consensus, with a hold-off.
 
 Four statistics of each reading, each a cheap test of its own kind of fault:
 
@@ -6,26 +6,31 @@ Four statistics of each reading, each a cheap test of its own kind of fault:
 - `level`, x against every past value, both tails: a value never seen so high (or so low);
 - `shift`, |mean of the last `short` values − mean of the `long` before them| / their std: a
   level shift or drift too gradual for `change`;
-- `stuck`, how many readings in a row repeated the previous value exactly: a frozen sensor.
+- `stuck`, how many readings in a row repeated the previous value exactly, against the lengths
+  of the key's past runs of repeats: a frozen sensor.
 
 No statistic has a scale that holds across series, so each is replaced by its rank among the
 same statistic's past values on this key (`stats.tail.TailRank`: exact in the top tail, bounded
-memory, new extremes ranked by how far they go): 0.9997 means "more unusual than 99.97 % of what
-this key has done". The score is the largest of the four ranks (the level's two-sided, as
-1 − 2·its smaller tail), in [0, 1), and it keeps its order at the top. This is the consensus-of-
-simple-tests idea of Etsy's Skyline with calibration by each key's own history in place of fixed
-limits: no reading of a file's minimum, maximum or length in advance, nothing tuned per series.
+memory, new extremes ranked by how far they go), and p = 1 − rank is how rare it is: 3·10⁻⁴
+means "more unusual than 99.97 % of what this key has done". Nothing is read in advance (no
+minimum, maximum or length of a file) and nothing is tuned per series.
+
+The tests vote as in Etsy's Skyline, where an alarm needs several tests to agree: the score is
+1 − √(p₁·p₂), p₁ ≤ p₂ the two smallest, so an alarm takes two tests that find the reading rare,
+or one that finds it far rarer than anything seen (`combine="max"`: the rarest test alone). The
+score is in [0, 1) and keeps its order at the top.
 
 An anomaly is seldom one reading: after a reading scores above `threshold`, the next `holdoff`
 readings have their scores multiplied by `threshold`, so they stay below it and keep their order
 (the first alarm of an episode counts; in NAB's scoring every further one costs).
 
-Per reading: a handful of arithmetic and four O(log size) rank look-ups; memory is bounded by
+Per reading: a handful of arithmetic and five O(log size) rank look-ups; memory is bounded by
 `size`, `long` and `short`; the state is plain attributes and lists, so it pickles.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 from detectors.base import UnivariateDetector
@@ -33,10 +38,11 @@ from stats.moments import RollingMoments
 from stats.tail import TailRank
 
 TESTS = ("change", "level", "shift", "stuck")
+COMBINE = ("consensus", "max")
 
 
 class RankedTestsDetector(UnivariateDetector):
-    """The largest rank of four simple tests among the key's own past, with a hold-off.
+    """Four simple tests ranked among the key's own past, in consensus, with a hold-off.
 
     >>> import random
     >>> rng = random.Random(0)
@@ -47,11 +53,11 @@ class RankedTestsDetector(UnivariateDetector):
     >>> spike, status = det.score_then_learn({"v": 30.0})
     >>> status, det.threshold < spike < 1.0
     ('scored', True)
-    >>> det.score_then_learn({"v": 31.0})[0] < det.threshold      # held off
+    >>> det.score_then_learn({"v": 31.0})[0] < det.threshold  # held off
     True
     """
 
-    threshold = 0.9997
+    threshold = 0.998
 
     def __init__(
         self,
@@ -64,6 +70,7 @@ class RankedTestsDetector(UnivariateDetector):
         horizon: int = 20_000,
         min_count: int = 30,
         tests: tuple[str, ...] = TESTS,
+        combine: str = "consensus",
     ):
         super().__init__(feature)
         if threshold is not None:
@@ -72,10 +79,14 @@ class RankedTestsDetector(UnivariateDetector):
             raise ValueError("threshold must be in (0, 1)")
         if holdoff < 0 or short < 1 or long < 2 or min_count < 1:
             raise ValueError("need holdoff ≥ 0, short ≥ 1, long ≥ 2, min_count ≥ 1")
-        unknown = set(tests) - set(TESTS)
-        if unknown or not tests:
+        if set(tests) - set(TESTS) or not tests:
             raise ValueError(f"tests must be some of {TESTS}, got {tests}")
+        if combine not in COMBINE:
+            raise ValueError(f"combine must be one of {COMBINE}, got {combine!r}")
         self.tests = tuple(tests)
+        self._shift = "shift" in tests
+        self._level = "level" in tests
+        self.combine = combine
         self.holdoff = holdoff
         self.short = short
         self.long = long
@@ -88,7 +99,7 @@ class RankedTestsDetector(UnivariateDetector):
         self.recent: deque[float] = deque()  # the last `short` − 1 values
         self.older = RollingMoments(long)  # the `long` values before them
         self.quiet = 0  # readings still held off
-        self._stats: tuple[float, ...] | None = None
+        self._stats: tuple[float, float, float | None] | None = None
 
     def statistics(self, x: float) -> tuple[float, float, float | None] | None:
         """(change, run of repeats, shift or None) of x against the past, or None at first."""
@@ -98,31 +109,36 @@ class RankedTestsDetector(UnivariateDetector):
         run = self.run + 1.0 if x == previous else 0.0
         shift = None
         older = self.older
-        if older.n >= self.long // 2:
+        if self._shift and older.n >= self.long // 2:
             recent = self.recent
             mean = older.mean
-            count = len(recent) + 1
-            shift = abs((sum(recent) + x) / count - mean) / (older.std + 1e-12 * (abs(mean) + 1.0))
+            level = (sum(recent) + x) / (len(recent) + 1)
+            shift = abs(level - mean) / (older.std + 1e-12 * (abs(mean) + 1.0))
         return abs(x - previous), run, shift
+
+    def rarities(self, x: float, stats: tuple[float, float, float | None]) -> list[float]:
+        """p = 1 − rank of each test that can answer yet, for x and its statistics."""
+        change, run, shift = stats
+        r = self.ranks
+        tests = self.tests
+        out = []
+        if "change" in tests:
+            out.append(1.0 - r["change"].rank(change))
+        if "level" in tests:
+            out.append(2.0 - 2.0 * max(r["high"].rank(x), r["low"].rank(-x)))
+        if "stuck" in tests:
+            out.append(1.0 - r["stuck"].rank(run))
+        if "shift" in tests and shift is not None and r["shift"].n >= self.min_count:
+            out.append(1.0 - r["shift"].rank(shift))
+        return out
 
     def score_one(self, x: float) -> float | None:
         stats = self._stats = self.statistics(x)
-        if stats is None:
+        if stats is None or self.ranks["change"].n < self.min_count:
             return None
-        change, run, shift = stats
-        r = self.ranks
-        if r["change"].n < self.min_count:
-            return None
-        tests = self.tests
-        score = 0.0
-        if "change" in tests:
-            score = r["change"].rank(change)
-        if "level" in tests:
-            score = max(score, 2.0 * max(r["high"].rank(x), r["low"].rank(-x)) - 1.0)
-        if "stuck" in tests:
-            score = max(score, r["stuck"].rank(run))
-        if "shift" in tests and shift is not None and r["shift"].n >= self.min_count:
-            score = max(score, r["shift"].rank(shift))
+        p = sorted(self.rarities(x, stats))
+        consensus = self.combine == "consensus" and len(p) > 1
+        score = 1.0 - (math.sqrt(p[0] * p[1]) if consensus else p[0])
         if self.quiet:
             self.quiet -= 1
             return score * self.threshold
@@ -135,16 +151,19 @@ class RankedTestsDetector(UnivariateDetector):
         if stats is None:
             stats = self.statistics(x)
         r = self.ranks
-        if stats is not None:
+        if stats is not None:  # each test learns what it ranks; `change` counts the warm-up
             change, run, shift = stats
             r["change"].update(change)
-            r["stuck"].update(run)
+            if run == 0.0:  # a run of repeats ended: its length joins the key's past runs
+                r["stuck"].update(self.run)
             if shift is not None:
                 r["shift"].update(shift)
             self.run = run
-        r["high"].update(x)
-        r["low"].update(-x)
+        if self._level:
+            r["high"].update(x)
+            r["low"].update(-x)
         self.previous = x
-        self.recent.append(x)
-        if len(self.recent) >= self.short:
-            self.older.update(self.recent.popleft())
+        if self._shift:
+            self.recent.append(x)
+            if len(self.recent) >= self.short:
+                self.older.update(self.recent.popleft())

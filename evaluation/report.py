@@ -63,11 +63,12 @@ def _epoch(iso: str) -> int:
 
 
 def run_stream(polls: Path) -> tuple[dict[tuple[int, int], dict[str, Any]], float]:
-    """Run the Bytewax flow in-process; its cleaned, scored readings by (sensor, time), and the
-    wall time."""
+    """Run the Bytewax flow in-process with the example's HalfSpaceTrees (the batch path's
+    detector); its cleaned, scored readings by (sensor, time), and the wall time."""
     readings: list[dict[str, Any]] = []
     sinks = {name: TestingSink([]) for name in ("output", "dead_letters", "totals", "events")}
-    flow = build_flow(str(polls), **sinks, readings=TestingSink(readings), progress=None)
+    options = {"readings": TestingSink(readings), "progress": None, "detector": "hst"}
+    flow = build_flow(str(polls), **sinks, **options)
     clock = time.perf_counter()
     run_main(flow)
     seconds = time.perf_counter() - clock

@@ -133,7 +133,11 @@ def test_a_run_from_a_file_equals_the_run_from_keywords(tmp_path, polls_file, na
 
 def test_bytewax_run_takes_a_deployment_file_and_keywords_override_it(tmp_path, polls_file):
     config = tmp_path / "flow.toml"
-    settings = {"source.path": str(polls_file), "detection.threshold": 0.5}
+    settings = {
+        "source.path": str(polls_file),
+        "detection.threshold": 0.5,
+        "detection.detector": "hst",
+    }
     config.write_text(toml_text({**settings, "outputs.events": "/dev/null"}))
 
     def run(target):
@@ -147,7 +151,7 @@ def test_bytewax_run_takes_a_deployment_file_and_keywords_override_it(tmp_path, 
         ).stdout.splitlines()
 
     from_file = run(f"dataflows.air_quality:build_flow(config={str(config)!r})")
-    keywords = f"{str(polls_file)!r}, threshold=0.5, events='/dev/null'"
+    keywords = f"{str(polls_file)!r}, threshold=0.5, detector='hst', events='/dev/null'"
     assert sorted(from_file) == sorted(run(f"dataflows.air_quality:build_flow({keywords})"))
     overridden = run(f"dataflows.air_quality:build_flow(config={str(config)!r}, threshold=0.7)")
     assert 0 < len(overridden) < len(from_file)

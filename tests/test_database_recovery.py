@@ -62,9 +62,7 @@ def recovery_dir(run_dir: Path) -> Path:
 def start(polls: Path, url: str, db: Path, log: Path, **database) -> subprocess.Popen:
     """The flow, its outputs into `url`, snapshotting every second into `db`."""
     options = "".join(f", {option}={url!r}" for option in OUTPUTS)
-    target = (
-        f"dataflows.air_quality:build_flow({str(polls)!r}{options}, database={database!r})"
-    )
+    target = f"dataflows.air_quality:build_flow({str(polls)!r}{options}, database={database!r})"
     command = [sys.executable, "-m", "bytewax.run", target, "-r", str(db), "-s", "1", "-b", "0"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with log.open("a") as out:

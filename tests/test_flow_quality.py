@@ -15,7 +15,9 @@ from time import strptime
 import pytest
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
+from config import DetectionConfig
 from dataflows.air_quality import SHIPPED_DATA, build_flow
+from evaluation.detection import LABELS, evaluate, load_labels
 from sources.payload import Reading
 from tests.conftest import ROOT
 
@@ -38,6 +40,9 @@ def run(source, workers=1, **options):
     return out, totals[0]
 
 
+THRESHOLD = DetectionConfig().alarm_threshold()
+
+
 @pytest.fixture(scope="module")
 def shipped():
     return run(str(SHIPPED_DATA))
@@ -56,7 +61,7 @@ def test_every_alert_has_a_kind_and_reasons_and_counts_add_up(shipped):
     for a in out:
         assert a["reasons"], a
         assert (a["kind"] == "anomaly") == (a["reasons"] == ["score"])
-        assert ("score" in a["reasons"]) == (a["score"] is not None and a["score"] > 0.7)
+        assert ("score" in a["reasons"]) == (a["score"] is not None and a["score"] > THRESHOLD)
     assert totals["anomalies"] == len(out)
     assert totals["kind:sensor_fault"] == sum(a["kind"] == "sensor_fault" for a in out)
 
@@ -177,3 +182,13 @@ def test_the_issues_per_sensor_targets_on_the_simulator(qc_scenario):
     assert report.precision("sensor_fault") >= 0.9
     assert report.plume_readings > 500
     assert report.plume_fault_share <= 0.05
+
+
+def test_default_alerts_find_the_labelled_faults_with_few_false_alarms(shipped):
+    """The defaults (quality control and `hst_ensemble`) against the simulator's own labels."""
+    out, _totals = shipped
+    flags = [(a["sensor_index"], timegm(strptime(a["time"], "%Y-%m-%dT%H:%M:%SZ"))) for a in out]
+    report = evaluate(flags, load_labels(LABELS))
+    assert report.precision >= 0.9 and report.recall >= 0.9
+    score_only = [a for a in out if a["kind"] == "anomaly"]
+    assert score_only and all(a["score"] > THRESHOLD for a in score_only)

@@ -249,6 +249,7 @@ def test_build_flow_polling_gives_the_anomalies_of_the_same_polls_from_a_file(tm
     polls = sim.polls
     from_file = []
     sinks = {"events": TestingSink([])}
+    sinks = {**sinks, "detector": "hst"}  # the example's detector: many alerts to compare
     run_main(build_flow(str(path), output=TestingSink(from_file), **sinks))
     faults = {5: ("status", 500), 9: ("truncate",), 30: ("repeat",)}
     polled, dead = [], []

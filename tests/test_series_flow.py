@@ -14,7 +14,7 @@ from bytewax.testing import cluster_main, run_main
 
 from config.options import ConfigError
 from dataflows.series import build_flow
-from detectors.catalog import DETECTORS
+from detectors.catalog import DEFAULT_DETECTOR, DETECTORS, make_detector
 from tests.conftest import ROOT
 
 HEADER = ["timestamp", "value", "imputed", "anomaly_score", "is_anomaly"]
@@ -88,11 +88,11 @@ def test_imputed_is_the_mean_of_the_last_ten_observed(tmp_path):
 
 
 def test_zscore_scores_equal_numpy_bands_and_flag_the_spikes(tmp_path):
-    """Default detector: score = erf(|x − mean| / std / √2) over the previous 60 values."""
+    """zscore: score = erf(|x − mean| / std / √2) over the previous 60 values."""
     x = (20.0 + np.random.default_rng(4).normal(0.0, 1.0, 300)).round(3)
     x[200] += 40.0
     src = write_csv(tmp_path / "in.csv", [(i, f"{v:.3f}") for i, v in enumerate(x)])
-    rows = run(src, tmp_path / "out.csv")
+    rows = run(src, tmp_path / "out.csv", detector="zscore")
     for i in range(10, 300):
         past = x[max(0, i - 60) : i]
         z = abs(x[i] - past.mean()) / past.std(ddof=1)
@@ -193,3 +193,21 @@ def test_command_line(tmp_path):
     )
     header, rows = read_csv(out)
     assert header == HEADER and len(rows) == 150
+
+
+def test_default_detector_flags_a_spike_and_a_level_shift_once_each(tmp_path):
+    """The default (`ranked`): scores in [0, 1), the flow's scores equal the detector's own, and
+    after a long normal stretch only the faults alarm, once each (the hold-off)."""
+    rng = np.random.default_rng(6)
+    x = (20.0 + 3.0 * np.sin(np.arange(3000) / 50.0) + rng.normal(0.0, 1.0, 3000)).round(3)
+    x[2000] += 40.0  # a spike
+    x[2500:] += 15.0  # a level shift
+    src = write_csv(tmp_path / "in.csv", [(i, f"{v:.3f}") for i, v in enumerate(x)])
+    rows = run(src, tmp_path / "out.csv")
+    detector = make_detector(DEFAULT_DETECTOR, "value")
+    want = [detector.score_then_learn({"value": float(f"{v:.3f}")})[0] for v in x]
+    got = [float(r["anomaly_score"]) if r["anomaly_score"] else None for r in rows]
+    assert got == want
+    assert all(0.0 <= s < 1.0 for s in got if s is not None)
+    late = [i for i, r in enumerate(rows) if r["is_anomaly"] == "true" and i >= 1500]
+    assert late[:1] == [2000] and len(late) == 2 and 2500 <= late[1] < 2510

@@ -154,7 +154,11 @@ def test_two_processes_from_an_addresses_file_alert_once_per_anomaly(tmp_path):
     then: both get exactly the anomalies of one worker, lines whole, nothing dead-lettered."""
     polls_path, _ = simulate.write(simulate.generate(seed=5, n_sensors=8, hours=12), tmp_path)
     want = []
-    run_main(build_flow(str(polls_path), output=TestingSink(want), events=TestingSink([])))
+    # the example's detector alerts often: many alerts to deliver once each
+    flow = build_flow(
+        str(polls_path), detector="hst", output=TestingSink(want), events=TestingSink([])
+    )
+    run_main(flow)
     hostfile = tmp_path / "addresses.txt"
     hostfile.write_text("".join(f"127.0.0.1:{p}\n" for p in free_ports(2)))
     out, dead = tmp_path / "anomalies.jsonl", tmp_path / "undelivered.jsonl"
@@ -162,7 +166,8 @@ def test_two_processes_from_an_addresses_file_alert_once_per_anomaly(tmp_path):
         webhook = {"url": receiver.url, "backoff": {"base": 0.01, "cap": 0.05}}
         target = (
             f"dataflows.air_quality:build_flow({str(polls_path)!r}, output={str(out)!r}, "
-            f"webhook={webhook!r}, webhook_dead_letters={str(dead)!r}, events='/dev/null')"
+            f"webhook={webhook!r}, webhook_dead_letters={str(dead)!r}, events='/dev/null', "
+            "detector='hst')"
         )
         env = {**os.environ, "PYTHONPATH": str(ROOT), "BYTEWAX_HOSTFILE_PATH": str(hostfile)}
         procs = [
