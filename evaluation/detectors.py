@@ -1,7 +1,9 @@
 """Every detector on every labelled data set: precision, recall and delay per fault, NAB score.
 
-    python -m evaluation.detectors            # the README's table (about a minute)
+    python -m evaluation.detectors            # the simulator and WaterFlow (about a minute)
     python -m evaluation.detectors --quick    # shipped simulation and WaterFlow only
+
+(`python -m evaluation.nab_bench` prints this table after NAB's: the README's tables.)
 
 Each series is imputed (`WindowImputer`, mean of the last 10 observed values) and scored one
 value at a time, score before learning, with the same detector settings on every data set. A
