@@ -11,9 +11,10 @@ Faults: timeouts, connection errors, bodies cut off in transfer or that do not d
 and 5xx are retried with exponential backoff and jitter (at least the server's `Retry-After`); a
 malformed body (not JSON, or a payload whose envelope is broken, whose stamp is then not taken;
 an older stamp than the last, as a stale cached answer has, is not taken either) is a dead
-letter and the next poll asks again from the same stamp; 401/403 stop the flow with a message
-naming the key's environment variable; any other status is a configuration error and stops the
-flow too. All waits go through `next_awake`, never `sleep`.
+letter and the next poll asks again from the same stamp (nor is a stamp more than
+`MAX_STAMP_AHEAD` ahead of the clock taken, which would hide every answer until then); 401/403
+stop the flow with a message naming the key's environment variable; any other status is a
+configuration error and stops the flow too. All waits go through `next_awake`, never `sleep`.
 """
 
 from __future__ import annotations
@@ -70,6 +71,10 @@ DEFAULT_FIELDS = (
 #: The shortest interval allowed against a non-local server (PurpleAir updates every 2 minutes).
 MIN_INTERVAL = 60.0
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+#: Seconds a body's `data_time_stamp` may be ahead of the clock (the server's clock may be a
+#: little off) and still be the next `modified_since`; one further ahead (a broken clock, a
+#: forged answer, year 9999) would make the API answer "nothing changed" until then.
+MAX_STAMP_AHEAD = 3600
 
 log = logging.getLogger("air_quality.poller")
 #: What requests raises for a poll that failed on the way (retried with backoff): no answer in
@@ -175,7 +180,11 @@ class _PollerPartition(StatefulSourcePartition[Item, int | None]):
             stamp = payload_shape(payload).data_time_stamp  # never back (a stale, cached answer)
         except PayloadError:
             stamp = None
-        if stamp is not None and (self._since is None or stamp > self._since):
+        if stamp is None or (self._since is not None and stamp <= self._since):
+            return items
+        if stamp > self._source.clock().timestamp() + MAX_STAMP_AHEAD:
+            log.warning("data_time_stamp %d from %s is in the future: not taken", stamp, self._url)
+        else:
             self._since = stamp
         return items
 

@@ -25,7 +25,7 @@ from typing import NamedTuple
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from sinks.dead_letters import RAW_LIMIT, Prefix
-from sources.documents import SourceError, skip_rest
+from sources.documents import SourceError, is_document, skip_rest
 from sources.payload import DeadLetter, Item, PayloadError, decode_line, parse_payload
 from sources.purpleair import sensor_owner
 
@@ -53,17 +53,8 @@ def is_single_document(path: Path) -> bool:
             if len(line) == MAX_LINE_BYTES and not line.endswith(b"\n"):
                 return False  # a line longer than any payload: read as lines (a dead letter)
             if line.strip():
-                return not _is_json(line) and _is_json(path.read_bytes())
+                return not is_document(line) and is_document(path.read_bytes())
     return False
-
-
-def _is_json(document: bytes) -> bool:
-    """`documents.is_document`, orjson first (json accepts all that orjson does): much faster."""
-    try:
-        decode_line(document)
-    except PayloadError:
-        return False
-    return True
 
 
 class _ShardPartition(StatefulSourcePartition[Item, Position]):

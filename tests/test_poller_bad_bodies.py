@@ -18,10 +18,10 @@ from bytewax.testing import TestingSink, run_main
 from data import simulate
 from dataflows.air_quality import build_flow
 from sinks.jsonlines import to_line
-from sources.payload import DeadLetter, Reading
-from sources.poller import API_KEY_ENV
+from sources.payload import EPOCH_RANGE, DeadLetter, Reading
+from sources.poller import API_KEY_ENV, MAX_STAMP_AHEAD
 from tests.conftest import ROOT
-from tests.corpus import NEW_SENSOR, NOT_JSON, READING, kinds
+from tests.corpus import NEW_SENSOR, NOT_JSON, READING, doc, dumps, good_row, kinds
 from tests.fake_purpleair import API_KEY, FakePurpleAir
 from tests.test_poller import Clock, as_tuples, drive, expected_readings, poller
 from tests.test_recovery import commit_epoch
@@ -84,6 +84,23 @@ def test_every_corpus_body_is_dead_letters_or_readings_and_no_poll_is_lost(polls
     assert len(transfer) == 10
     waits = {n: steps[n + 1][0] for n in transfer}  # the request after each is a retry
     assert all(0 < w < 120 for w in waits.values()) and all(steps[n][1] == [] for n in transfer)
+
+
+@pytest.mark.parametrize("ahead", [MAX_STAMP_AHEAD + 1, EPOCH_RANGE[1]])
+def test_a_stamp_in_the_future_is_not_taken_and_hides_no_later_poll(polls, ahead):
+    """A sound body (its row is a reading) whose data_time_stamp is further ahead of the clock
+    than MAX_STAMP_AHEAD (by a second, or year 9999): the next polls still ask from the last
+    true stamp, and every later recorded poll comes through."""
+    clock = Clock()
+    stamp = ahead if ahead == EPOCH_RANGE[1] else int(clock.now.timestamp()) + 240 + ahead
+    future = dumps(doc([good_row()], data_time_stamp=stamp))
+    with FakePurpleAir(polls, {2: ("body", future)}) as server:
+        part = poller(server, clock, max_polls=len(polls) + 1).build_part("read", "p", None)
+        items = [item for _, batch in drive(part, clock) for item in batch]
+    assert as_tuples(i for i in items if i.sensor_index < NEW_SENSOR) == expected_readings(polls)
+    assert [i.sensor_index for i in items if i.sensor_index >= NEW_SENSOR] == [NEW_SENSOR]
+    since = [r["query"].get("modified_since") for r in server.requests]
+    assert str(stamp) not in since and since[3] == since[2] == str(polls[1]["data_time_stamp"])
 
 
 def start_polling_flow(base_url, max_polls, output, db, log) -> subprocess.Popen:
