@@ -414,15 +414,16 @@ def build_flow(
         dead_letters = JsonLinesSink(dead_letters, stream="stderr")
     records = op.map("dead_letter_json", dead, _dead_letter_record)
     op.output("dead_letters_out", records, dead_letters)
-    counts = op.merge(
+    counts = op.merge(  # rows_in counted as read, so rows_in = scored + dead letters is a check
         "counts",
+        op.flat_map_batch("rows_in_counts", items, lambda batch: [{"rows_in": len(batch)}]),
         op.flat_map_batch("row_counts", scored, _row_counts),
         op.flat_map_batch("dead_counts", dead, lambda batch: [{"dead_letters": len(batch)}]),
     )
     summary = op.fold_final(
         "totals", op.key_on("one_key", counts, lambda _c: "totals"), dict, add_counts
     )
-    summary = op.map("rows_in", op.key_rm("unkey_totals", summary), _with_rows_in)
+    summary = op.map("all_counts", op.key_rm("unkey_totals", summary), _all_counts)
     if totals is None:
         lines = op.map("totals_line", summary, totals_line)
         op.output("totals_log", lines, LogSink("air_quality.series"))
@@ -449,7 +450,6 @@ def _row_counts(batch: list[tuple[str, tuple[str, ...]]]) -> list[dict[str, int]
     return [{"scored": len(batch), "anomalies": anomalies}]
 
 
-def _with_rows_in(counts: dict[str, int]) -> dict[str, int]:
-    """The totals, with every count present and `rows_in` = scored + dead letters."""
-    counts = {"scored": 0, "anomalies": 0, "dead_letters": 0, **counts}
-    return {**counts, "rows_in": counts["scored"] + counts["dead_letters"]}
+def _all_counts(counts: dict[str, int]) -> dict[str, int]:
+    """The totals, with every count present (0 for what never happened)."""
+    return {"scored": 0, "anomalies": 0, "dead_letters": 0, "rows_in": 0, **counts}
