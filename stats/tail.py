@@ -5,7 +5,10 @@ rank among that key's own past values: "this change is larger than 99.97 % of th
 key has made" means the same on a CPU metric and on a taxi count. Only the top of the ranking
 matters for alarms, so `TailRank` keeps the `size` largest values seen (a sorted list) and the
 count of all of them: the rank of any value in that top is exact, and a value below it is
-reported at the top's lower edge (rank at most 1 − size/n, below any alarm threshold in use).
+reported at the top's lower edge (rank at most 1 − size/n, below any alarm threshold in use). That
+edge is the highest rank such a value can have, so a rule that combines ranks (a consensus of
+tests) sees it as rarer than it may be, the more so the longer the history: the horizon below
+bounds n, and with it how far this goes.
 A value above every past one ranks by how far it goes beyond the maximum, relative to the spread
 of the top, so the ranks of new extremes keep their order and never reach 1.
 
