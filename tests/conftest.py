@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +32,28 @@ def write_lines(path: Path, documents) -> Path:
         for doc in documents:
             f.write((doc if isinstance(doc, str) else json.dumps(doc)) + "\n")
     return path
+
+
+def run_processes(target: str, processes: int = 2, timeout: float = 240) -> None:
+    """`python -m bytewax.run TARGET` as a cluster of `processes` processes on loopback ports,
+    from the repository root; fails with a process's stderr when one does not exit 0."""
+    from benchmarks.run import free_ports
+
+    addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(processes))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bytewax.run", target, "-i", str(i), "-a", addresses],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(processes)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=timeout)
+        assert proc.returncode == 0, err.decode()[-2000:]
 
 
 @pytest.fixture(scope="session")

@@ -6,21 +6,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
-import subprocess
-import sys
 
 import pytest
 from bytewax.errors import BytewaxRuntimeError
 from bytewax.testing import TestingSink, cluster_main, run_main
 
-from benchmarks.run import free_ports
 from config import ConfigError
 from data import simulate
 from dataflows.air_quality import build_flow
 from sinks.database import DatabaseRejected, DatabaseSink, DatabaseUnavailable
-from tests.conftest import ROOT, write_lines
+from tests.conftest import run_processes, write_lines
 from tests.databases import OUTPUTS, expected, fetch, matches
 
 
@@ -118,23 +114,8 @@ def test_two_workers_write_what_one_worker_emits(polls_file, reference, database
 
 
 def test_two_processes_write_what_one_worker_emits(polls_file, reference, database_url):
-    addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(2))
     options = "".join(f", {option}={database_url!r}" for option in OUTPUTS)
-    target = f"dataflows.air_quality:build_flow({str(polls_file)!r}{options})"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "bytewax.run", target, "-i", str(i), "-a", addresses],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for i in range(2)
-    ]
-    for proc in procs:
-        _, err = proc.communicate(timeout=240)
-        assert proc.returncode == 0, err.decode()[-2000:]
+    run_processes(f"dataflows.air_quality:build_flow({str(polls_file)!r}{options})")
     assert_holds(database_url, reference)
 
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from calendar import timegm
 from pathlib import Path
 from time import strptime
@@ -13,11 +10,10 @@ from time import strptime
 import pytest
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
-from benchmarks.run import free_ports
 from data import simulate
 from dataflows.air_quality import build_flow
 from sources.payload import DeadLetter, Reading
-from tests.conftest import ROOT, payload, write_lines
+from tests.conftest import payload, run_processes, write_lines
 from tests.oracle import reference_anomalies
 
 
@@ -138,26 +134,11 @@ def test_global_mode_on_the_real_snapshot(snapshot_path):
 
 @pytest.mark.parametrize("key", ["sensor", "global"])
 def test_two_processes_give_the_same_anomalies_as_one_worker(polls_file, tmp_path, key):
-    addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(2))
     out = tmp_path / "anomalies.jsonl"
-    target = (
+    run_processes(
         f"dataflows.air_quality:build_flow({str(polls_file)!r}, key={key!r}, output={str(out)!r}, "
         "detector='hst')"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "bytewax.run", target, "-i", str(i), "-a", addresses],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for i in range(2)
-    ]
-    for proc in procs:
-        _, err = proc.communicate(timeout=240)
-        assert proc.returncode == 0, err.decode()[-2000:]
     lines = out.read_text().splitlines()
     assert as_set(json.loads(line) for line in lines) == as_set(
         run_flow(str(polls_file), key=key, **HST)["output"]
