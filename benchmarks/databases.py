@@ -16,6 +16,7 @@ from __future__ import annotations
 import sqlite3
 import statistics
 import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 
 from benchmarks.run import SHIPPED, _spawn, count_readings
@@ -25,6 +26,7 @@ LAYOUTS = (("1 worker", 1, 1), ("2 processes", 1, 2))
 
 
 def _rows(url: str) -> int:
+    """Rows in all four tables."""
     if url.startswith("sqlite:///"):
         with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
             return sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES)
@@ -35,6 +37,8 @@ def _rows(url: str) -> int:
 
 
 def _fresh(kind: str, folder: Path, server, n: int) -> str:
+    """A new, empty database of `kind` (the n-th of the run): a file in `folder`, or a database
+    on `server`."""
     if kind == "sqlite":
         return f"sqlite:///{folder / f'bench{n}.db'}"
     import psycopg
@@ -55,29 +59,25 @@ def main(repeats: int = 3) -> int:
         print("no PostgreSQL server installed: SQLite only")
     print(f"shipped data: {readings:,} readings, median of {repeats} runs")
     n = 0
-    with tempfile.TemporaryDirectory() as tmp:
-        server = PostgresServer(bin_dir, durable=True).__enter__() if bin_dir else None
-        try:
-            for label, workers, procs in LAYOUTS:
-                plain = [_spawn("discarded", path, workers, procs) for _ in range(repeats)]
-                base = statistics.median(readings / r["seconds"] for r in plain)
-                print(f"  flow into discarding sinks {label:<12}{base:>10,.0f} readings/s")
-                for kind in kinds:
-                    rates, rows = [], 0
-                    for _ in range(repeats):
-                        n += 1
-                        url = _fresh(kind, Path(tmp), server, n)
-                        seconds = _spawn("database", path, workers, procs, url)["seconds"]
-                        rows = _rows(url)
-                        rates.append((rows / seconds, readings / seconds))
-                    row_rate = statistics.median(r for r, _ in rates)
-                    reading_rate = statistics.median(r for _, r in rates)
-                    print(
-                        f"  flow into {kind:<16} {label:<12}{reading_rate:>10,.0f} readings/s "
-                        f"= {row_rate:>8,.0f} rows/s ({rows:,} rows), "
-                        f"{reading_rate / base:.2f} of discarding"
-                    )
-        finally:
-            if server is not None:
-                server.close()
+    server_context = PostgresServer(bin_dir, durable=True) if bin_dir else nullcontext()
+    with tempfile.TemporaryDirectory() as tmp, server_context as server:
+        for label, workers, procs in LAYOUTS:
+            plain = [_spawn("discarded", path, workers, procs) for _ in range(repeats)]
+            base = statistics.median(readings / r["seconds"] for r in plain)
+            print(f"  flow into discarding sinks {label:<12}{base:>10,.0f} readings/s")
+            for kind in kinds:
+                rates, rows = [], 0
+                for _ in range(repeats):
+                    n += 1
+                    url = _fresh(kind, Path(tmp), server, n)
+                    seconds = _spawn("database", path, workers, procs, url)["seconds"]
+                    rows = _rows(url)
+                    rates.append((rows / seconds, readings / seconds))
+                row_rate = statistics.median(r for r, _ in rates)
+                reading_rate = statistics.median(r for _, r in rates)
+                print(
+                    f"  flow into {kind:<16} {label:<12}{reading_rate:>10,.0f} readings/s "
+                    f"= {row_rate:>8,.0f} rows/s ({rows:,} rows), "
+                    f"{reading_rate / base:.2f} of discarding"
+                )
     return 0
