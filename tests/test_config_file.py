@@ -131,6 +131,29 @@ def test_a_run_from_a_file_equals_the_run_from_keywords(tmp_path, polls_file, na
         assert got["sample.jsonl"]
 
 
+def bytewax_runs(*targets: str, cwd=ROOT) -> list[list[str]]:
+    """The stdout lines of `python -m bytewax.run TARGET` for each target, run side by side
+    (each must exit 0)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bytewax.run", target],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for target in targets
+    ]
+    outputs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+        outputs.append(out.splitlines())
+    return outputs
+
+
 def test_bytewax_run_takes_a_deployment_file_and_keywords_override_it(tmp_path, polls_file):
     config = tmp_path / "flow.toml"
     settings = {
@@ -139,21 +162,13 @@ def test_bytewax_run_takes_a_deployment_file_and_keywords_override_it(tmp_path, 
         "detection.detector": "hst",
     }
     config.write_text(toml_text({**settings, "outputs.events": "/dev/null"}))
-
-    def run(target):
-        return subprocess.run(
-            [sys.executable, "-m", "bytewax.run", target],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=True,
-        ).stdout.splitlines()
-
-    from_file = run(f"dataflows.air_quality:build_flow(config={str(config)!r})")
     keywords = f"{str(polls_file)!r}, threshold=0.5, detector='hst', events='/dev/null'"
-    assert sorted(from_file) == sorted(run(f"dataflows.air_quality:build_flow({keywords})"))
-    overridden = run(f"dataflows.air_quality:build_flow(config={str(config)!r}, threshold=0.7)")
+    from_file, from_keywords, overridden = bytewax_runs(
+        f"dataflows.air_quality:build_flow(config={str(config)!r})",
+        f"dataflows.air_quality:build_flow({keywords})",
+        f"dataflows.air_quality:build_flow(config={str(config)!r}, threshold=0.7)",
+    )
+    assert sorted(from_file) == sorted(from_keywords)
     assert 0 < len(overridden) < len(from_file)
 
 
@@ -175,23 +190,24 @@ ERROR_FILES = {
 def test_the_readme_errors_are_what_bytewax_run_prints(tmp_path):
     shown = readme_errors()
     assert len(shown) == len(ERROR_FILES)
-    for line in shown:
+    runs = []
+    for n, line in enumerate(shown):  # one folder and one process per error, all at once
         text = next(t for key, t in ERROR_FILES.items() if f"flow.toml: {key}:" in line)
-        (tmp_path / "flow.toml").write_text(text)
-        run = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bytewax.run",
-                "dataflows.air_quality:build_flow(config='flow.toml')",
-            ],
-            cwd=tmp_path,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert (run.returncode, run.stdout, run.stderr.splitlines()) == (1, "", [line])
+        folder = tmp_path / str(n)
+        folder.mkdir()
+        (folder / "flow.toml").write_text(text)
+        command = [
+            sys.executable,
+            "-m",
+            "bytewax.run",
+            "dataflows.air_quality:build_flow(config='flow.toml')",
+        ]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+        runs.append((line, subprocess.Popen(command, cwd=folder, env=env, **pipes)))
+    for line, proc in runs:
+        out, err = proc.communicate(timeout=120)
+        assert (proc.returncode, out, err.splitlines()) == (1, "", [line])
 
 
 def test_a_file_that_is_not_toml_or_not_there_is_one_line_naming_it(tmp_path):
@@ -260,17 +276,9 @@ def test_a_resolved_file_prints_back_as_itself(tmp_path):
 def test_the_default_file_runs_the_shipped_flow(tmp_path):
     """`python -m config > flow.toml` then a deployment run: the README's default flow."""
     (tmp_path / "flow.toml").write_text(to_toml())
-
-    def anomalies(target):
-        return subprocess.run(
-            [sys.executable, "-m", "bytewax.run", target],
-            cwd=tmp_path,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=True,
-        ).stdout.splitlines()
-
-    from_file = anomalies("dataflows.air_quality:build_flow(config='flow.toml')")
-    assert from_file and sorted(from_file) == sorted(anomalies("dataflows.air_quality:flow"))
+    from_file, shipped = bytewax_runs(
+        "dataflows.air_quality:build_flow(config='flow.toml')",
+        "dataflows.air_quality:flow",
+        cwd=tmp_path,
+    )
+    assert from_file and sorted(from_file) == sorted(shipped)
