@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from sinks.dead_letters import json_safe
+from sinks.dead_letters import RAW_LIMIT, json_safe
 from sinks.jsonlines import to_line
 
 #: Column kinds (each dialect has a type for each).
@@ -40,6 +40,12 @@ MEASUREMENTS = (
     "pressure",
     "aqi",
 )
+
+
+#: `storable_raw`'s limit: a raw the flow already made safe (`dead_letter_record`: at most about
+#: 12 x RAW_LIMIT characters of JSON, with non-ASCII text escaped) passes through unchanged, so
+#: its prefix is not cut again; any other raw is still bounded.
+STORED_RAW_LIMIT = 16 * RAW_LIMIT
 
 
 class SchemaMismatch(ValueError):
@@ -181,12 +187,16 @@ def storable_raw(raw: Any) -> tuple[str, str]:
 
     The text is the JSON of `sinks.dead_letters.json_safe(raw)` (no NaN, no lone surrogate,
     bounded; a long input is its prefix and its length), ASCII only, so a NUL or any byte that
-    is not UTF-8 reaches the database as an escape.
+    is not UTF-8 reaches the database as an escape. The raw of a flow's dead letter is already
+    `json_safe`: it is stored as the JSON-lines sinks write it.
 
     >>> storable_raw([1, float("nan"), "é\\x00"])[0]
     '[1,"NaN","\\\\u00e9\\\\u0000"]'
+    >>> cut = json_safe("x" * 5000)
+    >>> storable_raw(cut)[0] == to_line(cut) == to_line({"prefix": "x" * 4096, "characters": 5000})
+    True
     """
-    text = to_line(json_safe(raw))
+    text = to_line(json_safe(raw, STORED_RAW_LIMIT))
     return text, hashlib.sha256(text.encode("ascii")).hexdigest()
 
 

@@ -16,8 +16,12 @@ from config import ConfigError
 from data import simulate
 from dataflows.air_quality import build_flow
 from sinks.database import DatabaseRejected, DatabaseSink, DatabaseUnavailable
+from sinks.dead_letters import json_safe
+from sinks.jsonlines import to_line
+from sinks.tables import storable_raw
 from tests.conftest import run_processes, write_lines
 from tests.databases import OUTPUTS, expected, fetch, matches
+from tests.test_dead_letters import ODD
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +218,23 @@ def test_a_wrong_password_is_retried_then_stops_the_flow(postgres_server, caplog
     assert "password authentication failed" in message and "wrong" not in message
     assert ":***@127.0.0.1" in message
     assert len(caplog.records) == 1 and "retry 1 of 1" in caplog.records[0].getMessage()
+
+
+def test_a_long_bad_line_is_stored_as_the_dead_letter_the_flow_emits(tmp_path, database_url):
+    """A raw input over the dead letters' limit is kept as its prefix and its length; the
+    database holds that same raw, not a prefix of it cut again (which lost the length)."""
+    polls = write_lines(tmp_path / "long.jsonl", ["not json " + "é" * 6000, "[1, " * 3000])
+    emitted = []
+    run_main(build_flow(str(polls), dead_letters=TestingSink(emitted), events="/dev/null"))
+    run_main(build_flow(str(polls), dead_letters=database_url, events="/dev/null"))
+    assert [r["raw"]["bytes"] for r in emitted] == [12009, 12000]
+    assert matches(fetch(database_url, "dead_letters"), expected("dead_letters", emitted))
+
+
+@pytest.mark.parametrize("name", sorted(ODD))
+def test_a_dead_letters_raw_is_stored_as_the_json_lines_sinks_write_it(name):
+    safe = json_safe(ODD[name])  # what the flow's dead letter holds (dead_letter_record)
+    assert storable_raw(safe)[0] == to_line(safe)
 
 
 def test_a_password_given_as_a_url_parameter_is_not_shown(postgres_server, caplog):
