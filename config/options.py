@@ -75,6 +75,7 @@ def group(factory: type, *, keyword: str | None = None, shorthand: str | None = 
 
 
 def _copy(value: Any) -> Any:
+    """A new container of the same type and items (each group gets its own mutable default)."""
     return type(value)(value)
 
 
@@ -103,6 +104,7 @@ class Group:
 
 
 def is_group(spec: dataclasses.Field) -> bool:
+    """Whether a field holds a nested group (made by `group`), not an option."""
     return SHORTHAND in spec.metadata
 
 
@@ -123,6 +125,7 @@ def fail(table: str, key: str, value: Any, allowed: str, problem: str = "") -> t
 
 
 def where(table: str, key: str) -> str:
+    """How an error names an option: `[table] key`, or the bare key at the top level."""
     return f"[{table}] {key}" if table else key
 
 
@@ -138,6 +141,7 @@ def check_bounds(table: str, spec: dataclasses.Field, value: Any, hint: Any) -> 
 
 
 def bounds(low: float | None, high: float | None) -> str:
+    """An option's allowed range in words: `from 0 to 1`, `at least 1`, `at most 5`."""
     if low is not None and high is not None:
         return f"from {low} to {high}"
     return f"at least {low}" if low is not None else f"at most {high}"

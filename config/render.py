@@ -46,6 +46,7 @@ class _NotToml(Exception):
 
 
 def key_text(key: str) -> str:
+    """A TOML key: bare when it can be (`pm1_0`), else quoted (`"pm1.0_cf_1"`)."""
     return key if _BARE_KEY.match(key) else json.dumps(key)
 
 

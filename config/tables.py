@@ -49,6 +49,7 @@ def groups(cls: type = FlowConfig, path: tuple[str, ...] = ()) -> Iterator[tuple
 
 
 def table_name(path: tuple[str, ...]) -> str:
+    """A table's dotted TOML name (`cleaning.imputation`) from its path."""
     return ".".join(path)
 
 

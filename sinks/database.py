@@ -116,6 +116,9 @@ def dialect_for(url: str, timeout: float) -> Dialect:
 
 
 class _DatabasePartition(StatelessSinkPartition[Mapping[str, Any]]):
+    """One worker's connection to the database: connects (and creates the table) when built,
+    then writes each batch in one transaction, riding out transient trouble."""
+
     def __init__(self, sink: DatabaseSink, worker_index: int):
         self._sink = sink
         self._dialect = dialect_for(sink.url, sink.timeout)

@@ -59,6 +59,8 @@ def quote(name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Column:
+    """A typed column: its name, its kind (one of `KINDS`), and whether it may be NULL."""
+
     name: str
     kind: str
     nullable: bool = True
@@ -81,6 +83,7 @@ class Table:
         object.__setattr__(self, "key_positions", tuple(map(names.index, self.primary_key)))
 
     def row(self, record: Mapping[str, Any]) -> tuple:
+        """One record as a row of this table's columns."""
         return self.to_row(record)
 
     def key(self, row: tuple) -> tuple:

@@ -67,9 +67,10 @@ class PostgresServer:
         self.data = self.root / "data"
         self.log = self.root / "server.log"
         self.owner = _owner()
-        self.url = f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{self.port}/postgres"
+        self.url = self.url_for()
 
     def url_for(self, database: str = "postgres", password: str = PASSWORD) -> str:
+        """The URL of `database` on this server, as `aqs` with `password`."""
         return f"postgresql://{USER}:{password}@127.0.0.1:{self.port}/{database}"
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
