@@ -23,6 +23,7 @@ from config.flow import (
     SampleConfig,
     ScalingConfig,
     SourceConfig,
+    SpatialConfig,
     ValidationConfig,
     WebhookConfig,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "SampleConfig",
     "ScalingConfig",
     "SourceConfig",
+    "SpatialConfig",
     "ValidationConfig",
     "WebhookConfig",
     "read_toml",

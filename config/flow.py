@@ -32,6 +32,7 @@ from preparation.channels import ChannelAgreement
 from preparation.correction import MAX_PM
 from preparation.flatline import READINGS as FLATLINE_READINGS
 from preparation.gaps import CLOCKS, INTERVAL, MODES, OFFLINE_AFTER
+from preparation.neighbours import NeighbourRule
 from preparation.sampling import SAMPLE_BY
 from preparation.validation import DEFAULT_RANGES, RangeValidator
 from sinks.database import BACKOFF as DATABASE_BACKOFF
@@ -364,6 +365,60 @@ class DetectionConfig(Group):
         _valid(self.table, lambda: self.detector_factory()())
 
 
+# --- spatial ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class SpatialConfig(Group):
+    """Neighbours and pollution events (`preparation/neighbours.py`): a second keyed stage, by
+    area, over event-time windows (per sensor only: off in global mode)."""
+
+    table = "spatial"
+    enabled: bool = option(True, "compare each sensor with its neighbours", keyword="spatial")
+    field: str = option("pm2.5_cf_1", "the value compared", keyword="spatial_field")
+    window: int = option(600, "seconds of event time per window", keyword="spatial_window", min=60)
+    grace: int = option(
+        14400, "a new sensor's first seconds are not compared", keyword="spatial_grace", min=0
+    )
+    area_km: float = option(30.0, "side of an area, km", keyword="area_km", min=1)
+    radius_km: float = option(10.0, "neighbours within this, km", keyword="radius_km", min=0.1)
+    min_neighbours: int = option(3, "neighbours needed to judge", keyword="min_neighbours", min=1)
+    low_level: float = option(
+        50.0, "below this centre: an absolute limit; above: z", keyword="neighbour_low", min=0
+    )
+    abs_limit: float = option(
+        30.0, "|x - centre| above this disagrees (low levels)", keyword="neighbour_abs", min=0
+    )
+    z_limit: float = option(
+        2.0,
+        "|x - centre| / spread above this disagrees (high levels)",
+        keyword="neighbour_z",
+        min=0,
+    )
+    min_spread: float = option(
+        1.0, "the spread is at least this, µg/m³", keyword="neighbour_min_spread", min=0
+    )
+    rise_abs: float = option(10.0, "a rise: more than this above baseline", keyword="rise_abs")
+    rise_ratio: float = option(1.5, "... and more than this times it", keyword="rise_ratio", min=1)
+    event_share: float = option(
+        0.5, "an event: this share of an area's sensors rise", keyword="event_share", min=0, max=1
+    )
+    min_rising: int = option(3, "... and at least this many", keyword="min_rising", min=1)
+    baseline_alpha: float = option(
+        0.1, "baseline: weight of each new window", keyword="baseline_alpha", min=0, max=1
+    )
+    baseline_windows: int = option(
+        3, "baseline: windows before it is used", keyword="baseline_windows", min=1
+    )
+
+    def rule(self) -> NeighbourRule:
+        names = [f.name for f in dataclasses.fields(NeighbourRule)]
+        return NeighbourRule(**{name: getattr(self, name) for name in names})
+
+    def check(self) -> None:
+        _valid(self.table, self.rule)
+
+
 # --- outputs ------------------------------------------------------------------------------
 
 
@@ -572,5 +627,6 @@ class FlowConfig(Group):
     source: SourceConfig = group(SourceConfig)
     cleaning: CleaningConfig = group(CleaningConfig)
     detection: DetectionConfig = group(DetectionConfig)
+    spatial: SpatialConfig = group(SpatialConfig)
     outputs: OutputsConfig = group(OutputsConfig)
     run: RunConfig = group(RunConfig)

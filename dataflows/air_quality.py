@@ -36,6 +36,7 @@ from config import (
     SampleConfig,
     resolve,
 )
+from dataflows.areas import Placed, spatial_stage
 from dataflows.steps import (
     Counts,
     SensorConfig,
@@ -45,6 +46,7 @@ from dataflows.steps import (
     dead_letter_record,
     event_record,
     is_anomaly,
+    kind_counts,
     reading_record,
     totals_line,
 )
@@ -153,7 +155,9 @@ def _gap_logic(gaps: GapsConfig) -> Callable[[GapTracker | None], GapLogic] | No
     return build
 
 
-def sensor_config(cleaning: CleaningConfig, detection: DetectionConfig, key: str) -> SensorConfig:
+def sensor_config(
+    cleaning: CleaningConfig, detection: DetectionConfig, key: str, spatial: bool = False
+) -> SensorConfig:
     """What each key's step is built from: the cleaning stages and the detector (gap tracking
     only per sensor)."""
     validation, epa, scaling = cleaning.validation, cleaning.epa, cleaning.scaling
@@ -174,6 +178,7 @@ def sensor_config(cleaning: CleaningConfig, detection: DetectionConfig, key: str
         flatline=cleaning.flatline.readings if per_sensor else None,
         nowcast=epa.enabled and epa.aqi and per_sensor,
         report_faults=detection.faults,
+        count_alerts=not spatial,  # with the area stage, alerts are decided (and counted) there
     )
 
 
@@ -214,10 +219,15 @@ def _take_readings(
 
 
 def _alerts(
-    scored: Stream[Reading], detection: DetectionConfig, outputs: OutputsConfig, counter: Progress
-) -> None:
+    scored: Stream[Reading],
+    detection: DetectionConfig,
+    outputs: OutputsConfig,
+    counter: Progress,
+    placed: Stream[Placed] | None = None,
+) -> Stream[Counts] | None:
     """Readings above the threshold, and those a rule flagged (unless `detection.faults` is
-    off), written as anomalies with their kind and reasons (and to the webhook)."""
+    off), written as anomalies with their kind and reasons (and to the webhook). With the area
+    stage, from its placed readings (spatial reasons, events), and their counts are returned."""
     threshold, features = detection.alarm_threshold(), detection.features
     faults = detection.faults
 
@@ -229,10 +239,24 @@ def _alerts(
         ]
         return counter.anomalies(found)
 
-    alerts = op.flat_map_batch("anomalies", scored, alerts_of)
+    def placed_alerts(batch: list[Placed]) -> list[dict[str, Any]]:
+        found = [
+            anomaly_record(p.reading, features, threshold, p.event, p.reasons)
+            for p in batch
+            if (faults and p.reasons) or is_anomaly(p.reading, threshold, faults)
+        ]
+        return counter.anomalies(found)
+
+    if placed is None:
+        alerts = op.flat_map_batch("anomalies", scored, alerts_of)
+    else:
+        alerts = op.flat_map_batch("anomalies", placed, placed_alerts)
     op.output("anomalies_out", alerts, outputs.sink("anomalies"))
     if outputs.webhook.url is not None:
         op.output("webhook_out", alerts, outputs.webhook.sink())
+    if placed is None:
+        return None
+    return op.flat_map_batch("alert_counts", alerts, lambda b: [kind_counts(b)] if b else [])
 
 
 def _dead_letters(rejected: Stream[DeadLetter], sink: Sink, counter: Progress) -> None:
@@ -295,7 +319,8 @@ def build_flow(
 def dataflow(config: FlowConfig) -> Dataflow:
     """The flow: read → split readings from dead letters → clean and score per key → outputs."""
     run, outputs = config.run, config.outputs
-    per_sensor = sensor_config(config.cleaning, config.detection, run.key)
+    spatial = config.spatial.enabled and run.key == "sensor"  # neighbours need time series
+    per_sensor = sensor_config(config.cleaning, config.detection, run.key, spatial)
     counter = Progress(run.progress)
     if run.gc_threshold is not None:
         tune_gc(run.gc_threshold)
@@ -312,7 +337,14 @@ def dataflow(config: FlowConfig) -> Dataflow:
         extra_counts.append(_gap_events(per_key, outputs.sink("events")))
     take_readings = _take_readings(config.cleaning, run.key, counter)
     scored = op.flat_map_batch("take_readings", per_key, take_readings)
-    _alerts(scored, config.detection, outputs, counter)
+    placed = None
+    if spatial:
+        offline_after = config.cleaning.gaps.offline_after
+        placed, _windows, area_counts = spatial_stage(scored, config.spatial, offline_after)
+        extra_counts.append(area_counts)
+    alert_counts = _alerts(scored, config.detection, outputs, counter, placed)
+    if alert_counts is not None:
+        extra_counts.append(alert_counts)
     _dead_letters(rejected, outputs.sink("dead_letters"), counter)
     if outputs.readings is not None:
         readings = op.map("reading_json", scored, reading_record)

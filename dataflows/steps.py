@@ -58,6 +58,7 @@ class SensorConfig:
         flatline: int | None = None,
         nowcast: bool = False,
         report_faults: bool = True,
+        count_alerts: bool = True,
     ):
         self.impute_fields = tuple(impute_fields)
         self.window = window
@@ -74,6 +75,7 @@ class SensorConfig:
         self.flatline = flatline  # quality control: readings in a row, or None (off)
         self.nowcast = nowcast  # the NowCast and AQI of pm2.5_epa, as fields
         self.report_faults = report_faults  # a reading a rule flags is an alert, whatever its score
+        self.count_alerts = count_alerts  # False when a later stage decides (the area stage)
         self.new_qc()
         self.new_scaler()
         self.new_imputer()  # fail at build time on a bad configuration
@@ -134,6 +136,7 @@ class SensorLogic(StatefulBatchLogic):
             self.scaler,
             *self.qc,
             config.report_faults,
+            config.count_alerts,
         )
 
     def on_batch(self, values: list[Reading]) -> tuple[list[Any], bool]:
@@ -143,7 +146,7 @@ class SensorLogic(StatefulBatchLogic):
         append = out.append
         # with thousands of sensors a batch holds about one reading: keep the set-up to one load
         (impute, score, counts, threshold, validator, epa, scaler, channels, flatline, nowcast,
-         report_faults) = self._hot  # fmt: skip
+         report_faults, count_alerts) = self._hot  # fmt: skip
         for reading in values:
             if type(reading) is GapEvent:
                 append(reading)
@@ -181,7 +184,9 @@ class SensorLogic(StatefulBatchLogic):
             counts[tag] = counts.get(tag, 0) + 1
             tag = STATUS_TAGS[status]
             counts[tag] = counts.get(tag, 0) + 1
-            if (reasons and report_faults) or (status == "scored" and value > threshold):
+            if count_alerts and (
+                (reasons and report_faults) or (status == "scored" and value > threshold)
+            ):
                 counts["anomalies"] = counts.get("anomalies", 0) + 1
                 tag = "kind:" + kind_of(reasons)
                 counts[tag] = counts.get(tag, 0) + 1
@@ -232,19 +237,25 @@ def iso_time(epoch_seconds: int) -> str:
     return datetime.fromtimestamp(epoch_seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def reasons_of(reading: Reading, threshold: float) -> list[str]:
-    """The reading's rule codes, and `score` when its score is above the threshold."""
+def reasons_of(reading: Reading, threshold: float, extra: Sequence[str] = ()) -> list[str]:
+    """The reading's rule codes (and `extra` ones, from the area stage), and `score` when its
+    score is above the threshold."""
     if reading.status == "scored" and reading.score is not None and reading.score > threshold:
-        return [*reading.reasons, SCORE]
-    return list(reading.reasons)
+        return [*reading.reasons, *extra, SCORE]
+    return [*reading.reasons, *extra]
 
 
 def anomaly_record(
-    reading: Reading, features: Sequence[str], threshold: float, event: bool = False
+    reading: Reading,
+    features: Sequence[str],
+    threshold: float,
+    event: bool = False,
+    extra: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The anomaly line: sensor, time, kind and reasons, score, feature values, imputed fields,
-    the AQI when computed, and what the rules saw (`flags`) when a rule fired."""
-    reasons = reasons_of(reading, threshold)
+    the AQI when computed, and what the rules saw (`flags`) when a rule fired. `event`: the
+    reading is part of its area's pollution event; `extra`: the area stage's reasons."""
+    reasons = reasons_of(reading, threshold, extra)
     record: dict[str, Any] = {
         "sensor_index": reading.sensor_index,
         "time": iso_time(reading.time),
@@ -262,6 +273,17 @@ def anomaly_record(
     if reading.reasons:
         record["flags"] = reading.flags
     return record
+
+
+def kind_counts(records: Sequence[Mapping[str, Any]]) -> Counts:
+    """`anomalies` and `kind:<kind>` of a batch of anomaly lines."""
+    counts: Counts = {}
+    for record in records:
+        tag = "kind:" + record["kind"]
+        counts[tag] = counts.get(tag, 0) + 1
+    if records:
+        counts["anomalies"] = len(records)
+    return counts
 
 
 def reading_record(reading: Reading) -> dict[str, Any]:

@@ -139,7 +139,9 @@ def test_channel_faults_name_themselves_and_keep_the_good_channel():
 
 
 def test_rules_can_be_turned_off_and_faults_need_not_be_alerts(shipped):
-    out, totals = run(str(SHIPPED_DATA), validate=False, flatline=None, channels=False)
+    out, totals = run(
+        str(SHIPPED_DATA), validate=False, flatline=None, channels=False, spatial=False
+    )
     assert {a["kind"] for a in out} == {"anomaly"} and "flatline" not in totals
     quiet, _ = run(str(SHIPPED_DATA), report_faults=False)
     assert all("score" in a["reasons"] for a in quiet)
@@ -182,6 +184,8 @@ def test_the_issues_per_sensor_targets_on_the_simulator(qc_scenario):
     assert report.precision("sensor_fault") >= 0.9
     assert report.plume_readings > 500
     assert report.plume_fault_share <= 0.05
+    assert report.alerts["pollution_event"] > 100
+    assert report.precision("pollution_event") >= 0.9
 
 
 def test_default_alerts_find_the_labelled_faults_with_few_false_alarms(shipped):

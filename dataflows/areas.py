@@ -1,0 +1,309 @@
+"""The second keyed stage of the air-quality flow: one key per area, over event-time windows.
+
+After the per-sensor step, each reading goes to its home area and, as a neighbour only, to the
+areas its neighbour radius reaches (`preparation.neighbours.areas_near`). `AreaLogic` gathers an
+area's readings into tumbling windows of `window` seconds of event time and, when a window is
+complete, applies the neighbour rules to it (`preparation.neighbours`): each home reading then
+leaves with its spatial reasons and whether it is part of a pollution event.
+
+**When a window is complete, the same way whatever the worker layout.** A sensor's readings
+reach an area in the sensor's own order (one worker sends them, in order), but readings of
+different sensors interleave differently with one worker, two, or two processes. So a window is
+closed only when every sensor the area knows has moved past it: its latest reading is at or
+after the window's end, or it fell silent more than `offline_after` seconds before the window
+began. Which readings count is decided by each sensor's own sequence, never by arrival: not a
+sensor's first reading nor any within `grace` seconds of it (its neighbours may not have heard
+of it yet), not a reading more than `offline_after` after the sensor's previous one (a sensor
+back from silence), not a reading that is not after the previous one. Those, and readings
+without a position, leave at once, without spatial reasons. The one assumption: no worker runs
+more than `grace` seconds of event time ahead of another before a new sensor's first reading
+reaches its areas (four hours by default: a file is read by every shard in the same order,
+a batch of 1,000 rows at a time, and a batch of 30 sensors covers an hour).
+
+Cost: an area keeps its open windows (a few) and, per sensor, six numbers; the neighbours of its
+members come from one BallTree over them, built again only when a member joins; closing a window
+costs a median of each home sensor's neighbours' window values.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Stream
+from bytewax.operators import StatefulBatchLogic
+
+from config.flow import SpatialConfig
+from preparation.neighbours import Neighbourhood, NeighbourRule, areas_near, robust_centre
+from preparation.reasons import (
+    CHANNEL_DISAGREEMENT,
+    CHANNEL_DOWNGRADED,
+    CHANNEL_ZERO,
+    FAULTS,
+    NEIGHBOUR_DISAGREEMENT,
+)
+from sources.payload import Reading
+
+CHANNEL_CODES = frozenset({CHANNEL_DISAGREEMENT, CHANNEL_ZERO, CHANNEL_DOWNGRADED})
+#: Seconds of event time per window, and the defaults of the other timings.
+WINDOW = 600
+GRACE = 14400
+OFFLINE_AFTER = 3600
+
+
+@dataclass(slots=True)
+class Observation:
+    """What an area needs of one reading; `reading` only in the home area (it leaves from there)."""
+
+    sensor_index: int
+    time: int
+    latitude: float
+    longitude: float
+    value: float | None  # the spatial field, None when missing or the reading broke a rule
+    channels_ok: bool  # no channel fault
+    reading: Reading | None = None
+
+
+@dataclass(slots=True)
+class Placed:
+    """A home reading leaving the area stage: its spatial reasons, and whether it is part of a
+    pollution event of its area."""
+
+    reading: Reading
+    reasons: list[str] = field(default_factory=list)
+    event: bool = False
+
+
+@dataclass(slots=True)
+class AreaWindow:
+    """An area's verdict on one window, for incidents: in an event or not, and who rose."""
+
+    area: str  # set from the key once out of the stage
+    start: int
+    end: int
+    event: bool
+    rising: list[int]
+    sensors: int  # home sensors with a baseline
+
+
+def observe(reading: Reading, field_name: str) -> Observation | None:
+    """The observation of a cleaned reading, or None without a position."""
+    values = reading.values
+    lat, lon = values.get("latitude"), values.get("longitude")
+    if lat is None or lon is None:
+        return None
+    faulty = not FAULTS.isdisjoint(reading.reasons)
+    value = None if faulty else values.get(field_name)
+    ok = CHANNEL_CODES.isdisjoint(reading.reasons)
+    return Observation(reading.sensor_index, reading.time, lat, lon, value, ok)
+
+
+class AreaLogic(StatefulBatchLogic):
+    """One area's members, open windows and home sensors' baselines."""
+
+    def __init__(
+        self,
+        rule: NeighbourRule,
+        window: int = WINDOW,
+        grace: int = GRACE,
+        offline_after: int = OFFLINE_AFTER,
+        resume: dict[str, Any] | None = None,
+    ):
+        self.rule = rule
+        self.window = window
+        self.grace = grace
+        self.offline_after = offline_after
+        state = resume or {}
+        # sensor: [latest time, first time, latitude, longitude]
+        self.members: dict[int, list] = state.get("members", {})
+        self.windows: dict[int, dict[int, list[Observation]]] = state.get("windows", {})
+        self.baselines: dict[int, list] = state.get("baselines", {})  # sensor: [baseline, n]
+        self.counts: dict[str, int] = state.get("counts", {})
+        self._near: dict[int, list[int]] | None = None  # members' neighbours (rebuilt on resume)
+
+    def _count(self, tag: str, n: int = 1) -> None:
+        self.counts[tag] = self.counts.get(tag, 0) + n
+
+    def on_batch(self, values: list[Observation]) -> tuple[list[Any], bool]:
+        out: list[Any] = []
+        members, window, windows = self.members, self.window, self.windows
+        offline_after, grace = self.offline_after, self.grace
+        for obs in values:
+            member = members.get(obs.sensor_index)
+            if member is None:
+                members[obs.sensor_index] = [obs.time, obs.time, obs.latitude, obs.longitude]
+                self._near = None  # a new member: neighbour lists to be found again
+                included = False
+            else:
+                latest, first = member[0], member[1]
+                included = latest < obs.time <= latest + offline_after and obs.time >= first + grace
+                if obs.time > latest:
+                    member[0] = obs.time
+            if included:
+                by_sensor = windows.get(obs.time // window)
+                if by_sensor is None:
+                    by_sensor = windows[obs.time // window] = {}
+                by_sensor.setdefault(obs.sensor_index, []).append(obs)
+            elif obs.reading is not None:
+                out.append(Placed(obs.reading))
+                self._count("spatial:unplaced")
+        while windows:
+            oldest = min(windows)
+            if not self._complete(oldest * window):
+                break
+            out.extend(self._close(oldest))
+        return out, StatefulBatchLogic.RETAIN
+
+    def _complete(self, start: int) -> bool:
+        end, silent, grace = start + self.window, start - self.offline_after, self.grace
+        return all(
+            m[0] >= end or m[0] < silent or m[1] + grace >= end for m in self.members.values()
+        )
+
+    def _neighbours(self) -> dict[int, list[int]]:
+        """Every member's neighbours within the radius (positions are fixed: found again only
+        when a member joins), by a BallTree over the members."""
+        if self._near is None:
+            sensors = sorted(self.members)
+            lat = [self.members[s][2] for s in sensors]
+            lon = [self.members[s][3] for s in sensors]
+            found = Neighbourhood(lat, lon, self.rule.radius_km).within(range(len(sensors)))
+            self._near = {
+                s: [sensors[i] for i in ids.tolist()] for s, ids in zip(sensors, found, strict=True)
+            }
+        return self._near
+
+    def _close(self, index: int) -> list[Any]:
+        """The window's verdict: each home reading with its spatial reasons and event flag."""
+        rule = self.rule
+        by_sensor = self.windows.pop(index)
+        self._count("spatial:windows")
+        values: dict[int, float] = {}  # the window value of each sensor with one
+        ok: dict[int, bool] = {}
+        for sensor, observations in by_sensor.items():
+            observed = [o.value for o in observations if o.value is not None]
+            if observed:
+                values[sensor] = observed[0] if len(observed) == 1 else statistics.median(observed)
+                ok[sensor] = all(o.channels_ok for o in observations)
+        home = sorted(s for s in values if by_sensor[s][0].reading is not None)
+        near = self._neighbours() if home else {}
+        disagreeing = set()
+        for sensor in home:
+            around = [values[n] for n in near.get(sensor, ()) if n in values]
+            if len(around) >= rule.min_neighbours:
+                centre, spread = robust_centre(around)
+                if rule.disagrees(values[sensor], centre, spread):
+                    disagreeing.add(sensor)
+        rising, ready = [], 0
+        for sensor in home:
+            base = self.baselines.get(sensor)
+            if base is not None and base[1] >= rule.baseline_windows:
+                ready += 1
+                if ok[sensor] and rule.rises(values[sensor], base[0]):
+                    rising.append(sensor)
+        event = len(rising) >= max(rule.min_rising, rule.event_share * ready)
+        up = set(rising)
+        for sensor in home:  # learn the baselines of the sensors that did not rise
+            if sensor not in up:
+                base = self.baselines.setdefault(sensor, [values[sensor], 0])
+                base[0] += rule.baseline_alpha * (values[sensor] - base[0])
+                base[1] += 1
+        start = index * self.window
+        out: list[Any] = [AreaWindow("", start, start + self.window, event, rising, ready)]
+        if event:
+            self._count("spatial:event_windows")
+            disagreeing -= up  # during an event, a sensor that rose with it is not a fault
+        for sensor, observations in by_sensor.items():
+            if observations[0].reading is None:
+                continue
+            reasons = [NEIGHBOUR_DISAGREEMENT] if sensor in disagreeing else []
+            in_event = event and sensor in up
+            for obs in observations:
+                out.append(Placed(obs.reading, list(reasons), in_event))
+            if reasons:
+                self._count("spatial:neighbour_disagreement", len(observations))
+            if in_event:
+                self._count("spatial:in_event", len(observations))
+        return out
+
+    def on_eof(self) -> tuple[list[Any], bool]:
+        out: list[Any] = []
+        for start in sorted(self.windows):
+            out.extend(self._close(start))
+        out.append(dict(self.counts))
+        self.counts = {}
+        return out, StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "members": {s: list(m) for s, m in self.members.items()},
+            "windows": {w: {s: list(o) for s, o in by.items()} for w, by in self.windows.items()},
+            "baselines": {s: list(b) for s, b in self.baselines.items()},
+            "counts": dict(self.counts),
+        }
+
+
+def route(
+    batch: list[Reading], field_name: str, area_km: float, radius_km: float, places: dict
+) -> list[tuple[str, Any]]:
+    """Each cleaned reading to its home area (with the reading) and, as a neighbour, to the other
+    areas its radius reaches; a reading without a position (or a placeholder) as `("", Placed)`,
+    to leave at once. `places` memoises a position's areas (a pure function of it)."""
+    out: list[tuple[str, Any]] = []
+    for reading in batch:
+        if reading.placeholder:
+            continue
+        obs = observe(reading, field_name)
+        if obs is None:
+            out.append(("", Placed(reading)))
+            continue
+        where = (obs.latitude, obs.longitude)
+        areas = places.get(where)
+        if areas is None:
+            areas = places[where] = areas_near(obs.latitude, obs.longitude, area_km, radius_km)
+        obs.reading = reading
+        out.append((areas[0], obs))
+        if len(areas) > 1:
+            s, t, lat, lon, v, ok = obs.sensor_index, obs.time, *where, obs.value, obs.channels_ok
+            out.extend((area, Observation(s, t, lat, lon, v, ok)) for area in areas[1:])
+    return out
+
+
+def spatial_stage(
+    scored: Stream[Reading], config: SpatialConfig, offline_after: int
+) -> tuple[Stream[Placed], Stream[AreaWindow], Stream[dict]]:
+    """The area stage: readings placed (with spatial reasons), area verdicts per window, and the
+    stage's counts (at the end of a finite run)."""
+    places: dict = {}
+    field_name, area_km, radius_km = config.field, config.area_km, config.radius_km
+    rule = config.rule()
+    routed = op.flat_map_batch(
+        "to_areas", scored, lambda b: route(b, field_name, area_km, radius_km, places)
+    )
+    direct = op.flat_map_batch("unplaced", routed, lambda b: [v for k, v in b if k == ""])
+    keyed = op.flat_map_batch("placed", routed, lambda b: [kv for kv in b if kv[0] != ""])
+    per_area = op.stateful_batch(
+        "areas",
+        keyed,
+        lambda resume: AreaLogic(rule, config.window, config.grace, offline_after, resume),
+    )
+
+    def named(batch: list[tuple[str, Any]]) -> list[Any]:
+        for area, item in batch:
+            if type(item) is AreaWindow:
+                item.area = area
+        return [item for _area, item in batch]
+
+    out = op.flat_map_batch("area_items", per_area, named)
+    placed = op.merge(
+        "placed_readings",
+        direct,
+        op.flat_map_batch("take_placed", out, lambda b: [x for x in b if type(x) is Placed]),
+    )
+    windows = op.flat_map_batch(
+        "take_area_windows", out, lambda b: [x for x in b if type(x) is AreaWindow]
+    )
+    counts = op.flat_map_batch("take_area_counts", out, lambda b: [x for x in b if type(x) is dict])
+    return placed, windows, counts
