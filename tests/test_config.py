@@ -93,7 +93,7 @@ CHANGED = {
     "spatial_field": ("spatial.field", "pm2.5_epa"),
     "spatial_window": ("spatial.window", 300),
     "spatial_grace": ("spatial.grace", 3600),
-    "area_km": ("spatial.area_km", 30.0),
+    "area_km": ("spatial.area_km", 40.0),
     "radius_km": ("spatial.radius_km", 5.0),
     "min_neighbours": ("spatial.min_neighbours", 4),
     "neighbour_low": ("spatial.low_level", 40.0),
