@@ -378,7 +378,7 @@ class SpatialConfig(Group):
     field: str = option("pm2.5_cf_1", "the value compared", keyword="spatial_field")
     window: int = option(600, "seconds of event time per window", keyword="spatial_window", min=60)
     grace: int = option(
-        14400, "a new sensor's first seconds are not compared", keyword="spatial_grace", min=0
+        1800, "a new sensor's first seconds are not compared", keyword="spatial_grace", min=0
     )
     area_km: float = option(30.0, "side of an area, km", keyword="area_km", min=1)
     radius_km: float = option(10.0, "neighbours within this, km", keyword="radius_km", min=0.1)

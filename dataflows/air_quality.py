@@ -36,7 +36,7 @@ from config import (
     SampleConfig,
     resolve,
 )
-from dataflows.areas import Placed, spatial_stage
+from dataflows.areas import Placed, Registry, file_registry, spatial_stage
 from dataflows.steps import (
     Counts,
     SensorConfig,
@@ -316,6 +316,14 @@ def build_flow(
     return dataflow(resolve(config, **options))
 
 
+def _registry(config: FlowConfig) -> Registry | None:
+    """For a local file, its sensors by area (`file_registry`); None for a live source."""
+    source, spatial = config.source.path or SHIPPED_DATA, config.spatial
+    if isinstance(source, Source) or source == "purpleair" or is_url(str(source)):
+        return None
+    return file_registry(source, spatial.area_km, spatial.radius_km)
+
+
 def dataflow(config: FlowConfig) -> Dataflow:
     """The flow: read → split readings from dead letters → clean and score per key → outputs."""
     run, outputs = config.run, config.outputs
@@ -340,7 +348,10 @@ def dataflow(config: FlowConfig) -> Dataflow:
     placed = None
     if spatial:
         offline_after = config.cleaning.gaps.offline_after
-        placed, _windows, area_counts = spatial_stage(scored, config.spatial, offline_after)
+        registry = _registry(config)
+        placed, _windows, area_counts = spatial_stage(
+            scored, config.spatial, offline_after, registry
+        )
         extra_counts.append(area_counts)
     alert_counts = _alerts(scored, config.detection, outputs, counter, placed)
     if alert_counts is not None:

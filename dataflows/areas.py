@@ -9,16 +9,18 @@ leaves with its spatial reasons and whether it is part of a pollution event.
 **When a window is complete, the same way whatever the worker layout.** A sensor's readings
 reach an area in the sensor's own order (one worker sends them, in order), but readings of
 different sensors interleave differently with one worker, two, or two processes. So a window is
-closed only when every sensor the area knows has moved past it: its latest reading is at or
-after the window's end, or it fell silent more than `offline_after` seconds before the window
-began. Which readings count is decided by each sensor's own sequence, never by arrival: not a
-sensor's first reading nor any within `grace` seconds of it (its neighbours may not have heard
-of it yet), not a reading more than `offline_after` after the sensor's previous one (a sensor
-back from silence), not a reading that is not after the previous one. Those, and readings
-without a position, leave at once, without spatial reasons. The one assumption: no worker runs
-more than `grace` seconds of event time ahead of another before a new sensor's first reading
-reaches its areas (four hours by default: a file is read by every shard in the same order,
-a batch of 1,000 rows at a time, and a batch of 30 sensors covers an hour).
+closed only when every member of the area has moved past it: its latest reading is at or after
+the window's end, or it fell silent more than `offline_after` seconds before the window began.
+Which readings count is decided by each sensor's own sequence, never by arrival: not a reading
+within `grace` seconds of the sensor's first, not one more than `offline_after` after its
+previous one (a sensor back from silence), not one that is not after the previous one. Those,
+and readings without a position, leave at once, without spatial reasons.
+
+The members: for a file, every sensor of the file is known before the run (`file_registry`: one
+pass over it, positions and first times only), so every area knows whom to wait for from the
+start, and the results are the same for every layout. A live source has no such list: an area
+learns a sensor from its first reading, and the `grace` (30 minutes) covers a worker running
+ahead of another by less than that in event time (the poller's batches are one poll each).
 
 Cost: an area keeps its open windows (a few) and, per sensor, six numbers; the neighbours of its
 members come from one BallTree over them, built again only when a member joins; closing a window
@@ -27,11 +29,14 @@ costs a median of each home sensor's neighbours' window values.
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import bytewax.operators as op
+import orjson
 from bytewax.dataflow import Stream
 from bytewax.operators import StatefulBatchLogic
 
@@ -49,7 +54,7 @@ from sources.payload import Reading
 CHANNEL_CODES = frozenset({CHANNEL_DISAGREEMENT, CHANNEL_ZERO, CHANNEL_DOWNGRADED})
 #: Seconds of event time per window, and the defaults of the other timings.
 WINDOW = 600
-GRACE = 14400
+GRACE = 1800
 OFFLINE_AFTER = 3600
 
 
@@ -64,6 +69,7 @@ class Observation:
     value: float | None  # the spatial field, None when missing or the reading broke a rule
     channels_ok: bool  # no channel fault
     reading: Reading | None = None
+    area: str = ""  # the area it is sent to (set by `route`)
 
 
 @dataclass(slots=True)
@@ -110,6 +116,7 @@ class AreaLogic(StatefulBatchLogic):
         grace: int = GRACE,
         offline_after: int = OFFLINE_AFTER,
         resume: dict[str, Any] | None = None,
+        registry: Registry | None = None,
     ):
         self.rule = rule
         self.window = window
@@ -121,13 +128,24 @@ class AreaLogic(StatefulBatchLogic):
         self.windows: dict[int, dict[int, list[Observation]]] = state.get("windows", {})
         self.baselines: dict[int, list] = state.get("baselines", {})  # sensor: [baseline, n]
         self.counts: dict[str, int] = state.get("counts", {})
+        self.registry = registry  # members known in advance (a file's), loaded on first use
+        self.registered = bool(state)
         self._near: dict[int, list[int]] | None = None  # members' neighbours (rebuilt on resume)
 
     def _count(self, tag: str, n: int = 1) -> None:
         self.counts[tag] = self.counts.get(tag, 0) + n
 
+    def _register(self, area: str) -> None:
+        """Members known in advance: each will first report at its first time."""
+        self.registered = True
+        for sensor, (first, lat, lon) in (self.registry or {}).get(area, {}).items():
+            self.members.setdefault(sensor, [first - 1, first, lat, lon])
+        self._near = None
+
     def on_batch(self, values: list[Observation]) -> tuple[list[Any], bool]:
         out: list[Any] = []
+        if not self.registered and values:
+            self._register(values[0].area)
         members, window, windows = self.members, self.window, self.windows
         offline_after, grace = self.offline_after, self.grace
         for obs in values:
@@ -263,19 +281,59 @@ def route(
         areas = places.get(where)
         if areas is None:
             areas = places[where] = areas_near(obs.latitude, obs.longitude, area_km, radius_km)
-        obs.reading = reading
+        obs.reading, obs.area = reading, areas[0]
         out.append((areas[0], obs))
         if len(areas) > 1:
             s, t, lat, lon, v, ok = obs.sensor_index, obs.time, *where, obs.value, obs.channels_ok
-            out.extend((area, Observation(s, t, lat, lon, v, ok)) for area in areas[1:])
+            out.extend((area, Observation(s, t, lat, lon, v, ok, None, area)) for area in areas[1:])
     return out
 
 
+Registry = dict[str, dict[int, tuple[int, float, float]]]
+
+
+def file_registry(path: str | Path, area_km: float, radius_km: float) -> Registry:
+    """Every sensor of a JSON-lines payload file, by the areas it belongs to or reaches: its first
+    event time and position (one pass over the file, positions only). With it each area knows
+    its members before their first reading arrives, so which windows wait for whom is the same
+    whatever the worker layout. Lines that are not payloads are skipped (they are dead letters
+    in the flow)."""
+    first: dict[int, tuple[int, float, float]] = {}
+    with open(path, "rb") as fh:
+        for line in fh:
+            try:
+                doc = orjson.loads(line)
+                fields = doc["fields"]
+                s, lat, lon = (fields.index(n) for n in ("sensor_index", "latitude", "longitude"))
+                t = fields.index("last_seen") if "last_seen" in fields else None
+                stamp = doc.get("data_time_stamp")
+                rows = doc["data"]
+            except (orjson.JSONDecodeError, KeyError, ValueError, TypeError, AttributeError):
+                continue
+            for row in rows:
+                try:
+                    sensor, when = row[s], stamp if t is None else row[t]
+                    position = (float(row[lat]), float(row[lon]))
+                except (IndexError, TypeError, ValueError):
+                    continue
+                if type(sensor) is int and type(when) is int and sensor not in first:
+                    first[sensor] = (when, *position)
+    registry: Registry = {}
+    for sensor, (when, lat_, lon_) in first.items():
+        if math.isfinite(lat_) and math.isfinite(lon_):
+            for area in areas_near(lat_, lon_, area_km, radius_km):
+                registry.setdefault(area, {})[sensor] = (when, lat_, lon_)
+    return registry
+
+
 def spatial_stage(
-    scored: Stream[Reading], config: SpatialConfig, offline_after: int
+    scored: Stream[Reading],
+    config: SpatialConfig,
+    offline_after: int,
+    registry: Registry | None = None,
 ) -> tuple[Stream[Placed], Stream[AreaWindow], Stream[dict]]:
     """The area stage: readings placed (with spatial reasons), area verdicts per window, and the
-    stage's counts (at the end of a finite run)."""
+    stage's counts (at the end of a finite run). `registry`: the members known in advance."""
     places: dict = {}
     field_name, area_km, radius_km = config.field, config.area_km, config.radius_km
     rule = config.rule()
@@ -287,7 +345,9 @@ def spatial_stage(
     per_area = op.stateful_batch(
         "areas",
         keyed,
-        lambda resume: AreaLogic(rule, config.window, config.grace, offline_after, resume),
+        lambda resume: AreaLogic(
+            rule, config.window, config.grace, offline_after, resume, registry
+        ),
     )
 
     def named(batch: list[tuple[str, Any]]) -> list[Any]:
