@@ -29,7 +29,6 @@ costs a median of each home sensor's neighbours' window values.
 
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -299,30 +298,35 @@ def file_registry(path: str | Path, area_km: float, radius_km: float) -> Registr
     whatever the worker layout. Lines that are not payloads are skipped (they are dead letters
     in the flow)."""
     first: dict[int, tuple[int, float, float]] = {}
+    number = (int, float)
     with open(path, "rb") as fh:
         for line in fh:
             try:
                 doc = orjson.loads(line)
-                fields = doc["fields"]
-                s, lat, lon = (fields.index(n) for n in ("sensor_index", "latitude", "longitude"))
-                t = fields.index("last_seen") if "last_seen" in fields else None
-                stamp = doc.get("data_time_stamp")
-                rows = doc["data"]
-            except (orjson.JSONDecodeError, KeyError, ValueError, TypeError, AttributeError):
+            except orjson.JSONDecodeError:
                 continue
+            fields = doc.get("fields") if type(doc) is dict else None
+            rows = doc.get("data") if type(doc) is dict else None
+            if type(fields) is not list or type(rows) is not list:
+                continue
+            if not {"sensor_index", "latitude", "longitude"} <= set(map(str, fields)):
+                continue
+            s, lat, lon = (fields.index(n) for n in ("sensor_index", "latitude", "longitude"))
+            t = fields.index("last_seen") if "last_seen" in fields else None
+            stamp = doc.get("data_time_stamp")
             for row in rows:
-                try:
-                    sensor, when = row[s], stamp if t is None else row[t]
-                    position = (float(row[lat]), float(row[lon]))
-                except (IndexError, TypeError, ValueError):
+                if type(row) is not list or len(row) != len(fields):
                     continue
-                if type(sensor) is int and type(when) is int and sensor not in first:
-                    first[sensor] = (when, *position)
+                sensor, when = row[s], stamp if t is None else row[t]
+                a, b = row[lat], row[lon]
+                known = type(sensor) is not int or type(when) is not int or sensor in first
+                placed = type(a) in number and type(b) in number and abs(a) <= 90 and abs(b) <= 180
+                if placed and not known:
+                    first[sensor] = (when, float(a), float(b))
     registry: Registry = {}
     for sensor, (when, lat_, lon_) in first.items():
-        if math.isfinite(lat_) and math.isfinite(lon_):
-            for area in areas_near(lat_, lon_, area_km, radius_km):
-                registry.setdefault(area, {})[sensor] = (when, lat_, lon_)
+        for area in areas_near(lat_, lon_, area_km, radius_km):
+            registry.setdefault(area, {})[sensor] = (when, lat_, lon_)
     return registry
 
 
