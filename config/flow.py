@@ -570,6 +570,14 @@ class OutputsConfig(Group):
         None, "gap and sensor_offline events; unset: stderr", example="events.jsonl"
     )
     totals: Sink | None = option(None, "the run's totals (a sink, from Python); unset: the log")
+    incidents: Target = option(
+        None,
+        "incident records, open and close, per sensor fault and area event; unset: none",
+        example="incidents.jsonl",
+    )
+    incident_clear: int = option(
+        1800, "an incident closes this many seconds after its last flag", min=1
+    )
     database: DatabaseConfig = group(DatabaseConfig, keyword="database")
     webhook: WebhookConfig = group(WebhookConfig, keyword="webhook", shorthand="url")
     sample: SampleConfig = group(SampleConfig)

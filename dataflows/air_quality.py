@@ -52,9 +52,11 @@ from dataflows.steps import (
 )
 from preparation.correction import EpaCorrection
 from preparation.gaps import GapEvent, GapLogic, GapTracker
+from preparation.incidents import Incident, incident_record
 from preparation.metrics import count_events, count_readings, count_sampled
 from preparation.sampling import SampleLogic
 from preparation.validation import RangeValidator
+from sinks.jsonlines import JsonLinesSink
 from sinks.log import LogSink
 from sinks.metrics import Progress
 from sources.documents import is_url
@@ -156,7 +158,11 @@ def _gap_logic(gaps: GapsConfig) -> Callable[[GapTracker | None], GapLogic] | No
 
 
 def sensor_config(
-    cleaning: CleaningConfig, detection: DetectionConfig, key: str, spatial: bool = False
+    cleaning: CleaningConfig,
+    detection: DetectionConfig,
+    key: str,
+    spatial: bool = False,
+    incidents: int | None = None,
 ) -> SensorConfig:
     """What each key's step is built from: the cleaning stages and the detector (gap tracking
     only per sensor)."""
@@ -179,6 +185,7 @@ def sensor_config(
         nowcast=epa.enabled and epa.aqi and per_sensor,
         report_faults=detection.faults,
         count_alerts=not spatial,  # with the area stage, alerts are decided (and counted) there
+        incidents=incidents if per_sensor else None,
     )
 
 
@@ -328,7 +335,8 @@ def dataflow(config: FlowConfig) -> Dataflow:
     """The flow: read → split readings from dead letters → clean and score per key → outputs."""
     run, outputs = config.run, config.outputs
     spatial = config.spatial.enabled and run.key == "sensor"  # neighbours need time series
-    per_sensor = sensor_config(config.cleaning, config.detection, run.key, spatial)
+    clear = outputs.incident_clear if outputs.incidents is not None else None
+    per_sensor = sensor_config(config.cleaning, config.detection, run.key, spatial, clear)
     counter = Progress(run.progress)
     if run.gc_threshold is not None:
         tune_gc(run.gc_threshold)
@@ -349,10 +357,17 @@ def dataflow(config: FlowConfig) -> Dataflow:
     if spatial:
         offline_after = config.cleaning.gaps.offline_after
         registry = _registry(config)
-        placed, _windows, area_counts = spatial_stage(
-            scored, config.spatial, offline_after, registry
+        placed, area_incidents, area_counts = spatial_stage(
+            scored, config.spatial, offline_after, registry, clear
         )
         extra_counts.append(area_counts)
+    if clear is not None:
+        found = op.flat_map_batch("take_incidents", per_key, lambda b: unkeyed(b, Incident))
+        if placed is not None:
+            found = op.merge("all_incidents", found, area_incidents)
+        target = outputs.incidents
+        sink = JsonLinesSink(target, stream="stdout") if isinstance(target, str) else target
+        op.output("incidents_out", op.map("incident_json", found, incident_record), sink)
     alert_counts = _alerts(scored, config.detection, outputs, counter, placed)
     if alert_counts is not None:
         extra_counts.append(alert_counts)

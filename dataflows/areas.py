@@ -29,6 +29,7 @@ costs a median of each home sensor's neighbours' window values.
 
 from __future__ import annotations
 
+import copy
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ from bytewax.dataflow import Stream
 from bytewax.operators import StatefulBatchLogic
 
 from config.flow import SpatialConfig
+from preparation.incidents import AreaIncidents, Incident, SensorIncidents
 from preparation.neighbours import Neighbourhood, NeighbourRule, areas_near, robust_centre
 from preparation.reasons import (
     CHANNEL_DISAGREEMENT,
@@ -116,6 +118,7 @@ class AreaLogic(StatefulBatchLogic):
         offline_after: int = OFFLINE_AFTER,
         resume: dict[str, Any] | None = None,
         registry: Registry | None = None,
+        incidents: int | None = None,
     ):
         self.rule = rule
         self.window = window
@@ -128,6 +131,9 @@ class AreaLogic(StatefulBatchLogic):
         self.baselines: dict[int, list] = state.get("baselines", {})  # sensor: [baseline, n]
         self.counts: dict[str, int] = state.get("counts", {})
         self.registry = registry  # members known in advance (a file's), loaded on first use
+        self.incidents = incidents  # seconds that clear an incident; None: no incident records
+        self.event_incident: AreaIncidents | None = state.get("event_incident")
+        self.neighbour_incidents: dict[int, SensorIncidents] = state.get("neighbour_incidents", {})
         self.registered = bool(state)
         self._near: dict[int, list[int]] | None = None  # members' neighbours (rebuilt on resume)
 
@@ -232,6 +238,8 @@ class AreaLogic(StatefulBatchLogic):
         if event:
             self._count("spatial:event_windows")
             disagreeing -= up  # during an event, a sensor that rose with it is not a fault
+        if self.incidents is not None:
+            out.extend(self._incidents(start, event, rising, home, disagreeing))
         for sensor, observations in by_sensor.items():
             if observations[0].reading is None:
                 continue
@@ -243,6 +251,27 @@ class AreaLogic(StatefulBatchLogic):
                 self._count("spatial:neighbour_disagreement", len(observations))
             if in_event:
                 self._count("spatial:in_event", len(observations))
+        return out
+
+    def _incidents(
+        self, start: int, event: bool, rising: list[int], home: list[int], disagreeing: set[int]
+    ) -> list[Incident]:
+        """The window's incident records: the area's event, its sensors' neighbour faults."""
+        assert self.incidents is not None
+        if self.event_incident is None:
+            self.event_incident = AreaIncidents(self.incidents)
+        end = start + self.window
+        out = self.event_incident.observe("", start, end, event, rising)
+        for sensor in home:
+            track = self.neighbour_incidents.get(sensor)
+            if track is None:
+                if sensor not in disagreeing:
+                    continue
+                track = self.neighbour_incidents[sensor] = SensorIncidents(
+                    self.incidents, "neighbour"
+                )
+            flagged = [NEIGHBOUR_DISAGREEMENT] if sensor in disagreeing else []
+            out.extend(track.observe(sensor, start if flagged else end, flagged))
         return out
 
     def on_eof(self) -> tuple[list[Any], bool]:
@@ -259,6 +288,10 @@ class AreaLogic(StatefulBatchLogic):
             "windows": {w: {s: list(o) for s, o in by.items()} for w, by in self.windows.items()},
             "baselines": {s: list(b) for s, b in self.baselines.items()},
             "counts": dict(self.counts),
+            "event_incident": None
+            if self.event_incident is None
+            else copy.deepcopy(self.event_incident),
+            "neighbour_incidents": {s: t.copy() for s, t in self.neighbour_incidents.items()},
         }
 
 
@@ -335,9 +368,11 @@ def spatial_stage(
     config: SpatialConfig,
     offline_after: int,
     registry: Registry | None = None,
-) -> tuple[Stream[Placed], Stream[AreaWindow], Stream[dict]]:
-    """The area stage: readings placed (with spatial reasons), area verdicts per window, and the
-    stage's counts (at the end of a finite run). `registry`: the members known in advance."""
+    incidents: int | None = None,
+) -> tuple[Stream[Placed], Stream[Incident], Stream[dict]]:
+    """The area stage: readings placed (with spatial reasons), incident records (when
+    `incidents`, the seconds that clear one), and the stage's counts (at the end of a finite
+    run). `registry`: the members known in advance."""
     places: dict = {}
     field_name, area_km, radius_km = config.field, config.area_km, config.radius_km
     rule = config.rule()
@@ -350,14 +385,16 @@ def spatial_stage(
         "areas",
         keyed,
         lambda resume: AreaLogic(
-            rule, config.window, config.grace, offline_after, resume, registry
+            rule, config.window, config.grace, offline_after, resume, registry, incidents
         ),
     )
 
     def named(batch: list[tuple[str, Any]]) -> list[Any]:
         for area, item in batch:
-            if type(item) is AreaWindow:
+            if type(item) is AreaWindow or (type(item) is Incident and item.sensor_index is None):
                 item.area = area
+                if type(item) is Incident:  # the area's key names its incident
+                    item.id = item.id.replace("area::", f"area:{area}:", 1)
         return [item for _area, item in batch]
 
     out = op.flat_map_batch("area_items", per_area, named)
@@ -366,8 +403,8 @@ def spatial_stage(
         direct,
         op.flat_map_batch("take_placed", out, lambda b: [x for x in b if type(x) is Placed]),
     )
-    windows = op.flat_map_batch(
-        "take_area_windows", out, lambda b: [x for x in b if type(x) is AreaWindow]
+    found = op.flat_map_batch(
+        "take_area_incidents", out, lambda b: [x for x in b if type(x) is Incident]
     )
     counts = op.flat_map_batch("take_area_counts", out, lambda b: [x for x in b if type(x) is dict])
-    return placed, windows, counts
+    return placed, found, counts

@@ -27,6 +27,7 @@ from preparation.channels import ChannelAgreement
 from preparation.correction import EPA_FIELD, EpaCorrection
 from preparation.flatline import Flatline
 from preparation.gaps import GapEvent, GapLogic, GapTracker
+from preparation.incidents import SensorIncidents
 from preparation.reasons import FLATLINE, OUT_OF_RANGE, SCORE, kind_of
 from preparation.scaling import Standardiser
 from preparation.validation import RangeValidator
@@ -59,6 +60,7 @@ class SensorConfig:
         nowcast: bool = False,
         report_faults: bool = True,
         count_alerts: bool = True,
+        incidents: int | None = None,
     ):
         self.impute_fields = tuple(impute_fields)
         self.window = window
@@ -76,6 +78,7 @@ class SensorConfig:
         self.nowcast = nowcast  # the NowCast and AQI of pm2.5_epa, as fields
         self.report_faults = report_faults  # a reading a rule flags is an alert, whatever its score
         self.count_alerts = count_alerts  # False when a later stage decides (the area stage)
+        self.incidents = incidents  # seconds clean that close a fault incident; None: none
         self.new_qc()
         self.new_scaler()
         self.new_imputer()  # fail at build time on a bad configuration
@@ -92,12 +95,16 @@ class SensorConfig:
     def new_gaps(self, resume: GapTracker | None = None) -> GapLogic | None:
         return None if self.gaps is None else self.gaps(resume)
 
-    def new_qc(self) -> tuple[ChannelAgreement | None, Flatline | None, NowCast | None]:
-        """A key's quality-control state: channel check, flatline rule, NowCast (each or None)."""
+    def new_qc(
+        self,
+    ) -> tuple[ChannelAgreement | None, Flatline | None, NowCast | None, SensorIncidents | None]:
+        """A key's quality-control state: channel check, flatline rule, NowCast and fault
+        incidents (each or None)."""
         return (
             None if self.channels is None else self.channels.copy(),
             None if self.flatline is None else Flatline(self.flatline),
             NowCast() if self.nowcast else None,
+            None if self.incidents is None else SensorIncidents(self.incidents),
         )
 
     def new_scaler(self) -> Standardiser | None:
@@ -126,6 +133,8 @@ class SensorLogic(StatefulBatchLogic):
             self.gaps = config.new_gaps(tracker)
             # snapshots from before the quality-control rules have no QC state: start it afresh
             self.qc = resume[5] if len(resume) > 5 else config.new_qc()
+            if len(self.qc) < 4:  # snapshots from before incidents
+                self.qc = (*self.qc, config.new_qc()[3])
         self._hot = (
             self.imputer.impute_one,
             self.detector.score_then_learn,
@@ -146,7 +155,7 @@ class SensorLogic(StatefulBatchLogic):
         append = out.append
         # with thousands of sensors a batch holds about one reading: keep the set-up to one load
         (impute, score, counts, threshold, validator, epa, scaler, channels, flatline, nowcast,
-         report_faults, count_alerts) = self._hot  # fmt: skip
+         incidents, report_faults, count_alerts) = self._hot  # fmt: skip
         for reading in values:
             if type(reading) is GapEvent:
                 append(reading)
@@ -176,6 +185,8 @@ class SensorLogic(StatefulBatchLogic):
                     filled[AQI_FIELD] = None if level is None else float(aqi(level))
             if scaler is not None:
                 scaler.apply(filled, imputed, counts)
+            if incidents is not None and not reading.placeholder:
+                out.extend(incidents.observe(reading.sensor_index, reading.time, reasons))
             if reading.placeholder:  # a missed time step: imputed, never scored nor learnt
                 value, status, tag = None, "unscored", "placeholders"
             else:

@@ -116,6 +116,8 @@ CHANGED = {
     "readings": ("outputs.readings", "readings.jsonl"),
     "events": ("outputs.events", "events.jsonl"),
     "totals": ("outputs.totals", TestingSink([])),  # Python only
+    "incidents": ("outputs.incidents", "incidents.jsonl"),
+    "incident_clear": ("outputs.incident_clear", 3600),
     "database": ("outputs.database", {"retries": 3, "timeout": 2.0}),
     "webhook": ("outputs.webhook.url", "https://alerts.example/hook"),
     "webhook_dead_letters": ("outputs.webhook.dead_letters", "undelivered.jsonl"),

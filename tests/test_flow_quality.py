@@ -168,9 +168,16 @@ def qc_scenario(tmp_path_factory):
     out = tmp_path_factory.mktemp("qc_flow")
     sim = simulate.generate(seed=11, n_sensors=40, hours=12, channels=True, smoke=1)
     polls, labels = simulate.write(sim, out)
-    alerts = out / "alerts.jsonl"
-    run_main(build_flow(str(polls), output=str(alerts), events=TestingSink([]), progress=None))
-    return evaluate(load_alerts(alerts), load_labels(labels), load_readings(polls))
+    alerts, incidents = out / "alerts.jsonl", []
+    flow = build_flow(
+        str(polls),
+        output=str(alerts),
+        incidents=TestingSink(incidents),
+        events=TestingSink([]),
+        progress=None,
+    )
+    run_main(flow)
+    return evaluate(load_alerts(alerts), load_labels(labels), load_readings(polls), incidents)
 
 
 def test_the_issues_per_sensor_targets_on_the_simulator(qc_scenario):
@@ -186,6 +193,28 @@ def test_the_issues_per_sensor_targets_on_the_simulator(qc_scenario):
     assert report.plume_fault_share <= 0.05
     assert report.alerts["pollution_event"] > 10  # plume readings the detector scores high
     assert report.precision("pollution_event") >= 0.9
+    # 40 sensors strewn over the region: areas are sparse (the real layout below is not)
+    assert report.plume_sensors >= 10
+    assert report.plume_sensors_in_incident >= 0.6 * report.plume_sensors
+
+
+def test_plume_sensors_are_inside_an_open_event_incident_on_real_positions(snapshot_path, tmp_path):
+    """The issue's scenario: 200 sensors at real Bay Area positions and levels, 24 h, two plumes:
+    at least 90 % of the plume sensors are inside an open pollution_event incident."""
+    from data import qc, simulate
+    from evaluation.detection import load_labels
+    from evaluation.kinds import evaluate, load_alerts, load_readings
+
+    layout = qc.real_layout(snapshot_path, 200, 7, simulate.LAT_RANGE, simulate.LON_RANGE)
+    sim = simulate.generate(seed=7, n_sensors=200, channels=True, smoke=2, layout=layout)
+    polls, labels = simulate.write(sim, tmp_path)
+    alerts, incidents = tmp_path / "alerts.jsonl", []
+    sinks = {"output": str(alerts), "incidents": TestingSink(incidents), "events": TestingSink([])}
+    run_main(build_flow(str(polls), progress=None, **sinks))
+    report = evaluate(load_alerts(alerts), load_labels(labels), load_readings(polls), incidents)
+    assert report.plume_sensors >= 100
+    assert report.plume_sensors_in_incident >= 0.9 * report.plume_sensors
+    assert report.plume_fault_share <= 0.05 and report.precision("sensor_fault") >= 0.9
 
 
 def test_default_alerts_find_the_labelled_faults_with_few_false_alarms(shipped):

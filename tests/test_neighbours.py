@@ -211,13 +211,19 @@ def smoky(tmp_path_factory):
 
 
 def alerts(source, workers=1, **options):
-    out = []
-    flow = build_flow(str(source), output=TestingSink(out), events=TestingSink([]), **options)
+    out, found = [], []
+    flow = build_flow(
+        str(source),
+        output=TestingSink(out),
+        events=TestingSink([]),
+        incidents=TestingSink(found),
+        **options,
+    )
     if workers == 1:
         run_main(flow)
     else:
         cluster_main(flow, [], 0, worker_count_per_proc=workers)
-    return sorted(json.dumps(a, sort_keys=True) for a in out)
+    return sorted(json.dumps(a, sort_keys=True) for a in out + found)
 
 
 def test_spatial_alerts_are_the_same_on_one_and_two_workers(smoky):
@@ -225,6 +231,8 @@ def test_spatial_alerts_are_the_same_on_one_and_two_workers(smoky):
     assert one == alerts(smoky, workers=2)
     kinds = {json.loads(a)["kind"] for a in one}
     assert "pollution_event" in kinds
+    states = [json.loads(a).get("state") for a in one]
+    assert states.count("open") >= states.count("close") > 0  # incidents, the same too
     assert any("neighbour_disagreement" in json.loads(a)["reasons"] for a in one)
     # with smaller batches the readings interleave otherwise: still the same
     assert one == alerts(smoky, workers=2, batch_size=37)

@@ -311,3 +311,19 @@ def test_kinds():
     assert all(kind_of([code]) == "sensor_fault" for code in FAULTS)
     assert kind_of([]) == "anomaly" and kind_of(["score"], event=True) == "pollution_event"
     assert kind_of(["out_of_range", "score"], event=True) == "sensor_fault"
+
+
+def test_sensor_incidents_open_once_and_close_after_a_clean_half_hour():
+    from preparation.incidents import SensorIncidents, incident_record
+
+    track = SensorIncidents(clear_after=1800)
+    records = []
+    for k in range(40):
+        t = 1000 + 120 * k
+        reasons = ["flatline"] if 5 <= k < 20 else (["channel_zero", "score"] if k == 21 else [])
+        records += track.observe(3, t, reasons)
+    # open at k=5; k=21 (120 s after k=20 had cleared? no: 240 s after the last flag) joins it;
+    # close at the first clean reading 1,800 s after k=21, i.e. k=36
+    assert [(r.state, (r.time - 1000) // 120) for r in records] == [("open", 5), ("close", 36)]
+    assert records[1].reasons == ["channel_zero", "flatline"] and records[1].count == 16
+    assert incident_record(records[1])["started"] == "1970-01-01T00:26:40Z"
