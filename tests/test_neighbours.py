@@ -243,3 +243,18 @@ def test_the_spatial_stage_can_be_turned_off(smoky):
     assert {a["kind"] for a in off} <= {"sensor_fault", "anomaly"}
     assert not any("neighbour_disagreement" in a["reasons"] for a in off)
     assert math.isfinite(len(off))
+
+
+def test_the_snapshot_evaluation_applies_the_flows_rule(tmp_path):
+    from evaluation.spatial import snapshot_flags
+
+    lat = [37.0 + k / 111.2 for k in range(5)]
+    rows = [[k, lat[k], -122.0, v] for k, v in enumerate([5.0, 6.0, 7.0, 90.0, 5.5])]
+    rows.append([9, None, -122.0, 3.0])  # no position: not judged
+    doc = {"fields": ["sensor_index", "latitude", "longitude", "pm2.5_cf_1"], "data": rows}
+    path = tmp_path / "snap.json"
+    path.write_text(json.dumps(doc))
+    found = snapshot_flags(path)
+    assert (found["sensors"], found["placed"], found["judged"]) == (6, 5, 5)
+    assert [c["sensor_index"] for c in found["cases"]] == [3]  # 90 against a median of 5.75
+    assert found["cases"][0]["centre"] == 5.75 and found["high"] == 1
