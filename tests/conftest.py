@@ -34,9 +34,10 @@ def write_lines(path: Path, documents) -> Path:
     return path
 
 
-def run_processes(target: str, processes: int = 2, timeout: float = 240) -> None:
+def run_processes(target: str, processes: int = 2, timeout: float = 240) -> list[str]:
     """`python -m bytewax.run TARGET` as a cluster of `processes` processes on loopback ports,
-    from the repository root; fails with a process's stderr when one does not exit 0."""
+    from the repository root; fails with a process's stderr when one does not exit 0, else
+    returns each process's stderr (its log)."""
     from benchmarks.run import free_ports
 
     addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(processes))
@@ -48,12 +49,16 @@ def run_processes(target: str, processes: int = 2, timeout: float = 240) -> None
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            text=True,
         )
         for i in range(processes)
     ]
+    logs = []
     for proc in procs:
         _, err = proc.communicate(timeout=timeout)
-        assert proc.returncode == 0, err.decode()[-2000:]
+        assert proc.returncode == 0, err[-3000:]
+        logs.append(err)
+    return logs
 
 
 @pytest.fixture(scope="session")

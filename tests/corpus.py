@@ -18,22 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from data.simulate import FIELDS as SIMULATED_FIELDS
+
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "data" / "polls.jsonl"
-#: The shipped polls' fields (sensor_index, last_seen, 9 numeric fields).
-FIELDS = [
-    "sensor_index",
-    "last_seen",
-    "latitude",
-    "longitude",
-    "humidity",
-    "temperature",
-    "pressure",
-    "pm1.0_cf_1",
-    "pm2.5_cf_1",
-    "pm10.0_cf_1",
-    "pm2.5_atm",
-]
+#: The shipped polls' fields (sensor_index, last_seen, 9 numeric fields), as simulated.
+FIELDS = list(SIMULATED_FIELDS)
 #: Sensors of the corpus's own rows (not in the shipped data).
 NEW_SENSOR = 990_001
 STAMP = 1775001600  # the shipped data's first data_time_stamp

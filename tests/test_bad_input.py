@@ -20,7 +20,6 @@ import pytest
 from bytewax.errors import BytewaxRuntimeError
 from bytewax.testing import TestingSink, run_main
 
-from benchmarks.run import free_ports
 from config.options import configuration_error
 from dataflows.air_quality import build_flow
 from sinks.dead_letters import RAW_LIMIT, json_safe
@@ -28,7 +27,7 @@ from sinks.jsonlines import to_line
 from sources import shards
 from sources.payload import DeadLetter, Reading
 from sources.poller import API_KEY_ENV, PurpleAirAuthError
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_processes
 from tests.corpus import (
     NEW_SENSOR,
     READING,
@@ -86,24 +85,7 @@ def run_two_processes(path: Path, out: Path) -> dict:
     files = {name: out / f"{name}.jsonl" for name in ("output", "dead_letters", "readings")}
     options = ", ".join(f"{k}={str(v)!r}" for k, v in files.items())
     target = f"dataflows.air_quality:build_flow({str(path)!r}, {options}, events='/dev/null')"
-    addresses = ";".join(f"127.0.0.1:{p}" for p in free_ports(2))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "bytewax.run", target, "-i", str(i), "-a", addresses],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(2)
-    ]
-    logs = []
-    for proc in procs:
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err[-3000:]
-        logs.append(err)
+    logs = run_processes(target, timeout=300)
     [line] = [m for log in logs for m in re.findall(r"totals: (.*)", log)]
     totals = {k: int(v) for k, v in (part.split("=") for part in line.split(", "))}
     return {"totals": totals, **{k: v.read_text().splitlines() for k, v in files.items()}}
