@@ -23,6 +23,8 @@ from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
+from columns.group import ReadingGrouper
+from columns.logic import BatchTally, ShardLogic
 from config import (
     DEFAULT_IMPUTE_FIELDS,
     GC_THRESHOLD,
@@ -53,7 +55,7 @@ from dataflows.steps import (
 from preparation.correction import EpaCorrection
 from preparation.gaps import GapEvent, GapLogic, GapTracker
 from preparation.incidents import Incident, incident_record
-from preparation.metrics import count_events, count_readings, count_sampled
+from preparation.metrics import count_events, count_preparation, count_readings, count_sampled
 from preparation.sampling import SampleLogic
 from preparation.validation import RangeValidator
 from sinks.jsonlines import JsonLinesSink
@@ -225,6 +227,60 @@ def _take_readings(
     return take_readings
 
 
+def _take_tallied_readings(
+    cleaning: CleaningConfig, key: str, counter: Progress
+) -> Callable[[list], list[Reading]]:
+    """The column path's `_take_readings`: its shard step says what each batch did in a
+    `BatchTally` (most of its readings never become objects), counted as the per-reading path
+    counts the readings themselves; the readings that leave pass on."""
+    fill = cleaning.gaps.mode == "fill" and key == "sensor"
+    count_stages = (
+        cleaning.validation.enabled
+        or cleaning.epa.enabled
+        or cleaning.channels.enabled
+        or cleaning.flatline.readings is not None
+        or fill
+    )
+
+    def take_readings(batch: list[tuple[str, Any]]) -> list[Reading]:
+        for tally in unkeyed(batch, BatchTally):
+            counter.received(tally.received, tally.imputed)
+            if count_stages:
+                count_preparation(tally.placeholders, tally.invalid, tally.reasons, tally.epa)
+        return unkeyed(batch, Reading)
+
+    return take_readings
+
+
+def _column_step(
+    config: FlowConfig, items: Stream[Any], per_sensor: SensorConfig, emit_all: bool
+) -> tuple[Stream[tuple[str, Any]], Stream[DeadLetter]]:
+    """`engine="columns"`: the source's readings grouped into column batches per shard
+    (`columns.group`), each shard cleaned and scored by a `columns.logic.ShardLogic`; returns
+    its output stream and the dead letters."""
+    run = config.run
+    grouper = ReadingGrouper(run.shards if run.key == "sensor" else None)
+    grouped = op.flat_map_batch("group_columns", items, grouper.group)
+    keyed = op.flat_map_batch(
+        "key_columns", grouped, lambda batch: [item for item in batch if type(item) is tuple]
+    )
+    rejected = op.flat_map_batch(
+        "take_dead_letters", grouped, lambda batch: [i for i in batch if type(i) is not tuple]
+    )
+    per_key = op.stateful_batch(
+        "clean_and_score_columns",
+        keyed,
+        lambda resume: ShardLogic(
+            per_sensor,
+            resume,
+            per_sensor=run.key == "sensor",
+            emit_all=emit_all,
+            features=config.detection.features,
+        ),
+    )
+    return per_key, rejected
+
+
 def _alerts(
     scored: Stream[Reading],
     detection: DetectionConfig,
@@ -342,16 +398,23 @@ def dataflow(config: FlowConfig) -> Dataflow:
         tune_gc(run.gc_threshold)
     flow = Dataflow("air_quality")
     items = op.input("read", flow, _source(config))
-    # batch steps (one Python call per batch, not per item) split and key the streams
-    keyed = op.flat_map_batch("key_readings", items, lambda batch: keyed_readings(batch, run.key))
-    rejected = op.flat_map_batch("take_dead_letters", items, not_readings)
-    per_key = op.stateful_batch(
-        "clean_and_score", keyed, lambda resume: SensorLogic(per_sensor, resume)
-    )
+    if run.engine == "columns":
+        emit_all = outputs.readings is not None or bool(outputs.sample.size) or spatial
+        per_key, rejected = _column_step(config, items, per_sensor, emit_all)
+        take_readings = _take_tallied_readings(config.cleaning, run.key, counter)
+    else:
+        # batch steps (one Python call per batch, not per item) split and key the streams
+        keyed = op.flat_map_batch(
+            "key_readings", items, lambda batch: keyed_readings(batch, run.key)
+        )
+        rejected = op.flat_map_batch("take_dead_letters", items, not_readings)
+        per_key = op.stateful_batch(
+            "clean_and_score", keyed, lambda resume: SensorLogic(per_sensor, resume)
+        )
+        take_readings = _take_readings(config.cleaning, run.key, counter)
     extra_counts = []
     if per_sensor.gaps is not None:
         extra_counts.append(_gap_events(per_key, outputs.sink("events")))
-    take_readings = _take_readings(config.cleaning, run.key, counter)
     scored = op.flat_map_batch("take_readings", per_key, take_readings)
     placed = None
     if spatial:

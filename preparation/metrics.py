@@ -9,6 +9,7 @@ quality-control reason codes of the readings (`air_quality_qc_flags{reason}`).
 from __future__ import annotations
 
 from collections import Counter as Tally
+from collections.abc import Mapping
 from operator import attrgetter, methodcaller
 from typing import Any
 
@@ -52,6 +53,18 @@ def count_readings(batch: list[Reading]) -> list[Reading]:
     not_applied = derived.count(None)
     applied = len(derived) - derived.count(_ABSENT) - not_applied
     epa = Tally({"applied": applied, "not_applied": not_applied})
+    count_preparation(placeholders, invalid, reasons, epa)
+    return batch
+
+
+def count_preparation(
+    placeholders: int,
+    invalid: Mapping[str, int],
+    reasons: Mapping[str, int],
+    epa: Mapping[str, int],
+) -> None:
+    """Count placeholders, `{field: n}` invalid values, `{code: n}` quality-control reasons and
+    `{"applied" | "not_applied": n}` EPA outcomes (the column path's batches, counted whole)."""
     if placeholders:
         PLACEHOLDERS.inc(placeholders)
     for name, n in invalid.items():
@@ -61,7 +74,6 @@ def count_readings(batch: list[Reading]) -> list[Reading]:
     for outcome, n in epa.items():
         if n:
             EPA.labels(outcome).inc(n)
-    return batch
 
 
 def count_events(batch: list[GapEvent]) -> list[GapEvent]:

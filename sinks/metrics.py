@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections import Counter as Tally
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from itertools import chain
 from operator import attrgetter
 from typing import Any
@@ -68,7 +68,12 @@ class Progress:
     def readings(self, batch: list[Reading]) -> list[Reading]:
         """Count cleaned readings (not placeholders for missed steps) and imputed values."""
         imputed = Tally(chain.from_iterable(map(_IMPUTED, batch)))  # C-level passes
-        received = len(batch) - sum(map(_PLACEHOLDER, batch))
+        self.received(len(batch) - sum(map(_PLACEHOLDER, batch)), imputed)
+        return batch
+
+    def received(self, received: int, imputed: Mapping[str, int]) -> None:
+        """Count `received` cleaned readings and `{field: n}` imputed values (the column path
+        counts its batches so, most of its readings never becoming objects)."""
         READINGS.inc(received)
         for name, n in imputed.items():
             IMPUTED.labels(name).inc(n)
@@ -77,7 +82,6 @@ class Progress:
             for name, n in imputed.items():
                 self._counts[f"imputed:{name}"] += n
         self._tick()
-        return batch
 
     def anomalies(self, batch: list[Any]) -> list[Any]:
         """Count anomalies."""

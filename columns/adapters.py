@@ -1,0 +1,412 @@
+"""Exact per-slot adapters: each per-reading stage of `SensorLogic`, run on a column `Work`.
+
+An adapter keeps the per-reading object of its stage for every slot (one sensor's
+`WindowImputer`, `Flatline`, detector, ...) and loops over the batch's rows, handing each row to
+its slot's object as the dict the per-reading path would give it, then writes what the object
+changed back into the columns. So it is exact by construction (it *is* the per-reading code);
+it costs a Python call and a dict per row, which is what the vectorised twins of `columns/`
+save. `ShardLogic` uses an adapter for every stage that has no twin yet and for what stays
+sequential by nature (the detectors without a twin, the standardiser, global key mode).
+
+Each adapter has the stage interface: `grow(slots)` and `apply(work, slots, counts)`; rows of
+one slot are taken in row order, so an adapter also accepts a batch where a slot repeats (global
+key mode: every row is slot 0). The incident adapter returns the `Incident` records it made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from columns.batch import SCORED, UNSCORED, WARMING_UP, Work
+from detectors.base import Detector
+from imputers.window import WindowImputer
+from preparation.aqi import AQI_FIELD, NOWCAST_FIELD, NowCast, aqi
+from preparation.channels import ChannelAgreement
+from preparation.correction import EPA_FIELD, EpaCorrection
+from preparation.flatline import Flatline
+from preparation.gaps import GapEvent, GapLogic, GapTracker
+from preparation.incidents import Incident, SensorIncidents
+from preparation.reasons import FLATLINE, OUT_OF_RANGE
+from preparation.scaling import Standardiser, z_name
+from preparation.validation import RangeValidator
+from sources.payload import Reading
+
+#: `Work.status` code of each status string a detector returns.
+STATUS_CODES = {"warming_up": WARMING_UP, "scored": SCORED, "unscored": UNSCORED}
+
+
+def row_dicts(work: Work, width: int | None = None) -> list[dict[str, float | None]]:
+    """Each row's values as the per-reading path's dict (NaN → None), over the first `width`
+    columns (all by default)."""
+    names = work.fields if width is None else work.fields[:width]
+    values = work.values if width is None else work.values[:, :width]
+    return [
+        {name: (None if v != v else v) for name, v in zip(names, row, strict=True)}
+        for row in values.tolist()
+    ]
+
+
+def column_of(work: Work, name: str) -> int:
+    """Field `name`'s column, added (all missing) when the batch has none."""
+    j = work.column(name)
+    return work.add_column(name) if j is None else j
+
+
+def write_back(work: Work, row: int, values: dict[str, float | None]) -> None:
+    """Store a row's values dict into the columns (adding a column for a new field)."""
+    out = work.values
+    for name, value in values.items():
+        j = work.column(name)
+        if j is None:
+            j = work.add_column(name)
+            out = work.values
+        out[row, j] = np.nan if value is None else value
+
+
+def merge_rule(work: Work, row: int, flags: dict[str, str], reasons: list[str]) -> None:
+    """Add what one row's rule wrote into the row's sparse flags and reasons, in order."""
+    if flags:
+        work.flags_of(row).update(flags)
+    if reasons:
+        work.reasons_of(row).extend(reasons)
+
+
+class PerSlot:
+    """A list of per-slot objects, each made on first use by `make()` (new slots start fresh).
+    Plain attributes, so a stage pickles (no lambdas)."""
+
+    def __init__(self) -> None:
+        self.objects: list[Any] = []
+
+    def make(self) -> Any:
+        raise NotImplementedError
+
+    def grow(self, slots: int) -> None:
+        if slots > len(self.objects):
+            self.objects.extend([None] * (slots - len(self.objects)))
+
+    def of(self, slot: int) -> Any:
+        found = self.objects[slot]
+        if found is None:
+            found = self.objects[slot] = self.make()
+        return found
+
+
+class FlatlineRows(PerSlot):
+    """`preparation.flatline.Flatline` per slot, on the values as received (placeholders skip)."""
+
+    def __init__(self, readings: int):
+        super().__init__()
+        self.readings = readings
+
+    def make(self) -> Flatline:
+        return Flatline(self.readings)
+
+    def apply(self, work: Work, slots: np.ndarray, counts: dict[str, int]) -> None:
+        rows = row_dicts(work)
+        placeholder = work.placeholder.tolist()
+        for i, slot in enumerate(slots.tolist()):
+            if placeholder[i]:
+                continue
+            flags: dict[str, str] = {}
+            reasons: list[str] = []
+            self.of(slot).apply(rows[i], flags, reasons, counts)
+            merge_rule(work, i, flags, reasons)
+
+
+class ValidateRows:
+    """`preparation.validation.RangeValidator.apply` row by row (no state)."""
+
+    def __init__(self, validator: RangeValidator):
+        self.validator = validator
+
+    def grow(self, slots: int) -> None:
+        pass
+
+    def apply(self, work: Work, slots: np.ndarray, counts: dict[str, int]) -> None:
+        apply = self.validator.apply
+        for i, values in enumerate(row_dicts(work)):
+            flags: dict[str, str] = {}
+            checked = apply(values, flags, counts)
+            if checked is not values:
+                write_back(work, i, checked)
+                merge_rule(work, i, flags, [OUT_OF_RANGE])
+
+
+class ChannelRows(PerSlot):
+    """`preparation.channels.ChannelAgreement` per slot (a copy of the flow's template)."""
+
+    def __init__(self, template: ChannelAgreement):
+        super().__init__()
+        self.template = template.copy()
+
+    def make(self) -> ChannelAgreement:
+        return self.template.copy()
+
+    def apply(self, work: Work, slots: np.ndarray, counts: dict[str, int]) -> None:
+        for i, (slot, values) in enumerate(zip(slots.tolist(), row_dicts(work), strict=True)):
+            flags: dict[str, str] = {}
+            reasons: list[str] = []
+            out = self.of(slot).apply(values, flags, reasons, counts)
+            if out is not values:
+                write_back(work, i, out)
+            merge_rule(work, i, flags, reasons)
+
+
+class ImputeRows(PerSlot):
+    """`imputers.window.WindowImputer.impute_one` per slot; sets `imputed`/`missing`."""
+
+    def __init__(self, fields: Sequence[str], window: int, strategy: str):
+        super().__init__()
+        self.fields, self.window, self.strategy = tuple(fields), window, strategy
+
+    def make(self) -> WindowImputer:
+        return WindowImputer(self.fields, self.window, self.strategy)
+
+    def apply(self, work: Work, slots: np.ndarray, counts: dict[str, int]) -> None:
+        cols = {name: column_of(work, name) for name in self.fields}
+        imputed, missing = work.imputed, work.missing
+        for i, (slot, values) in enumerate(zip(slots.tolist(), row_dicts(work), strict=True)):
+            filled, names, absent = self.of(slot).impute_one(values)
+            for name in names:
+                work.values[i, cols[name]] = filled[name]
+                imputed[i, cols[name]] = True
+            for name in absent:
+                missing[i, cols[name]] = True
+
+
+def imputed_names(work: Work, row: int) -> list[str]:
+    """The fields imputed so far in a row, in column order (stages test membership only)."""
+    return [work.fields[j] for j in np.flatnonzero(work.imputed[row]).tolist()]
+
+
+class EpaRows:
+    """`preparation.correction.EpaCorrection.apply` row by row (no state)."""
+
+    def __init__(self, epa: EpaCorrection):
+        self.epa = epa
+
+    def grow(self, slots: int) -> None:
+        pass
+
+    def apply(self, work: Work, slots: np.ndarray, counts: dict[str, int]) -> None:
+        j = column_of(work, EPA_FIELD)
+        apply = self.epa.apply
+        any_imputed = work.imputed.any(axis=1).tolist()
+        for i, values in enumerate(row_dicts(work)):
+            imputed = imputed_names(work, i) if any_imputed[i] else []
+            missing: list[str] = []
+            flags: dict[str, str] = {}
+            apply(values, imputed, missing, flags, counts)
+            value = values[EPA_FIELD]
+            work.values[i, j] = np.nan if value is None else value
+            work.imputed[i, j] = EPA_FIELD in imputed
+            work.missing[i, j] = EPA_FIELD in missing
+            merge_rule(work, i, flags, [])
+
+
+class NowcastRows(PerSlot):
+    """`preparation.aqi.NowCast` per slot, and the AQI of it, as `SensorLogic` adds them: none
+    for a placeholder, a flatline reading or a missing `pm2.5_epa` (a stuck PM is not fed)."""
+
+    def make(self) -> NowCast:
+        return NowCast()
+
+    def apply(self, work: Work, slots: np.ndarray, counts: dict[str, int]) -> None:
+        pm_col = work.column(EPA_FIELD)
+        now_col, aqi_col = column_of(work, NOWCAST_FIELD), column_of(work, AQI_FIELD)
+        pms = work.values[:, pm_col].tolist() if pm_col is not None else [np.nan] * len(work)
+        times, placeholder = work.times.tolist(), work.placeholder.tolist()
+        out = work.values
+        for i, slot in enumerate(slots.tolist()):
+            pm = pms[i]
+            if pm != pm or placeholder[i] or FLATLINE in work.reasons.get(i, ()):
+                out[i, now_col] = out[i, aqi_col] = np.nan
+                continue
+            level = self.of(slot).update(times[i], pm)
+            out[i, now_col] = np.nan if level is None else level
+            out[i, aqi_col] = np.nan if level is None else float(aqi(level))
+
+
+class ScaleRows(PerSlot):
+    """`preparation.scaling.Standardiser.apply` per slot: `<field>_z` columns."""
+
+    def __init__(self, fields: Sequence[str], window: int | None):
+        super().__init__()
+        self.fields, self.window = tuple(fields), window
+
+    def make(self) -> Standardiser:
+        return Standardiser(self.fields, window=self.window)
+
+    def apply(self, work: Work, slots: np.ndarray, counts: dict[str, int]) -> None:
+        cols = {z_name(name): column_of(work, z_name(name)) for name in self.fields}
+        any_imputed = work.imputed.any(axis=1).tolist()
+        for i, (slot, values) in enumerate(zip(slots.tolist(), row_dicts(work), strict=True)):
+            imputed = imputed_names(work, i) if any_imputed[i] else []
+            self.of(slot).apply(values, imputed, counts)
+            for name, j in cols.items():
+                value = values[name]
+                work.values[i, j] = np.nan if value is None else value
+                work.imputed[i, j] = name in imputed
+
+
+class IncidentRows(PerSlot):
+    """`preparation.incidents.SensorIncidents` per slot (placeholders skip); returns the
+    records, in row order."""
+
+    def __init__(self, clear_after: int):
+        super().__init__()
+        self.clear_after = clear_after
+
+    def make(self) -> SensorIncidents:
+        return SensorIncidents(self.clear_after)
+
+    def apply(self, work: Work, slots: np.ndarray, counts: dict[str, int]) -> list[Incident]:
+        out: list[Incident] = []
+        sensors, times = work.sensors.tolist(), work.times.tolist()
+        placeholder, reasons = work.placeholder.tolist(), work.reasons
+        for i, slot in enumerate(slots.tolist()):
+            if not placeholder[i]:
+                out.extend(self.of(slot).observe(sensors[i], times[i], reasons.get(i, [])))
+        return out
+
+
+class DetectorRows(PerSlot):
+    """Any `Detector.score_then_learn` per slot, scored then learnt, row by row; placeholders
+    are neither scored nor learnt (`unscored`).
+
+    `features`: the only fields the detector reads (the flow's detectors read their features
+    and nothing else), so a row's dict holds those alone; None: every field."""
+
+    def __init__(self, factory: Callable[[], Detector], features: Sequence[str] | None = None):
+        super().__init__()
+        self.factory = factory
+        self.features = None if features is None else tuple(features)
+
+    def make(self) -> Detector:
+        return self.factory()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["factory"] = None  # a function of the configuration: `attach` gives it back
+        return state
+
+    def attach(self, factory: Callable[[], Detector]) -> None:
+        """After unpickling: the factory of new slots' detectors, from the configuration."""
+        self.factory = factory
+
+    def apply(self, work: Work, slots: np.ndarray, counts: dict[str, int]) -> None:
+        if self.features is None:
+            rows = row_dicts(work)
+        else:
+            cols = [(name, work.column(name)) for name in self.features]
+            values = work.values
+            nan = np.full(len(work), np.nan)
+            taken = [(name, (nan if j is None else values[:, j]).tolist()) for name, j in cols]
+            rows = [
+                {name: (None if column[i] != column[i] else column[i]) for name, column in taken}
+                for i in range(len(work))
+            ]
+        placeholder = work.placeholder.tolist()
+        score, status = work.score, work.status
+        for i, slot in enumerate(slots.tolist()):
+            if placeholder[i]:
+                status[i] = UNSCORED
+                continue
+            value, state = self.of(slot).score_then_learn(rows[i])
+            score[i] = np.nan if value is None else value
+            status[i] = STATUS_CODES[state]
+
+
+class GapRows:
+    """`preparation.gaps.GapTracker` per slot, before the other stages: for each row, the gap
+    and offline events and the placeholder rows (fill mode) its silence makes, as
+    `GapLogic.on_batch` gives them; with `clock="system"`, offline by the wall clock too.
+
+    `build` is the flow's per-key gap logic factory (`SensorConfig.gaps`): it gives the clock
+    and each new slot's fresh tracker. Only the trackers pickle; `attach` gives `build` back."""
+
+    def __init__(self, build: Callable[[GapTracker | None], GapLogic]):
+        self.trackers: list[GapTracker | None] = []
+        self.attach(build)
+
+    def attach(self, build: Callable[[GapTracker | None], GapLogic]) -> None:
+        logic = build(None)
+        self.build, self.clock, self.now = build, logic.clock, logic.now
+        tracker = logic.tracker
+        self.fill = tracker.mode == "fill"
+        self.on_time = min(2 * tracker.interval - tracker.interval // 2, tracker.offline_after + 1)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"trackers": self.trackers}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.trackers = state["trackers"]
+
+    def grow(self, slots: int) -> None:
+        if slots > len(self.trackers):
+            self.trackers.extend([None] * (slots - len(self.trackers)))
+
+    def of(self, slot: int) -> GapTracker:
+        found = self.trackers[slot]
+        if found is None:
+            found = self.trackers[slot] = self.build(None).tracker
+        return found
+
+    def expand(
+        self, sensors: list[int], times: list[int], fields: tuple[str, ...], slots: list[int]
+    ) -> tuple[list[GapEvent], dict[int, list[tuple[int, tuple[str, ...]]]]]:
+        """`(events, placeholders)` of a batch's rows, in order: `placeholders[i]` is the
+        `(time, fields)` of each placeholder that goes before row `i` (only rows that have any)."""
+        arrived = self.now().timestamp() if self.clock == "system" else None
+        events: list[GapEvent] = []
+        before: dict[int, list[tuple[int, tuple[str, ...]]]] = {}
+        on_time, fill = self.on_time, self.fill
+        proxy_values = dict.fromkeys(fields)
+        touched = set()
+        for i, slot in enumerate(slots):
+            tracker = self.trackers[slot] or self.of(slot)
+            if arrived is not None:
+                touched.add(slot)
+            time = times[i]
+            last = tracker.last_time
+            if last is not None and 0 < time - last < on_time:  # nothing missed (observe_all)
+                tracker.last_time = time
+                if fill:
+                    tracker.last_fields = fields
+                tracker.offline_reported = False
+                continue
+            proxy = Reading(sensors[i], time, proxy_values)
+            for item in tracker.observe(proxy, arrived):
+                if type(item) is GapEvent:
+                    events.append(item)
+                elif item is not proxy:
+                    before.setdefault(i, []).append((item.time, tuple(item.values)))
+        for slot in touched:  # observe_all's last step: when each sensor's batch arrived
+            self.trackers[slot].arrived = arrived
+        return events, before
+
+    def notify_at(self) -> datetime | None:
+        if self.clock != "system":
+            return None
+        wakes = [w for t in self.trackers if t is not None and (w := t.wake_at()) is not None]
+        return datetime.fromtimestamp(min(wakes), UTC) if wakes else None
+
+    def on_notify(self) -> list[GapEvent]:
+        """`sensor_offline` events of every slot whose silence is due (`GapLogic.on_notify`)."""
+        now = self.now().timestamp()
+        wakes = [(w, t) for t in self.trackers if t is not None and (w := t.wake_at()) is not None]
+        if not wakes:
+            return []
+        due = max(now, min(w for w, _t in wakes))  # bytewax wakes us once the first is due
+        out = []
+        for wake, tracker in wakes:
+            if wake <= due:
+                event = tracker.offline_by_clock(max(now, wake))
+                if event is not None:
+                    out.append(event)
+        return out

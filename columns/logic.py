@@ -1,0 +1,420 @@
+"""The column path's per-shard step: every sensor of a shard cleaned and scored a batch at a time.
+
+`ShardLogic` is the state of one shard key inside Bytewax's `stateful_batch`, as
+`dataflows.steps.SensorLogic` is one sensor's: it takes the shard's `Columns`, gives each
+sensor a slot (the stages keep every slot's state in arrays, or one object per slot), and runs
+the stages of `SensorLogic.on_batch` in its order on the whole batch:
+
+    gaps → flatline → validation → channels → impute → epa → nowcast → scaling → incidents
+    → detector → counts
+
+A sensor seen twice in one batch (two polls in one source batch, or a placeholder before its
+reading) is split into rounds: the k-th occurrences of every sensor together, round after
+round, so each stage sees every slot once per call and each sensor's rows in order. Global key
+mode (every row one key) runs every stage row by row on slot 0 instead, in file order.
+
+Out of the step come `Reading`s for what leaves the flow (anomalies always; every row when the
+flow writes readings, samples them or runs the area stage), `GapEvent`s, `Incident`s, a
+`BatchTally` per batch (what the progress line and the Prometheus counters count), and the
+shard's counts (`SensorLogic`'s tags) at the end of the input. The state pickles
+(`snapshot`), and a resumed step goes on exactly where the snapshot was taken.
+"""
+
+from __future__ import annotations
+
+import functools
+import pickle
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from bytewax.operators import StatefulBatchLogic
+
+from columns.adapters import (
+    ChannelRows,
+    DetectorRows,
+    EpaRows,
+    FlatlineRows,
+    GapRows,
+    ImputeRows,
+    IncidentRows,
+    NowcastRows,
+    ScaleRows,
+    ValidateRows,
+)
+from columns.batch import SCORED, STATUS_NAMES, UNSCORED, Columns, Work
+from columns.readings import ReadingMaker
+from dataflows.steps import SensorConfig
+from detectors.base import Detector
+from detectors.hst import HalfSpaceTreesDetector
+from preparation.channels import FLAG as CHANNELS_FLAG
+from preparation.correction import EPA_FIELD
+from preparation.flatline import FLAG as FLATLINE_FLAG
+from preparation.reasons import kind_of
+
+#: Version of the snapshot layout.
+STATE_VERSION = 1
+#: Flags that are not a removed field's (as `preparation.metrics` counts them).
+_NOT_FIELDS = frozenset({EPA_FIELD, CHANNELS_FLAG, FLATLINE_FLAG})
+
+
+@dataclass(slots=True)
+class BatchTally:
+    """What a batch of the shard step did, for the progress line and the Prometheus counters
+    (the per-reading path counts its readings as they leave; here most never become objects)."""
+
+    received: int = 0  # readings, not placeholders
+    placeholders: int = 0
+    imputed: Counter = field(default_factory=Counter)  # field -> imputed values
+    invalid: Counter = field(default_factory=Counter)  # field -> values out of range
+    reasons: Counter = field(default_factory=Counter)  # quality-control code -> readings
+    epa: Counter = field(default_factory=Counter)  # "applied" / "not_applied"
+
+
+class SlotMap:
+    """Sensor → slot, as sorted arrays: a batch's slots in one `searchsorted`; new sensors get
+    the next slots, in order of first appearance.
+
+    >>> slots = SlotMap()
+    >>> slots.lookup(np.array([7, 3, 7, 9])).tolist(), slots.count
+    ([0, 1, 0, 2], 3)
+    """
+
+    def __init__(self) -> None:
+        self.keys = np.zeros(0, np.int64)  # sensor ids, sorted
+        self.values = np.zeros(0, np.int64)  # their slots
+        self.count = 0
+
+    def lookup(self, sensors: np.ndarray) -> np.ndarray:
+        sensors = np.asarray(sensors, np.int64)
+        at = np.searchsorted(self.keys, sensors)
+        found = at < len(self.keys)
+        found[found] = self.keys[at[found]] == sensors[found]
+        if not found.all():
+            new, first = np.unique(sensors[~found], return_index=True)
+            new = new[np.argsort(first, kind="stable")]  # in order of first appearance
+            ids = np.arange(self.count, self.count + len(new), dtype=np.int64)
+            self.count += len(new)
+            keys = np.concatenate([self.keys, new])
+            order = np.argsort(keys, kind="stable")
+            self.keys, self.values = keys[order], np.concatenate([self.values, ids])[order]
+            at = np.searchsorted(self.keys, sensors)
+        return self.values[at]
+
+
+def take(columns: Columns, rows: np.ndarray) -> Columns:
+    """The rows `rows` of a batch, in that order."""
+    text = None if columns.text is None else [columns.text[i] for i in rows.tolist()]
+    return Columns(
+        columns.sensors[rows],
+        columns.times[rows],
+        columns.fields,
+        columns.values[rows],
+        text,
+        columns.origin,
+    )
+
+
+def occurrences(slots: np.ndarray) -> np.ndarray:
+    """For each row, how many earlier rows have its slot (0 for a slot's first row).
+
+    >>> occurrences(np.array([4, 2, 4, 4, 2])).tolist()
+    [0, 0, 1, 2, 1]
+    """
+    order = np.argsort(slots, kind="stable")
+    ranked = slots[order]
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+    sizes = np.diff(np.r_[starts, len(slots)])
+    within = np.arange(len(slots)) - np.repeat(starts, sizes)
+    out = np.empty(len(slots), np.int64)
+    out[order] = within
+    return out
+
+
+def concat(batches: Sequence[Columns]) -> list[Columns]:
+    """Consecutive batches with the same fields (and text or none) as one batch each."""
+    out: list[Columns] = []
+    run: list[Columns] = []
+
+    def close() -> None:
+        if len(run) == 1:
+            out.append(run[0])
+        elif run:
+            text = None
+            if run[0].text is not None:
+                text = [t for c in run for t in c.text]
+            out.append(
+                Columns(
+                    np.concatenate([c.sensors for c in run]),
+                    np.concatenate([c.times for c in run]),
+                    run[0].fields,
+                    np.concatenate([c.values for c in run]),
+                    text,
+                    run[0].origin,
+                )
+            )
+        run.clear()
+
+    for columns in batches:
+        if not len(columns):
+            continue
+        if run and (
+            columns.fields != run[0].fields or (columns.text is None) != (run[0].text is None)
+        ):
+            close()
+        run.append(columns)
+    close()
+    return out
+
+
+def detector_factory(config: SensorConfig) -> Callable[[], Detector]:
+    """`SensorConfig.new_detector` as a picklable factory."""
+    if callable(config.detector):
+        return config.detector
+    return functools.partial(HalfSpaceTreesDetector, **config.detector)
+
+
+def stages_of(
+    config: SensorConfig, features: Sequence[str] | None, per_sensor: bool = True
+) -> list[tuple[str, Any]]:
+    """The stages of `SensorLogic.on_batch`, in its order, that the configuration turns on."""
+    stages: list[tuple[str, Any]] = []
+    if config.flatline is not None:
+        stages.append(("flatline", FlatlineRows(config.flatline)))
+    if config.validator is not None:
+        stages.append(("validate", ValidateRows(config.validator)))
+    if config.channels is not None:
+        stages.append(("channels", ChannelRows(config.channels)))
+    stages.append(("impute", ImputeRows(config.impute_fields, config.window, config.strategy)))
+    if config.epa is not None:
+        stages.append(("epa", EpaRows(config.epa)))
+    if config.nowcast:
+        stages.append(("nowcast", NowcastRows()))
+    if config.scale_fields:
+        stages.append(("scale", ScaleRows(config.scale_fields, config.scale_window)))
+    if config.incidents is not None:
+        stages.append(("incidents", IncidentRows(config.incidents)))
+    stages.append(("detector", DetectorRows(detector_factory(config), features)))
+    return stages
+
+
+class ShardLogic(StatefulBatchLogic):
+    """One shard's sensors: slots, stages, counts; emits what leaves the flow.
+
+    `per_sensor=False` is global key mode (every row one key, in order). `emit_all`: every row
+    leaves as a `Reading` (the flow writes readings, samples them or runs the area stage), else
+    only the anomalies do. `features`: the detector's fields (None: it sees every field).
+    """
+
+    def __init__(
+        self,
+        config: SensorConfig,
+        resume: bytes | None = None,
+        *,
+        per_sensor: bool = True,
+        emit_all: bool = False,
+        features: Sequence[str] | None = None,
+    ):
+        self.config = config
+        self.per_sensor = per_sensor
+        self.emit_all = emit_all
+        self.maker = ReadingMaker(config)
+        if resume is None:
+            self.slots = SlotMap()
+            self.stages = stages_of(config, features, per_sensor)
+            self.gaps = GapRows(config.gaps) if config.gaps is not None and per_sensor else None
+            self.counts: dict[str, int] = {}
+        else:
+            version, self.slots, self.stages, self.gaps, self.counts = pickle.loads(resume)
+            if version != STATE_VERSION:
+                raise ValueError(f"shard state version {version}, expected {STATE_VERSION}")
+            for _name, stage in self.stages:
+                if isinstance(stage, DetectorRows):
+                    stage.attach(detector_factory(config))
+            if self.gaps is not None:
+                self.gaps.attach(config.gaps)
+
+    # --- the batch ------------------------------------------------------------------------
+
+    def on_batch(self, values: list[Columns]) -> tuple[list[Any], bool]:
+        out: list[Any] = []
+        tally = BatchTally()
+        for columns in concat(values):
+            self._columns(columns, out, tally)
+        out.append(tally)
+        return out, StatefulBatchLogic.RETAIN
+
+    def _columns(self, columns: Columns, out: list[Any], tally: BatchTally) -> None:
+        if self.per_sensor:
+            slots = self.slots.lookup(columns.sensors)
+        else:
+            self.slots.count = 1
+            slots = np.zeros(len(columns), np.int64)
+        for _name, stage in self.stages:
+            stage.grow(self.slots.count)
+        placeholders: dict[int, list[tuple[int, tuple[str, ...]]]] = {}
+        if self.gaps is not None:
+            self.gaps.grow(self.slots.count)
+            events, placeholders = self.gaps.expand(
+                columns.sensors.tolist(), columns.times.tolist(), columns.fields, slots.tolist()
+            )
+            out.extend(events)
+        for work, work_slots in self._rounds(columns, slots, placeholders):
+            self._run(work, work_slots, out, tally)
+
+    def _rounds(
+        self,
+        columns: Columns,
+        slots: np.ndarray,
+        placeholders: dict[int, list[tuple[int, tuple[str, ...]]]],
+    ) -> list[tuple[Work, np.ndarray]]:
+        """The batch as `(Work, slots)` pieces in processing order: each slot at most once a
+        piece, each sensor's rows (placeholders first) in order."""
+        if not self.per_sensor:  # one key: every stage takes the rows in order
+            return [(Work.of(columns), slots)]
+        if placeholders:
+            return self._with_placeholders(columns, slots, placeholders)
+        occurrence = occurrences(slots)
+        if not occurrence.any():  # the usual case: each sensor once
+            return [(Work.of(columns), slots)]
+        pieces = []
+        for k in range(int(occurrence.max()) + 1):
+            rows = np.flatnonzero(occurrence == k)
+            pieces.append((Work.of(take(columns, rows)), slots[rows]))
+        return pieces
+
+    def _with_placeholders(
+        self,
+        columns: Columns,
+        slots: np.ndarray,
+        placeholders: dict[int, list[tuple[int, tuple[str, ...]]]],
+    ) -> list[tuple[Work, np.ndarray]]:
+        """Fill mode: the placeholder rows go before their sensor's row; a placeholder whose
+        fields are not the batch's (the sensor's last reading had others) is a piece apart."""
+        source: list[int] = []  # row of `columns`, or -1 - (index into `extra`)
+        extra: list[tuple[int, int, tuple[str, ...]]] = []  # (row it precedes, time, fields)
+        for i in range(len(columns)):
+            for time, fields in placeholders.get(i, ()):
+                source.append(-1 - len(extra))
+                extra.append((i, time, fields))
+            source.append(i)
+        src = np.array(source, np.int64)
+        real = src >= 0
+        owner = np.where(real, src, [extra[-1 - s][0] if s < 0 else 0 for s in source])
+        times = columns.times[owner].copy()
+        layout = np.zeros(len(src), np.int64)  # 0: the batch's fields, else 1 + index of others
+        others: list[tuple[str, ...]] = []
+        for n, s in enumerate(source):
+            if s < 0:
+                _row, time, fields = extra[-1 - s]
+                times[n] = time
+                if fields != columns.fields:
+                    if fields not in others:
+                        others.append(fields)
+                    layout[n] = 1 + others.index(fields)
+        all_slots = slots[owner]
+        occurrence = occurrences(all_slots)
+        pieces = []
+        for k in range(int(occurrence.max()) + 1):
+            for group in range(len(others) + 1):
+                rows = np.flatnonzero((occurrence == k) & (layout == group))
+                if not len(rows):
+                    continue
+                fields = columns.fields if group == 0 else others[group - 1]
+                values = np.full((len(rows), len(fields)), np.nan)
+                is_real = real[rows]
+                if group == 0 and is_real.any():
+                    values[is_real] = columns.values[src[rows][is_real]]
+                text = None
+                if columns.text is not None and group == 0:
+                    text = [columns.text[s] if s >= 0 else {} for s in src[rows].tolist()]
+                piece = Columns(
+                    columns.sensors[owner[rows]], times[rows], fields, values, text, columns.origin
+                )
+                pieces.append((Work.of(piece, ~is_real), all_slots[rows]))
+        return pieces
+
+    def _run(self, work: Work, slots: np.ndarray, out: list[Any], tally: BatchTally) -> None:
+        """Every stage on one piece, then its counts and the readings that leave."""
+        base = len(work.fields)
+        counts = self.counts
+        for _name, stage in self.stages:
+            made = stage.apply(work, slots, counts)
+            if made:
+                out.extend(made)
+        work.status[work.placeholder] = UNSCORED
+        alerts = self._count(work, tally)
+        rows = np.arange(len(work)) if self.emit_all else np.flatnonzero(alerts)
+        if len(rows):
+            out.extend(self.maker.readings(work, rows, base))
+
+    def _count(self, work: Work, tally: BatchTally) -> np.ndarray:
+        """`SensorLogic`'s counts of a piece (only tags that occur); the rows that are alerts."""
+        config, counts = self.config, self.counts
+
+        def add(tag: str, n: int) -> None:
+            if n:
+                counts[tag] = counts.get(tag, 0) + n
+
+        placeholders = int(work.placeholder.sum())
+        add("readings", len(work) - placeholders)
+        add("placeholders", placeholders)
+        for code, n in enumerate(np.bincount(work.status, minlength=4).tolist()):
+            if code:
+                add("status:" + STATUS_NAMES[code], n)
+        alerts = (work.status == SCORED) & (work.score > config.threshold)
+        flagged = [i for i, codes in work.reasons.items() if codes]
+        if config.report_faults and flagged:
+            alerts[flagged] = True
+        if config.count_alerts:
+            kinds = Counter(kind_of(work.reasons.get(i, ())) for i in np.flatnonzero(alerts))
+            add("anomalies", int(alerts.sum()))
+            for kind, n in kinds.items():
+                add("kind:" + kind, n)
+        imputed = work.imputed.sum(axis=0).tolist()
+        missing = work.missing.sum(axis=0).tolist()
+        for name, n_imputed, n_missing in zip(work.fields, imputed, missing, strict=True):
+            add("imputed:" + name, n_imputed)
+            add("missing:" + name, n_missing)
+            if n_imputed:
+                tally.imputed[name] += n_imputed
+        tally.received += len(work) - placeholders
+        tally.placeholders += placeholders
+        for flags in work.flags.values():
+            for name in flags:
+                if name not in _NOT_FIELDS:
+                    tally.invalid[name] += 1
+        for i in flagged:
+            for code in work.reasons[i]:
+                tally.reasons[code] += 1
+        epa = work.column(EPA_FIELD)
+        if epa is not None:
+            none = int(np.isnan(work.values[:, epa]).sum())
+            if len(work) - none:
+                tally.epa["applied"] += len(work) - none
+            if none:
+                tally.epa["not_applied"] += none
+        return alerts
+
+    # --- the end, the clock, recovery -----------------------------------------------------
+
+    def on_eof(self) -> tuple[list[Any], bool]:
+        return [dict(self.counts)], StatefulBatchLogic.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        return None if self.gaps is None else self.gaps.notify_at()
+
+    def on_notify(self) -> tuple[list[Any], bool]:
+        """`sensor_offline` events of the sensors the system clock says fell silent."""
+        if self.gaps is None:
+            return [], StatefulBatchLogic.RETAIN
+        return self.gaps.on_notify(), StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> bytes:
+        """The whole shard's state, pickled (so the snapshot shares nothing with the live
+        state)."""
+        state = (STATE_VERSION, self.slots, self.stages, self.gaps, self.counts)
+        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
