@@ -130,6 +130,7 @@ CHANGED = {
     "shards": ("run.shards", 4),
     "progress": ("run.progress", 30.0),
     "gc_threshold": ("run.gc_threshold", 50_000),
+    "engine": ("run.engine", "columns"),
 }
 GROUP_KEYWORDS = {"purpleair", "database"}  # take a table, not one value
 GROUP_TABLES = {CHANGED[k][0] for k in GROUP_KEYWORDS}
