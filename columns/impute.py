@@ -1,0 +1,148 @@
+"""Windowed imputation on a column batch: the twin of `imputers.window.WindowImputer.impute_one`.
+
+Every sensor of a shard has a slot; its state is the per-reading imputer's, in arrays over
+slots: a ring buffer `buffer[field, slot, k]` of the field's last `window` observed values, the
+position the next one goes to, how many are held and their running sum (`[field, slot]`).
+A batch (all slots different) is one pass per field: missing values take the estimate (mean,
+median or last of the held values), observed values enter the ring, evicting the oldest once it
+is full, and the running sum changes by the same float operations in the same order as the
+per-reading imputer's (`sum += value - evicted`, or `sum += value` while filling up). Each time
+a ring comes round the sum is made exact again, as `math.fsum` makes it:
+`exact.correctly_rounded_sums` gives the same correctly rounded sums for the whole batch at once.
+
+So every value is bit-equal to the per-reading imputer's. Imputed values never enter the
+window. An impute field the batch does not have becomes an all-missing column (`Work.add_column`):
+the per-reading imputer adds the key only where it imputes a value, so a reading's `values` holds
+that field where `imputed` is set and lacks it elsewhere (the readings' builder knows from the
+`Columns` which fields the payload had).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from columns.batch import Work
+from columns.exact import correctly_rounded_sums
+from imputers.window import WindowImputer
+
+
+class ImputeColumns:
+    """Fill each slot's missing values from its own last `window` observations, per field.
+
+    >>> from columns.batch import Columns
+    >>> imp = ImputeColumns(["pm"], window=3)
+    >>> imp.grow(1)
+    >>> out = []
+    >>> for v in (1.0, 2.0, None, 6.0, 7.0, None):
+    ...     work = Work.of(Columns(np.array([7]), np.array([0]), ("pm",),
+    ...                            np.array([[np.nan if v is None else v]])))
+    ...     imp.apply(work, np.array([0]), {})
+    ...     out.append((work.values[0, 0].item(), work.imputed[0, 0].item()))
+    >>> out
+    [(1.0, False), (2.0, False), (1.5, True), (6.0, False), (7.0, False), (5.0, True)]
+    """
+
+    #: The strategies of `WindowImputer`, all vectorised here.
+    STRATEGIES = ("mean", "median", "last")
+
+    def __init__(self, fields: Sequence[str], window: int = 10, strategy: str = "mean"):
+        WindowImputer(fields, window, strategy)  # the same options, checked the same way
+        self.fields = tuple(fields)
+        self.window = window
+        self.strategy = strategy
+        n = len(self.fields)
+        self.buffer = np.zeros((n, 0, window))  # [field, slot, k]: the last observations
+        self.next = np.zeros((n, 0), np.intp)  # [field, slot]: where the next one goes
+        self.count = np.zeros((n, 0), np.intp)  # observations held (<= window)
+        self.sum = np.zeros((n, 0))  # running sum of the held observations
+
+    @classmethod
+    def of(cls, imputer: WindowImputer) -> ImputeColumns:
+        """The twin of a configured (fresh) per-reading `WindowImputer`."""
+        return cls(imputer.fields, imputer.window, imputer.strategy)
+
+    @property
+    def capacity(self) -> int:
+        """Slots allocated (at least every slot grown to)."""
+        return self.count.shape[1]
+
+    def grow(self, slots: int) -> None:
+        """Make room for slots 0..slots-1; new slots start empty. Capacity grows by at least a
+        quarter at a time, so sensors arriving one by one cost amortised O(1) each."""
+        have = self.capacity
+        if slots <= have:
+            return
+        new = max(slots, have + have // 4)
+        extra = new - have
+        n, w = len(self.fields), self.window
+        self.buffer = np.concatenate([self.buffer, np.zeros((n, extra, w))], axis=1)
+        self.next = np.concatenate([self.next, np.zeros((n, extra), np.intp)], axis=1)
+        self.count = np.concatenate([self.count, np.zeros((n, extra), np.intp)], axis=1)
+        self.sum = np.concatenate([self.sum, np.zeros((n, extra))], axis=1)
+
+    def apply(self, work: Work, slots: np.ndarray, counts: dict[str, int]) -> None:
+        """Impute the batch in place: values, `imputed` and `missing` per impute field.
+        (The per-reading imputer counts nothing: `imputed:`/`missing:` tags are the readings'.)"""
+        if not len(work):
+            return
+        slots = np.asarray(slots, dtype=np.intp)
+        rounds: list[tuple[int, np.ndarray]] = []  # (field, slots) whose ring came round
+        for j, name in enumerate(self.fields):
+            col = work.column(name)
+            if col is None:
+                col = work.add_column(name)
+            column = work.values[:, col]
+            gap = np.isnan(column)
+            if gap.any():
+                self._fill(work, col, j, np.flatnonzero(gap), slots)
+                seen = np.flatnonzero(~gap)
+                if len(seen):
+                    self._observe(j, slots[seen], column[seen], rounds)
+            else:
+                self._observe(j, slots, column, rounds)
+        if rounds:  # each time round, the sum is made exact again: one pass for all fields
+            js = np.concatenate([np.full(len(s), j, np.intp) for j, s in rounds])
+            done = np.concatenate([s for _, s in rounds])
+            self.sum[js, done] = correctly_rounded_sums(self.buffer[js, done, :])
+
+    def _fill(self, work: Work, col: int, j: int, rows: np.ndarray, slots: np.ndarray) -> None:
+        s = slots[rows]
+        held = self.count[j][s]
+        ok = held > 0
+        work.missing[rows[~ok], col] = True
+        rows, s, held = rows[ok], s[ok], held[ok]
+        if not len(rows):
+            return
+        buffer = self.buffer[j]
+        if self.strategy == "mean":
+            estimate = self.sum[j][s] / held
+        elif self.strategy == "last":
+            estimate = buffer[s, (self.next[j][s] - 1) % self.window]
+        else:  # median of the held values: rows grouped by how many are held
+            estimate = np.empty(len(rows))
+            for n in np.unique(held).tolist():
+                same = held == n
+                estimate[same] = np.median(buffer[s[same], :n], axis=1)
+        work.values[rows, col] = estimate
+        work.imputed[rows, col] = True
+
+    def _observe(self, j: int, s: np.ndarray, value: np.ndarray, rounds: list) -> None:
+        window = self.window
+        flat = self.buffer[j].reshape(-1)  # a view: slot s's position k is s * window + k
+        nexts, held, sums = self.next[j], self.count[j], self.sum[j]
+        k = nexts[s]
+        at = s * window + k
+        total = sums[s]
+        full = held[s] == window
+        # the per-reading imputer's operations, in its order: sum + (value - evicted) when full
+        sums[s] = np.where(full, total + (value - flat[at]), total + value)
+        held[s] += ~full
+        flat[at] = value
+        k += 1
+        round_ = k == window
+        if round_.any():
+            k[round_] = 0
+            rounds.append((j, s[round_]))
+        nexts[s] = k
