@@ -29,6 +29,10 @@ _WHICH = {A: "A kept", B: "B kept", NEITHER: "neither kept"}
 class ChannelColumns:
     """Every slot's channel check, with `ChannelAgreement`'s options (`of` copies a template).
 
+    The rows of one call must be distinct slots (the zero runs and the trusted value are
+    sequential per slot): in global key mode, where every row is one slot, the per-slot adapter
+    runs the rule instead.
+
     >>> from columns.batch import Columns
     >>> fields = ("pm2.5_cf_1", "pm2.5_cf_1_a", "pm2.5_cf_1_b")
     >>> values = np.array([[10.5, 10.0, 11.0], [30.0, 10.4, 49.6]])

@@ -8,7 +8,7 @@ change their payload's fields now and then: what the per-sensor rules have to ge
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -38,6 +38,7 @@ class Row:
     time: int
     values: dict[str, float | None]
     placeholder: bool = False
+    reasons: list[str] = field(default_factory=list)  # the rules' codes so far
 
 
 class Sensor:
@@ -94,27 +95,41 @@ class Sensor:
         return dict(out)
 
 
+def plan(rng: np.random.Generator, sensors: int, calls: int, big: int) -> list[np.ndarray]:
+    """Each call's sensors (positions in the pool), distinct, in a random order: `calls` calls
+    over a pool that grows (some sensors sit a call out; 1 row 20 % of the time) and `big`
+    calls of every sensor, shuffled together."""
+    kinds = ["small"] * calls + ["all"] * big
+    rng.shuffle(kinds)
+    live = max(1, sensors // 4)  # sensors appear over the stream
+    out = []
+    for kind in kinds:
+        live = min(sensors, live + int(rng.integers(0, 3)))
+        if kind == "all":
+            out.append(rng.permutation(sensors))
+        else:
+            size = 1 if rng.random() < 0.2 else int(rng.integers(1, live + 1))
+            out.append(rng.choice(live, size, replace=False))
+    return out
+
+
+def indices(rng: np.random.Generator, sensors: int) -> list[int]:
+    """Distinct sensor indices, up to 2**40."""
+    return [int(i) for i in rng.choice(2**40, sensors + 1, replace=False)[1:]]
+
+
 def stream(
     seed: int, sensors: int = 40, calls: int = 80, big: int = 0
 ) -> tuple[list[list[Row]], int]:
-    """Calls over a pool of sensors that grows; `big`: also that many calls of every sensor.
-    Returns the calls and the number of sensors (slots) there will be."""
+    """Readings as received (for flatline and channels): calls over a pool of sensors that
+    grows, a layout that changes now and then. Returns the calls and the number of sensors."""
     rng = np.random.default_rng(seed)
-    pool = [Sensor(rng, int(i)) for i in rng.choice(2**40, sensors + 1, replace=False)[1:]]
+    pool = [Sensor(rng, i) for i in indices(rng, sensors)]
     out: list[list[Row]] = []
-    live = max(1, sensors // 4)  # sensors appear over the stream
     layout = FULL
-    plan = ["small"] * calls + ["all"] * big
-    rng.shuffle(plan)
-    for kind in plan:
-        live = min(sensors, live + int(rng.integers(0, 3)))
+    for chosen in plan(rng, sensors, calls, big):
         if rng.random() < 0.08:
             layout = LAYOUTS[rng.integers(len(LAYOUTS))]
-        if kind == "all":
-            chosen = rng.permutation(sensors)
-        else:
-            size = 1 if rng.random() < 0.2 else int(rng.integers(1, live + 1))
-            chosen = rng.choice(live, size, replace=False)  # some sensors sit a call out
         rows = []
         for i in chosen.tolist():
             sensor = pool[i]
@@ -127,9 +142,94 @@ def stream(
     return out, sensors
 
 
+#: Layouts of the rows the NowCast sees: with pm2.5_epa, without, with an `aqi` of its own.
+EPA_LAYOUTS = (("pm2.5_cf_1", "pm2.5_epa"), ("pm2.5_cf_1",), ("aqi", "pm2.5_epa"))
+FAULT_CODES = ("flatline", "out_of_range", "channel_zero", "channel_disagreement",
+               "channel_downgraded")  # fmt: skip
+
+
+def step(rng: np.random.Generator) -> int:
+    """Seconds to a sensor's next reading: mostly 2 minutes; hours now and then; late (back in
+    time) or at the same time sometimes."""
+    kind = rng.random()
+    if kind < 0.8:
+        return 120
+    if kind < 0.9:
+        return 120 * int(rng.integers(2, 400))
+    if kind < 0.95:
+        return 0
+    return -int(rng.integers(1, 7200))
+
+
+def reasons(rng: np.random.Generator, rate: float) -> list[str]:
+    """Rule codes, in an order the rules could give; `score` among them now and then."""
+    if rng.random() >= rate:
+        return ["score"] if rng.random() < 0.02 else []
+    picked = [c for c in FAULT_CODES if rng.random() < 0.3] or [FAULT_CODES[rng.integers(5)]]
+    if rng.random() < 0.1:
+        picked.append("score")
+    return picked
+
+
+def epa_stream(
+    seed: int, sensors: int = 30, calls: int = 150, big: int = 0
+) -> tuple[list[list[Row]], int]:
+    """Rows as the NowCast sees them: pm2.5_epa (negative, zero, -0.0, missing now and then),
+    placeholders, `flatline` reasons, times that jump hours, repeat or go back."""
+    rng = np.random.default_rng(seed)
+    names = indices(rng, sensors)
+    level = rng.uniform(-2, 80, sensors)
+    clock = [int(t) for t in rng.integers(-3 * 3600, 10**9, sensors)]  # some before 1970
+    layout = EPA_LAYOUTS[0]
+    out = []
+    for chosen in plan(rng, sensors, calls, big):
+        if rng.random() < 0.05:
+            layout = EPA_LAYOUTS[rng.integers(len(EPA_LAYOUTS))]
+        rows = []
+        for i in chosen.tolist():
+            clock[i] += step(rng)
+            pm: float | None = round(float(level[i] + rng.normal(0, 5)), 2)
+            draw = rng.random()
+            if draw < 0.05:
+                pm = None
+            elif draw < 0.08:
+                pm = 0.0 if draw < 0.065 else -0.0
+            values = {name: (pm if name == "pm2.5_epa" else 12.5) for name in layout}
+            placeholder = rng.random() < 0.03
+            if placeholder:
+                values = dict.fromkeys(layout)
+            rows.append(Row(names[i], clock[i], values, placeholder, reasons(rng, 0.05)))
+        out.append(rows)
+    return out, sensors
+
+
+def fault_stream(
+    seed: int, sensors: int = 30, calls: int = 150, big: int = 0
+) -> tuple[list[list[Row]], int]:
+    """Rows as the incident tracker sees them: runs of flagged readings (codes in rule order,
+    `score` too), clean stretches shorter and longer than the clearing time, placeholders,
+    times that jump, repeat or go back."""
+    rng = np.random.default_rng(seed)
+    names = indices(rng, sensors)
+    clock = [int(t) for t in rng.integers(0, 10**9, sensors)]
+    faulty = [False] * sensors
+    out = []
+    for chosen in plan(rng, sensors, calls, big):
+        rows = []
+        for i in chosen.tolist():
+            clock[i] += step(rng)
+            if rng.random() < 0.1:
+                faulty[i] = not faulty[i]
+            placeholder = rng.random() < 0.03  # (with reasons too: they must not count)
+            rate = 0.7 if faulty[i] else 0.03
+            rows.append(Row(names[i], clock[i], {}, placeholder, reasons(rng, rate)))
+        out.append(rows)
+    return out, sensors
+
+
 def work_of(rows: list[Row], slot_of: dict[int, int]) -> tuple[Work, np.ndarray]:
-    """The `Work` of one call (its layout is its first row's) and its rows' slots (new sensors
-    get the next slots)."""
+    """The `Work` of one call (its layout is its first row's, its reasons the rows') and its
+    rows' slots (new sensors get the next slots)."""
     fields = tuple(rows[0].values)
     values = np.array([[np.nan if r.values[f] is None else r.values[f] for f in fields]
                        for r in rows]).reshape(len(rows), len(fields))  # fmt: skip
@@ -140,7 +240,9 @@ def work_of(rows: list[Row], slot_of: dict[int, int]) -> tuple[Work, np.ndarray]
         values,
     )
     slots = np.array([slot_of.setdefault(r.sensor, len(slot_of)) for r in rows], np.int64)
-    return Work.of(columns, np.array([r.placeholder for r in rows], bool)), slots
+    work = Work.of(columns, np.array([r.placeholder for r in rows], bool))
+    work.reasons = {i: list(r.reasons) for i, r in enumerate(rows) if r.reasons}
+    return work, slots
 
 
 def same_float(want: float | None, got: float) -> bool:

@@ -1,8 +1,10 @@
-"""The column path's quality-control stages against the per-reading rules they twin (the oracle):
-`FlatlineColumns` against `preparation.flatline.Flatline`, `ChannelColumns` against
-`preparation.channels.ChannelAgreement`, chained as `SensorLogic.on_batch` chains them, on random
-streams (`tests/qc_streams.py`): every value bit for bit, every flag, reason (in order) and
-count, the per-slot state too, with pickle round-trips mid-stream."""
+"""The column path's quality-control stages against the per-reading rules they twin (the oracle),
+used as `SensorLogic.on_batch` uses them: `FlatlineColumns` and `ChannelColumns` (chained) against
+`preparation.flatline.Flatline` and `preparation.channels.ChannelAgreement`, `NowCastColumns`
+against `preparation.aqi.NowCast` and `aqi`, `IncidentColumns` against
+`preparation.incidents.SensorIncidents`, on random streams (`tests/qc_streams.py`, 1-row to
+5,000-row calls): every value bit for bit, every flag, reason (in order), count and incident
+record, the per-slot state too, with pickle round-trips mid-stream."""
 
 from __future__ import annotations
 
@@ -13,9 +15,15 @@ import pytest
 
 from columns.channels import ChannelColumns
 from columns.flatline import FlatlineColumns
+from columns.incidents import IncidentColumns
+from columns.nowcast import NowCastColumns, aqi_values
+from preparation.aqi import AQI_FIELD, NOWCAST_FIELD, NowCast, aqi
 from preparation.channels import ChannelAgreement
+from preparation.correction import EPA_FIELD
 from preparation.flatline import Flatline
-from tests.qc_streams import Row, same_float, stream, work_of
+from preparation.incidents import SensorIncidents
+from preparation.reasons import FLATLINE
+from tests.qc_streams import Row, epa_stream, fault_stream, same_float, stream, work_of
 
 
 def qc_options(seed: int) -> tuple[int, ChannelAgreement]:
@@ -124,3 +132,103 @@ def test_a_template_copied_keeps_every_option():
     for name in ("abs_limit", "rel_limit", "zero_other", "zero_run", "test_a", "test_b", "fields",
                  "use_flags", "history"):  # fmt: skip
         assert getattr(twin, name) == getattr(rule, name)
+
+
+# --- NowCast and AQI --------------------------------------------------------------------------
+
+
+def nowcast_fields(rows: list[Row], nowcasts: dict[int, NowCast]) -> list[dict]:
+    """The oracle: `SensorLogic.on_batch`'s NowCast step, reading by reading."""
+    out = []
+    for row in rows:
+        nowcast = nowcasts.setdefault(row.sensor, NowCast())
+        filled = dict(row.values)
+        pm = filled.get(EPA_FIELD)
+        if pm is None or row.placeholder or FLATLINE in row.reasons:
+            filled[NOWCAST_FIELD] = filled[AQI_FIELD] = None
+        else:
+            level = nowcast.update(row.time, pm)
+            filled[NOWCAST_FIELD] = level
+            filled[AQI_FIELD] = None if level is None else float(aqi(level))
+        out.append(filled)
+    return out
+
+
+def run_nowcast(calls: list[list[Row]], seed: int) -> int:
+    rng = np.random.default_rng(seed + 3000)
+    stage, nowcasts, slot_of, known = NowCastColumns(), {}, {}, 0
+    for rows in calls:
+        want = nowcast_fields(rows, nowcasts)
+        work, at = work_of(rows, slot_of)
+        stage.grow(len(slot_of))
+        counts: dict[str, int] = {}
+        stage.apply(work, at, counts)
+        assert counts == {}
+        for i, filled in enumerate(want):
+            assert work.fields == list(filled)
+            for j, name in enumerate(work.fields):
+                assert same_float(filled[name], work.values[i, j]), (i, name, filled[name])
+            known += filled[NOWCAST_FIELD] is not None
+        if rng.random() < 0.1:
+            stage = pickle.loads(pickle.dumps(stage))
+            nowcasts = {k: pickle.loads(pickle.dumps(v)) for k, v in nowcasts.items()}
+    return known
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_nowcast_and_aqi_equal_the_per_reading_ones(seed):
+    calls, _ = epa_stream(seed)
+    assert run_nowcast(calls, seed) > 0  # not only None
+
+
+@pytest.mark.parametrize("seed", [200, 201])
+def test_nowcast_on_big_calls_and_single_rows(seed):
+    calls, _ = epa_stream(seed, sensors=5000, calls=40, big=4)
+    run_nowcast(calls, seed)
+
+
+def test_aqi_values_equal_aqi_at_every_tenth_and_between():
+    levels = np.concatenate(
+        [np.arange(0, 6000) / 10.0, np.random.default_rng(5).uniform(-5, 700, 20000), [-0.0]]
+    )
+    want = [float(aqi(c)) for c in levels.tolist()]
+    got = aqi_values(levels)
+    assert all(same_float(w, g) for w, g in zip(want, got.tolist(), strict=True))
+
+
+# --- incidents --------------------------------------------------------------------------------
+
+
+def run_incidents(calls: list[list[Row]], seed: int, clear_after: int) -> int:
+    rng = np.random.default_rng(seed + 4000)
+    stage, tracks, slot_of, made = IncidentColumns(clear_after), {}, {}, 0
+    for rows in calls:
+        want = []
+        for row in rows:
+            track = tracks.setdefault(row.sensor, SensorIncidents(clear_after))
+            if not row.placeholder:
+                want.extend(track.observe(row.sensor, row.time, row.reasons))
+        work, at = work_of(rows, slot_of)
+        stage.grow(len(slot_of))
+        earlier = ["an earlier record"]
+        got = stage.apply(work, at, {}, earlier)
+        assert got is earlier and got[1:] == want
+        assert all(type(i.time) is int and type(i.sensor_index) is int for i in got[1:])
+        made += len(want)
+        if rng.random() < 0.1:
+            stage = pickle.loads(pickle.dumps(stage))
+            tracks = {k: v.copy() for k, v in tracks.items()}
+    for sensor, track in tracks.items():
+        assert stage.open[slot_of[sensor]] == (track.open is not None)
+    return made
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_incidents_equal_the_per_reading_ones(seed):
+    clear_after = (0, 120, 600, 1800)[seed % 4]  # 0: the option allows 1, the class any
+    assert run_incidents(fault_stream(seed)[0], seed, clear_after) > 0
+
+
+@pytest.mark.parametrize("seed", [300, 301])
+def test_incidents_on_big_calls_and_single_rows(seed):
+    run_incidents(fault_stream(seed, sensors=5000, calls=40, big=4)[0], seed, 1800)
