@@ -4,7 +4,8 @@ The column path's way in for sources that make `Reading` objects (the live polle
 Bytewax source of readings and dead letters): each batch is grouped by the shard its sensor
 belongs to (the shard `sources.purpleair.sensor_owner` gives it: the worker Bytewax routes the
 sensor's key to, out of `shards`), in order, and each run of readings with the same fields
-becomes one `Columns`. Dead letters pass through; anything else becomes one.
+becomes one `Columns`. Dead letters and `(key, Columns)` items (a source of column batches)
+pass through; anything else becomes a dead letter.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from columns.batch import Columns
+from columns.source import shard_key
 from sources.payload import DeadLetter, Reading
 from sources.routing import key_worker
 
@@ -22,23 +24,6 @@ from sources.routing import key_worker
 _REMEMBERED = 1 << 17
 #: The one key of global mode.
 GLOBAL_KEY = "global"
-
-
-def shard_key(shard: int, shards: int) -> str:
-    """The state key of shard `shard` of `shards`: one that Bytewax routes to worker `shard`
-    when there are `shards` workers, so a shard's state lives where its rows are read.
-
-    >>> key = shard_key(1, 2)
-    >>> key.startswith("shard-1-of-2"), key_worker(key, 2)
-    (True, 1)
-    """
-    base = f"shard-{shard}-of-{shards}"
-    if key_worker(base, shards) == shard:
-        return base
-    n = 0
-    while key_worker(f"{base}.{n}", shards) != shard:
-        n += 1
-    return f"{base}.{n}"
 
 
 def columns_of(readings: list[Reading], origin: str = "") -> list[Columns]:
@@ -66,6 +51,10 @@ def columns_of(readings: list[Reading], origin: str = "") -> list[Columns]:
     return out
 
 
+def _is_column_item(item: Any) -> bool:
+    return type(item) is tuple and len(item) == 2 and type(item[1]) is Columns
+
+
 class ReadingGrouper:
     """`group(batch)`: a source batch of readings and dead letters as `(key, Columns)` items
     and dead letters. `shards=None` is global mode: every reading under one key."""
@@ -91,8 +80,8 @@ class ReadingGrouper:
         for item in batch:
             if type(item) is Reading:
                 shards.setdefault(self.key(item.sensor_index), []).append(item)
-            elif type(item) is DeadLetter:
-                out.append(item)
+            elif type(item) is DeadLetter or _is_column_item(item):
+                out.append(item)  # a source of column batches: as they are
             else:
                 out.append(DeadLetter(f"not a Reading: {type(item)}", item))
         for key, readings in shards.items():

@@ -37,7 +37,6 @@ from columns.adapters import (
     ChannelRows,
     DetectorRows,
     EpaRows,
-    FlatlineRows,
     GapRows,
     ImputeRows,
     IncidentRows,
@@ -46,6 +45,8 @@ from columns.adapters import (
     ValidateRows,
 )
 from columns.batch import SCORED, STATUS_NAMES, UNSCORED, Columns, Work
+from columns.channels import ChannelColumns
+from columns.flatline import FlatlineColumns
 from columns.readings import ReadingMaker
 from dataflows.steps import SensorConfig
 from detectors.base import Detector
@@ -180,14 +181,17 @@ def detector_factory(config: SensorConfig) -> Callable[[], Detector]:
 def stages_of(
     config: SensorConfig, features: Sequence[str] | None, per_sensor: bool = True
 ) -> list[tuple[str, Any]]:
-    """The stages of `SensorLogic.on_batch`, in its order, that the configuration turns on."""
+    """The stages of `SensorLogic.on_batch`, in its order, that the configuration turns on:
+    the vectorised twins where they exist, else the exact per-slot adapters; all adapters in
+    global key mode but for the stateless stages (a twin needs each slot once a call)."""
     stages: list[tuple[str, Any]] = []
     if config.flatline is not None:
-        stages.append(("flatline", FlatlineRows(config.flatline)))
+        stages.append(("flatline", FlatlineColumns(config.flatline)))
     if config.validator is not None:
         stages.append(("validate", ValidateRows(config.validator)))
     if config.channels is not None:
-        stages.append(("channels", ChannelRows(config.channels)))
+        rule = config.channels
+        stages.append(("channels", ChannelColumns.of(rule) if per_sensor else ChannelRows(rule)))
     stages.append(("impute", ImputeRows(config.impute_fields, config.window, config.strategy)))
     if config.epa is not None:
         stages.append(("epa", EpaRows(config.epa)))

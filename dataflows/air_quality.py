@@ -25,6 +25,7 @@ from bytewax.outputs import Sink
 
 from columns.group import ReadingGrouper
 from columns.logic import BatchTally, ShardLogic
+from columns.source import ColumnFileSource
 from config import (
     DEFAULT_IMPUTE_FIELDS,
     GC_THRESHOLD,
@@ -252,15 +253,29 @@ def _take_tallied_readings(
     return take_readings
 
 
+def _column_source(config: FlowConfig) -> Source:
+    """`engine="columns"`: a file is read in column batches (`ColumnFileSource`, the same
+    shards and resume positions as `ShardedFileSource`); any other source gives readings."""
+    source, run = config.source.path or SHIPPED_DATA, config.run
+    if isinstance(source, Source) or source == "purpleair" or is_url(str(source)):
+        return _source(config)
+    if not Path(source).is_file():
+        raise ConfigError(f"[source] path: no such file: {source}")
+    shards = run.shards if run.key == "sensor" else 1
+    return ColumnFileSource(source, shards=shards, batch_size=run.batch_size)
+
+
 def _column_step(
-    config: FlowConfig, items: Stream[Any], per_sensor: SensorConfig, emit_all: bool
+    config: FlowConfig, flow: Dataflow, per_sensor: SensorConfig, emit_all: bool
 ) -> tuple[Stream[tuple[str, Any]], Stream[DeadLetter]]:
-    """`engine="columns"`: the source's readings grouped into column batches per shard
-    (`columns.group`), each shard cleaned and scored by a `columns.logic.ShardLogic`; returns
+    """`engine="columns"`: column batches per shard (a source of readings grouped into them
+    by `columns.group`), each shard cleaned and scored by a `columns.logic.ShardLogic`; returns
     its output stream and the dead letters."""
-    run = config.run
-    grouper = ReadingGrouper(run.shards if run.key == "sensor" else None)
-    grouped = op.flat_map_batch("group_columns", items, grouper.group)
+    run, source = config.run, _column_source(config)
+    grouped = op.input("read_columns", flow, source)
+    if not isinstance(source, ColumnFileSource):
+        grouper = ReadingGrouper(run.shards if run.key == "sensor" else None)
+        grouped = op.flat_map_batch("group_columns", grouped, grouper.group)
     keyed = op.flat_map_batch(
         "key_columns", grouped, lambda batch: [item for item in batch if type(item) is tuple]
     )
@@ -397,12 +412,12 @@ def dataflow(config: FlowConfig) -> Dataflow:
     if run.gc_threshold is not None:
         tune_gc(run.gc_threshold)
     flow = Dataflow("air_quality")
-    items = op.input("read", flow, _source(config))
     if run.engine == "columns":
         emit_all = outputs.readings is not None or bool(outputs.sample.size) or spatial
-        per_key, rejected = _column_step(config, items, per_sensor, emit_all)
+        per_key, rejected = _column_step(config, flow, per_sensor, emit_all)
         take_readings = _take_tallied_readings(config.cleaning, run.key, counter)
     else:
+        items = op.input("read", flow, _source(config))
         # batch steps (one Python call per batch, not per item) split and key the streams
         keyed = op.flat_map_batch(
             "key_readings", items, lambda batch: keyed_readings(batch, run.key)

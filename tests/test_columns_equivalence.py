@@ -26,11 +26,11 @@ from typing import Any
 import pytest
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.recovery import RecoveryConfig, init_db_dir
-from bytewax.testing import TestingSink, cluster_main, run_main
+from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 from prometheus_client import REGISTRY
 
-from columns.group import ReadingGrouper
 from columns.logic import BatchTally, ShardLogic
+from columns.source import ColumnFileSource
 from config import resolve
 from data import simulate
 from dataflows.air_quality import build_flow, sensor_config
@@ -39,6 +39,7 @@ from detectors.catalog import DETECTORS
 from preparation.gaps import GapEvent
 from preparation.incidents import Incident, incident_record
 from sources.payload import Reading
+from sources.purpleair import read_items
 from sources.shards import ShardedFileSource
 from tests.conftest import run_processes
 from tests.corpus import kinds
@@ -261,6 +262,17 @@ def test_two_workers_give_the_per_reading_outputs(deployment, key):
     assert_same(got, want, layout_free=True)
 
 
+@pytest.mark.parametrize("key", ["sensor", "global"])
+def test_a_source_of_readings_is_grouped_into_column_batches(deployment, key):
+    """The live poller, a URL, any Bytewax source gives `Reading`s: grouped per shard."""
+    items = list(read_items(str(deployment)))
+    options = {**WIDE, "key": key, "readings": True, "incidents": True}
+    want = run(TestingSource(items, batch_size=150), "readings", **options)
+    got = run(TestingSource(items, batch_size=150), "columns", **options)
+    assert len(got["readings"]) > 1000
+    assert_same(got, want)
+
+
 def test_two_processes_give_the_per_reading_outputs(deployment, tmp_path):
     want = run(str(deployment), "readings", readings=True, incidents=True, **WIDE)
     files = {name: tmp_path / f"{name}.jsonl" for name in OUTPUTS if name != "totals"}
@@ -303,11 +315,9 @@ def records(items: list[Any]) -> list[str]:
 
 def shard_batches(path: Path, options: dict[str, Any]) -> list[list[tuple[str, Any]]]:
     """The column batches a flow's shard steps get, source batch by source batch."""
-    config = resolve(None, source=str(path), **options)
-    run_config = config.run
+    run_config = resolve(None, source=str(path), **options).run
     shards = run_config.shards if run_config.key == "sensor" else 1
-    source = ShardedFileSource(path, shards=shards, batch_size=run_config.batch_size)
-    grouper = ReadingGrouper(shards if run_config.key == "sensor" else None)
+    source = ColumnFileSource(path, shards=shards, batch_size=run_config.batch_size)
     batches = []
     for part in source.list_parts():
         partition = source.build_part("read", part, None)
@@ -316,7 +326,7 @@ def shard_batches(path: Path, options: dict[str, Any]) -> list[list[tuple[str, A
                 batch = partition.next_batch()
             except StopIteration:
                 break
-            batches.append([item for item in grouper.group(batch) if type(item) is tuple])
+            batches.append([item for item in batch if type(item) is tuple])
     return batches
 
 
@@ -386,11 +396,12 @@ class _CrashingPartition(StatefulSourcePartition):
 
 
 class CrashingSource(FixedPartitionedSource):
-    """A `ShardedFileSource` whose partitions stop the flow after `crash_after` batches in all
-    (None: never)."""
+    """A file source (`ColumnFileSource` for the column engine) whose partitions stop the flow
+    after `crash_after` batches in all (None: never)."""
 
-    def __init__(self, path: Path, crash_after: int | None, **options: Any):
-        self.inner = ShardedFileSource(path, **options)
+    def __init__(self, path: Path, crash_after: int | None, engine: str, **options: Any):
+        files = ColumnFileSource if engine == "columns" else ShardedFileSource
+        self.inner = files(path, **options)
         self.crash = [-1 if crash_after is None else crash_after]
 
     def list_parts(self) -> list[str]:
@@ -408,7 +419,7 @@ def test_a_flow_that_crashes_resumes_to_the_uninterrupted_totals(deployment, tmp
     options = {"spatial": False, "gaps": "fill", "offline_after": 10800, "progress": None}
 
     def flow(crash_after, got):
-        source = CrashingSource(deployment, crash_after, batch_size=20)
+        source = CrashingSource(deployment, crash_after, engine, batch_size=20)
         sinks = {name: TestingSink(got[name]) for name in ("output", "readings", "totals")}
         return build_flow(source, engine=engine, events=TestingSink([]), **sinks, **options)
 
