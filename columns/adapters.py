@@ -76,8 +76,8 @@ def merge_rule(work: Work, row: int, flags: dict[str, str], reasons: list[str]) 
 
 
 class PerSlot:
-    """A list of per-slot objects, each made on first use by `make()` (new slots start fresh).
-    Plain attributes, so a stage pickles (no lambdas)."""
+    """A list of per-slot objects, one `make()` each (new slots start fresh). Plain
+    attributes, so a stage pickles (no lambdas)."""
 
     def __init__(self) -> None:
         self.objects: list[Any] = []
@@ -86,14 +86,9 @@ class PerSlot:
         raise NotImplementedError
 
     def grow(self, slots: int) -> None:
+        """Fresh objects for the new slots (each is used as soon as it is made)."""
         if slots > len(self.objects):
-            self.objects.extend([None] * (slots - len(self.objects)))
-
-    def of(self, slot: int) -> Any:
-        found = self.objects[slot]
-        if found is None:
-            found = self.objects[slot] = self.make()
-        return found
+            self.objects.extend(self.make() for _ in range(slots - len(self.objects)))
 
 
 class FlatlineRows(PerSlot):
@@ -107,6 +102,7 @@ class FlatlineRows(PerSlot):
         return Flatline(self.readings)
 
     def apply(self, work: Work, slots: np.ndarray, counts: dict[str, int]) -> None:
+        objects = self.objects
         rows = row_dicts(work)
         placeholder = work.placeholder.tolist()
         for i, slot in enumerate(slots.tolist()):
@@ -114,7 +110,7 @@ class FlatlineRows(PerSlot):
                 continue
             flags: dict[str, str] = {}
             reasons: list[str] = []
-            self.of(slot).apply(rows[i], flags, reasons, counts)
+            objects[slot].apply(rows[i], flags, reasons, counts)
             merge_rule(work, i, flags, reasons)
 
 
@@ -148,10 +144,11 @@ class ChannelRows(PerSlot):
         return self.template.copy()
 
     def apply(self, work: Work, slots: np.ndarray, counts: dict[str, int]) -> None:
+        objects = self.objects
         for i, (slot, values) in enumerate(zip(slots.tolist(), row_dicts(work), strict=True)):
             flags: dict[str, str] = {}
             reasons: list[str] = []
-            out = self.of(slot).apply(values, flags, reasons, counts)
+            out = objects[slot].apply(values, flags, reasons, counts)
             if out is not values:
                 write_back(work, i, out)
             merge_rule(work, i, flags, reasons)
@@ -168,10 +165,11 @@ class ImputeRows(PerSlot):
         return WindowImputer(self.fields, self.window, self.strategy)
 
     def apply(self, work: Work, slots: np.ndarray, counts: dict[str, int]) -> None:
+        objects = self.objects
         cols = {name: column_of(work, name) for name in self.fields}
         imputed, missing = work.imputed, work.missing
         for i, (slot, values) in enumerate(zip(slots.tolist(), row_dicts(work), strict=True)):
-            filled, names, absent = self.of(slot).impute_one(values)
+            filled, names, absent = objects[slot].impute_one(values)
             for name in names:
                 work.values[i, cols[name]] = filled[name]
                 imputed[i, cols[name]] = True
@@ -217,6 +215,7 @@ class NowcastRows(PerSlot):
         return NowCast()
 
     def apply(self, work: Work, slots: np.ndarray, counts: dict[str, int]) -> None:
+        objects = self.objects
         pm_col = work.column(EPA_FIELD)
         now_col, aqi_col = column_of(work, NOWCAST_FIELD), column_of(work, AQI_FIELD)
         pms = work.values[:, pm_col].tolist() if pm_col is not None else [np.nan] * len(work)
@@ -227,7 +226,7 @@ class NowcastRows(PerSlot):
             if pm != pm or placeholder[i] or FLATLINE in work.reasons.get(i, ()):
                 out[i, now_col] = out[i, aqi_col] = np.nan
                 continue
-            level = self.of(slot).update(times[i], pm)
+            level = objects[slot].update(times[i], pm)
             out[i, now_col] = np.nan if level is None else level
             out[i, aqi_col] = np.nan if level is None else float(aqi(level))
 
@@ -243,11 +242,12 @@ class ScaleRows(PerSlot):
         return Standardiser(self.fields, window=self.window)
 
     def apply(self, work: Work, slots: np.ndarray, counts: dict[str, int]) -> None:
+        objects = self.objects
         cols = {z_name(name): column_of(work, z_name(name)) for name in self.fields}
         any_imputed = work.imputed.any(axis=1).tolist()
         for i, (slot, values) in enumerate(zip(slots.tolist(), row_dicts(work), strict=True)):
             imputed = imputed_names(work, i) if any_imputed[i] else []
-            self.of(slot).apply(values, imputed, counts)
+            objects[slot].apply(values, imputed, counts)
             for name, j in cols.items():
                 value = values[name]
                 work.values[i, j] = np.nan if value is None else value
@@ -266,12 +266,13 @@ class IncidentRows(PerSlot):
         return SensorIncidents(self.clear_after)
 
     def apply(self, work: Work, slots: np.ndarray, counts: dict[str, int]) -> list[Incident]:
+        objects = self.objects
         out: list[Incident] = []
         sensors, times = work.sensors.tolist(), work.times.tolist()
         placeholder, reasons = work.placeholder.tolist(), work.reasons
         for i, slot in enumerate(slots.tolist()):
             if not placeholder[i]:
-                out.extend(self.of(slot).observe(sensors[i], times[i], reasons.get(i, [])))
+                out.extend(objects[slot].observe(sensors[i], times[i], reasons.get(i, [])))
         return out
 
 
@@ -300,6 +301,7 @@ class DetectorRows(PerSlot):
         self.factory = factory
 
     def apply(self, work: Work, slots: np.ndarray, counts: dict[str, int]) -> None:
+        objects = self.objects
         if self.features is None:
             rows = row_dicts(work)
         else:
@@ -317,7 +319,7 @@ class DetectorRows(PerSlot):
             if placeholder[i]:
                 status[i] = UNSCORED
                 continue
-            value, state = self.of(slot).score_then_learn(rows[i])
+            value, state = objects[slot].score_then_learn(rows[i])
             score[i] = np.nan if value is None else value
             status[i] = STATUS_CODES[state]
 

@@ -80,17 +80,24 @@ class ReadingMaker:
         how many of `work.fields` the batch came with."""
         fixed, channel, imputer, derived = self._keys(work, base)
         names = work.fields
-        values = work.values[rows].tolist()
+        plain = fixed + derived
+        conditional = bool(channel or imputer)
+        if conditional:  # the keys differ from row to row: every column, picked per row
+            selected, plain_names = work.values[rows], names
+        else:  # one set of keys: just those columns, in their order
+            plain_names = [names[j] for j in plain]
+            if plain == list(range(len(names))):
+                selected = work.values[rows]
+            else:
+                selected = work.values[np.ix_(rows, plain)]
+        values = selected.tolist()
+        has_nan = np.isnan(selected).any(axis=1).tolist()
         imputed_mask = work.imputed[rows]
         missing_mask = work.missing[rows]
         any_imputed = imputed_mask.any(axis=1).tolist()
         any_missing = missing_mask.any(axis=1).tolist()
         imputed_cols = [(j, n) for n in self.imputed_order if (j := work.column(n)) is not None]
         missing_cols = [(j, n) for n in self.missing_order if (j := work.column(n)) is not None]
-        plain = fixed + derived
-        conditional = bool(channel or imputer)
-        simple = not conditional and plain == list(range(len(names)))
-        plain_names = [names[j] for j in plain]
         sensors = work.sensors[rows].tolist()
         times = work.times[rows].tolist()
         scores = work.score[rows].tolist()
@@ -101,17 +108,18 @@ class ReadingMaker:
         out = []
         for n, i in enumerate(rows.tolist()):
             row = values[n]
-            if simple:
-                keys, taken = names, row
-            elif not conditional:
-                keys, taken = plain_names, [row[j] for j in plain]
-            else:
+            if conditional:
                 fired = channel if CHANNELS_FLAG in flags.get(i, ()) else []
                 cols = [*fixed, *fired]
                 cols += [j for j in imputer if imputed_mask[n, j] and j not in fired]
                 cols += derived
-                keys, taken = [names[j] for j in cols], [row[j] for j in cols]
-            row_values = {k: (None if v != v else v) for k, v in zip(keys, taken, strict=True)}
+                keys, row = [names[j] for j in cols], [row[j] for j in cols]
+            else:
+                keys = plain_names
+            if has_nan[n]:
+                row_values = {k: (None if v != v else v) for k, v in zip(keys, row, strict=True)}
+            else:
+                row_values = dict(zip(keys, row, strict=True))
             imputed = (
                 [name for j, name in imputed_cols if imputed_mask[n, j]] if any_imputed[n] else []
             )
