@@ -16,7 +16,6 @@ key mode: every row is slot 0). The incident adapter returns the `Incident` reco
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -28,12 +27,10 @@ from preparation.aqi import AQI_FIELD, NOWCAST_FIELD, NowCast, aqi
 from preparation.channels import ChannelAgreement
 from preparation.correction import EPA_FIELD, EpaCorrection
 from preparation.flatline import Flatline
-from preparation.gaps import GapEvent, GapLogic, GapTracker
 from preparation.incidents import Incident, SensorIncidents
 from preparation.reasons import FLATLINE, OUT_OF_RANGE
 from preparation.scaling import Standardiser, z_name
 from preparation.validation import RangeValidator
-from sources.payload import Reading
 
 #: `Work.status` code of each status string a detector returns.
 STATUS_CODES = {"warming_up": WARMING_UP, "scored": SCORED, "unscored": UNSCORED}
@@ -322,93 +319,3 @@ class DetectorRows(PerSlot):
             value, state = objects[slot].score_then_learn(rows[i])
             score[i] = np.nan if value is None else value
             status[i] = STATUS_CODES[state]
-
-
-class GapRows:
-    """`preparation.gaps.GapTracker` per slot, before the other stages: for each row, the gap
-    and offline events and the placeholder rows (fill mode) its silence makes, as
-    `GapLogic.on_batch` gives them; with `clock="system"`, offline by the wall clock too.
-
-    `build` is the flow's per-key gap logic factory (`SensorConfig.gaps`): it gives the clock
-    and each new slot's fresh tracker. Only the trackers pickle; `attach` gives `build` back."""
-
-    def __init__(self, build: Callable[[GapTracker | None], GapLogic]):
-        self.trackers: list[GapTracker | None] = []
-        self.attach(build)
-
-    def attach(self, build: Callable[[GapTracker | None], GapLogic]) -> None:
-        logic = build(None)
-        self.build, self.clock, self.now = build, logic.clock, logic.now
-        tracker = logic.tracker
-        self.fill = tracker.mode == "fill"
-        self.on_time = min(2 * tracker.interval - tracker.interval // 2, tracker.offline_after + 1)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"trackers": self.trackers}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.trackers = state["trackers"]
-
-    def grow(self, slots: int) -> None:
-        if slots > len(self.trackers):
-            self.trackers.extend([None] * (slots - len(self.trackers)))
-
-    def of(self, slot: int) -> GapTracker:
-        found = self.trackers[slot]
-        if found is None:
-            found = self.trackers[slot] = self.build(None).tracker
-        return found
-
-    def expand(
-        self, sensors: list[int], times: list[int], fields: tuple[str, ...], slots: list[int]
-    ) -> tuple[list[GapEvent], dict[int, list[tuple[int, tuple[str, ...]]]]]:
-        """`(events, placeholders)` of a batch's rows, in order: `placeholders[i]` is the
-        `(time, fields)` of each placeholder that goes before row `i` (only rows that have any)."""
-        arrived = self.now().timestamp() if self.clock == "system" else None
-        events: list[GapEvent] = []
-        before: dict[int, list[tuple[int, tuple[str, ...]]]] = {}
-        on_time, fill = self.on_time, self.fill
-        proxy_values = dict.fromkeys(fields)
-        touched = set()
-        for i, slot in enumerate(slots):
-            tracker = self.trackers[slot] or self.of(slot)
-            if arrived is not None:
-                touched.add(slot)
-            time = times[i]
-            last = tracker.last_time
-            if last is not None and 0 < time - last < on_time:  # nothing missed (observe_all)
-                tracker.last_time = time
-                if fill:
-                    tracker.last_fields = fields
-                tracker.offline_reported = False
-                continue
-            proxy = Reading(sensors[i], time, proxy_values)
-            for item in tracker.observe(proxy, arrived):
-                if type(item) is GapEvent:
-                    events.append(item)
-                elif item is not proxy:
-                    before.setdefault(i, []).append((item.time, tuple(item.values)))
-        for slot in touched:  # observe_all's last step: when each sensor's batch arrived
-            self.trackers[slot].arrived = arrived
-        return events, before
-
-    def notify_at(self) -> datetime | None:
-        if self.clock != "system":
-            return None
-        wakes = [w for t in self.trackers if t is not None and (w := t.wake_at()) is not None]
-        return datetime.fromtimestamp(min(wakes), UTC) if wakes else None
-
-    def on_notify(self) -> list[GapEvent]:
-        """`sensor_offline` events of every slot whose silence is due (`GapLogic.on_notify`)."""
-        now = self.now().timestamp()
-        wakes = [(w, t) for t in self.trackers if t is not None and (w := t.wake_at()) is not None]
-        if not wakes:
-            return []
-        due = max(now, min(w for w, _t in wakes))  # bytewax wakes us once the first is due
-        out = []
-        for wake, tracker in wakes:
-            if wake <= due:
-                event = tracker.offline_by_clock(max(now, wake))
-                if event is not None:
-                    out.append(event)
-        return out

@@ -37,7 +37,6 @@ from columns.adapters import (
     ChannelRows,
     DetectorRows,
     EpaRows,
-    GapRows,
     ImputeRows,
     IncidentRows,
     NowcastRows,
@@ -47,7 +46,9 @@ from columns.adapters import (
 from columns.batch import SCORED, STATUS_NAMES, UNSCORED, Columns, Work
 from columns.channels import ChannelColumns
 from columns.flatline import FlatlineColumns
+from columns.gaps import GapColumns
 from columns.readings import ReadingMaker
+from columns.rounds import occurrences, take
 from dataflows.steps import SensorConfig
 from detectors.base import Detector
 from detectors.hst import HalfSpaceTreesDetector
@@ -57,7 +58,7 @@ from preparation.flatline import FLAG as FLATLINE_FLAG
 from preparation.reasons import kind_of
 
 #: Version of the snapshot layout.
-STATE_VERSION = 1
+STATE_VERSION = 2
 #: Flags that are not a removed field's (as `preparation.metrics` counts them).
 _NOT_FIELDS = frozenset({EPA_FIELD, CHANNELS_FLAG, FLATLINE_FLAG})
 
@@ -104,35 +105,6 @@ class SlotMap:
             self.keys, self.values = keys[order], np.concatenate([self.values, ids])[order]
             at = np.searchsorted(self.keys, sensors)
         return self.values[at]
-
-
-def take(columns: Columns, rows: np.ndarray) -> Columns:
-    """The rows `rows` of a batch, in that order."""
-    text = None if columns.text is None else [columns.text[i] for i in rows.tolist()]
-    return Columns(
-        columns.sensors[rows],
-        columns.times[rows],
-        columns.fields,
-        columns.values[rows],
-        text,
-        columns.origin,
-    )
-
-
-def occurrences(slots: np.ndarray) -> np.ndarray:
-    """For each row, how many earlier rows have its slot (0 for a slot's first row).
-
-    >>> occurrences(np.array([4, 2, 4, 4, 2])).tolist()
-    [0, 0, 1, 2, 1]
-    """
-    order = np.argsort(slots, kind="stable")
-    ranked = slots[order]
-    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
-    sizes = np.diff(np.r_[starts, len(slots)])
-    within = np.arange(len(slots)) - np.repeat(starts, sizes)
-    out = np.empty(len(slots), np.int64)
-    out[order] = within
-    return out
 
 
 def concat(batches: Sequence[Columns]) -> list[Columns]:
@@ -229,7 +201,7 @@ class ShardLogic(StatefulBatchLogic):
         if resume is None:
             self.slots = SlotMap()
             self.stages = stages_of(config, features, per_sensor)
-            self.gaps = GapRows(config.gaps) if config.gaps is not None and per_sensor else None
+            self.gaps = GapColumns(config.gaps) if config.gaps is not None and per_sensor else None
             self.counts: dict[str, int] = {}
         else:
             version, self.slots, self.stages, self.gaps, self.counts = pickle.loads(resume)
@@ -263,7 +235,7 @@ class ShardLogic(StatefulBatchLogic):
         if self.gaps is not None:
             self.gaps.grow(self.slots.count)
             events, placeholders = self.gaps.expand(
-                columns.sensors.tolist(), columns.times.tolist(), columns.fields, slots.tolist()
+                columns.sensors.tolist(), columns.times.tolist(), columns.fields, slots
             )
             out.extend(events)
         for work, work_slots in self._rounds(columns, slots, placeholders):

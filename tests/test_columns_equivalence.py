@@ -19,22 +19,24 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 from prometheus_client import REGISTRY
 
+from columns.batch import Columns
 from columns.logic import BatchTally, ShardLogic
 from columns.source import ColumnFileSource
 from config import resolve
 from data import simulate
 from dataflows.air_quality import build_flow, sensor_config
-from dataflows.steps import event_record, reading_record
+from dataflows.steps import SensorLogic, event_record, reading_record
 from detectors.catalog import DETECTORS
 from preparation.gaps import GapEvent
 from preparation.incidents import Incident, incident_record
@@ -435,3 +437,37 @@ def test_a_flow_that_crashes_resumes_to_the_uninterrupted_totals(deployment, tmp
     for name in ("readings", "output"):  # at least once: what followed the snapshot, again
         resumed = by_sensor_and_time(first[name] + second[name])
         assert set(resumed) == set(by_sensor_and_time(whole[name])), name
+
+
+def test_offline_by_the_system_clock_as_the_per_reading_step_reports_it():
+    """`clock="system"`: a silent sensor is reported when the wall clock says so, by the shard
+    step as by each sensor's own step, however the silences fall."""
+    wall = [datetime(2026, 4, 1, tzinfo=UTC)]
+    config = resolve(None, gaps="events", offline_after=600, clock=lambda: wall[0])
+    step = sensor_config(config.cleaning, config.detection, "sensor")
+    shard = ShardLogic(step, per_sensor=True, features=config.detection.features)
+    own: dict[int, SensorLogic] = {}
+    rng = random.Random(3)
+    fields = ("pm1.0_cf_1", "humidity")
+    reported = 0
+    for t in range(60):
+        reporting = [s for s in (5, 6, 7, 8) if rng.random() < (0.9 if t < 20 else 0.3)]
+        if reporting:
+            values = [[rng.uniform(1, 9), 40.0] for _ in reporting]
+            times = np.full(len(reporting), 120 * t)
+            columns = Columns(np.array(reporting), times, fields, np.array(values))
+            got = [e for e in shard.on_batch([columns])[0] if type(e) is GapEvent]
+            want = []
+            for sensor, row in zip(reporting, values, strict=True):
+                logic = own.setdefault(sensor, SensorLogic(step))
+                reading = Reading(sensor, 120 * t, dict(zip(fields, row, strict=True)))
+                want += [e for e in logic.on_batch([reading])[0] if type(e) is GapEvent]
+            assert got == want
+        wall[0] += timedelta(seconds=rng.choice((60, 300, 700)))
+        due = [logic for logic in own.values() if (at := logic.notify_at()) and at <= wall[0]]
+        want = [event for logic in due for event in logic.on_notify()[0]]
+        at = shard.notify_at()
+        got = shard.on_notify()[0] if at is not None and at <= wall[0] else []
+        assert sorted(map(repr, got)) == sorted(map(repr, want))
+        reported += len(want)
+    assert reported >= 3

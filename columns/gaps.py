@@ -1,0 +1,169 @@
+"""Missed time steps over a batch: `preparation.gaps.GapTracker` for every slot, in arrays.
+
+The per-reading tracker keeps a sensor's last event time, whether its silence was reported, when
+its last reading arrived (system clock) and, in fill mode, its last reading's fields. Here they
+are arrays by slot, and the usual row (the next reading, less than 1.5 intervals after the last:
+nothing missed) is a few numpy operations over the batch; a row that is anything else (a
+sensor's first reading, a gap, a silence, a repeat or a late reading) goes through a
+`GapTracker` made from its slot's state, so its events and placeholders are the per-reading
+path's own. A sensor seen twice in one batch is taken in rounds, in order.
+
+>>> gaps = GapColumns(lambda resume: GapLogic(resume or GapTracker("fill", 120, 3600)))
+>>> gaps.grow(1)
+>>> gaps.expand([7], [1000], ("pm",), np.array([0]))
+([], {})
+>>> events, before = gaps.expand([7, 7], [1120, 1480], ("pm",), np.array([0, 0]))
+>>> events, before
+([], {1: [(1240, ('pm',)), (1360, ('pm',))]})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from columns.grow import grown
+from columns.rounds import occurrences
+from preparation.gaps import GapEvent, GapLogic, GapTracker
+from sources.payload import Reading
+
+#: `last` of a slot that has had no reading (the tracker's None).
+NEVER = np.iinfo(np.int64).min
+
+
+class GapColumns:
+    """Every slot's gap tracking; `build` is the flow's per-key gap logic factory
+    (`SensorConfig.gaps`): it gives the mode, interval, silence and clock. The arrays pickle;
+    `attach` gives `build` back after a resume."""
+
+    def __init__(self, build: Callable[[GapTracker | None], GapLogic]):
+        self.sensor = np.zeros(0, np.int64)  # per slot: the sensor (of its last reading)
+        self.last = np.zeros(0, np.int64)  # its last event time, NEVER: none yet
+        self.reported = np.zeros(0, bool)  # its silence was reported offline
+        self.arrived = np.zeros(0)  # wall time its last batch arrived, NaN: None
+        self.layout = np.zeros(0, np.int32)  # fill mode: index of its last fields in `layouts`
+        self.layouts: list[tuple[str, ...]] = [()]
+        self.attach(build)
+
+    def attach(self, build: Callable[[GapTracker | None], GapLogic]) -> None:
+        logic = build(None)
+        tracker = logic.tracker
+        self.build, self.clock, self.now = build, logic.clock, logic.now
+        self.mode, self.interval = tracker.mode, tracker.interval
+        self.offline_after = tracker.offline_after
+        self.on_time = min(2 * self.interval - self.interval // 2, self.offline_after + 1)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        for name in ("build", "clock", "now"):
+            state.pop(name)  # the configuration's: `attach` gives them back
+        return state
+
+    def grow(self, slots: int) -> None:
+        self.sensor = grown(self.sensor, slots, 0)
+        self.last = grown(self.last, slots, NEVER)
+        self.reported = grown(self.reported, slots, False)
+        self.arrived = grown(self.arrived, slots, np.nan)
+        self.layout = grown(self.layout, slots, 0)
+
+    def _layout(self, fields: tuple[str, ...]) -> int:
+        try:
+            return self.layouts.index(fields)
+        except ValueError:
+            self.layouts.append(fields)
+            return len(self.layouts) - 1
+
+    def _tracker(self, slot: int) -> GapTracker:
+        """A per-reading tracker holding slot `slot`'s state."""
+        tracker = GapTracker(self.mode, self.interval, self.offline_after)
+        if self.last[slot] != NEVER:
+            tracker.sensor_index = int(self.sensor[slot])
+            tracker.last_time = int(self.last[slot])
+        tracker.last_fields = self.layouts[self.layout[slot]]
+        arrived = self.arrived[slot]
+        tracker.arrived = None if arrived != arrived else float(arrived)
+        tracker.offline_reported = bool(self.reported[slot])
+        return tracker
+
+    def _store(self, slot: int, tracker: GapTracker) -> None:
+        if tracker.last_time is not None:
+            self.sensor[slot] = tracker.sensor_index
+            self.last[slot] = tracker.last_time
+        self.layout[slot] = self._layout(tracker.last_fields)
+        self.arrived[slot] = np.nan if tracker.arrived is None else tracker.arrived
+        self.reported[slot] = tracker.offline_reported
+
+    def expand(
+        self,
+        sensors: Sequence[int],
+        times: Sequence[int],
+        fields: tuple[str, ...],
+        slots: np.ndarray,
+    ) -> tuple[list[GapEvent], dict[int, list[tuple[int, tuple[str, ...]]]]]:
+        """`(events, placeholders)` of a batch's rows, as `GapLogic.on_batch` gives them:
+        `placeholders[i]` is the `(time, fields)` of each placeholder that goes before row `i`
+        (only rows that have any)."""
+        arrived = self.now().timestamp() if self.clock == "system" else None
+        events: list[GapEvent] = []
+        before: dict[int, list[tuple[int, tuple[str, ...]]]] = {}
+        times_array = np.asarray(times, np.int64)
+        occurrence = occurrences(slots)
+        rounds = int(occurrence.max()) + 1 if len(slots) else 0
+        fill = self.mode == "fill"
+        layout = self._layout(fields) if fill else 0
+        for k in range(rounds):
+            rows = np.arange(len(slots)) if rounds == 1 else np.flatnonzero(occurrence == k)
+            at, when = slots[rows], times_array[rows]
+            last = self.last[at]
+            late = when - last  # NEVER makes it huge: not on time
+            on_time = (last != NEVER) & (late > 0) & (late < self.on_time)
+            fast = at[on_time]
+            self.last[fast] = when[on_time]
+            self.reported[fast] = False
+            if fill:
+                self.layout[fast] = layout
+            for i in rows[~on_time].tolist():  # the rare rows: the per-reading tracker
+                slot = int(slots[i])
+                tracker = self._tracker(slot)
+                proxy = Reading(sensors[i], times[i], dict.fromkeys(fields))
+                for item in tracker.observe(proxy, arrived):
+                    if type(item) is GapEvent:
+                        events.append(item)
+                    elif item is not proxy:
+                        before.setdefault(i, []).append((item.time, tuple(item.values)))
+                self._store(slot, tracker)
+        if arrived is not None:  # observe_all's last step: when each sensor's batch arrived
+            self.arrived[slots] = arrived
+        return events, before
+
+    def _wakes(self) -> np.ndarray:
+        """Each slot's `GapTracker.wake_at()`, NaN for None."""
+        return np.where(self.reported, np.nan, self.arrived + self.offline_after)
+
+    def notify_at(self) -> datetime | None:
+        if self.clock != "system":
+            return None
+        wakes = self._wakes()
+        if np.isnan(wakes).all():
+            return None
+        return datetime.fromtimestamp(float(np.nanmin(wakes)), UTC)
+
+    def on_notify(self) -> list[GapEvent]:
+        """`sensor_offline` events of the slots whose silence is due (`GapLogic.on_notify`:
+        Bytewax wakes the step once the first is due)."""
+        wakes = self._wakes()
+        if np.isnan(wakes).all():
+            return []
+        now = self.now().timestamp()
+        due = max(now, float(np.nanmin(wakes)))
+        out = []
+        for slot in np.flatnonzero(wakes <= due).tolist():
+            tracker = self._tracker(slot)
+            event = tracker.offline_by_clock(max(now, float(wakes[slot])))
+            if event is not None:
+                out.append(event)
+            self._store(slot, tracker)
+        return out
