@@ -25,12 +25,10 @@ from detectors.base import Detector
 from imputers.window import WindowImputer
 from preparation.aqi import AQI_FIELD, NOWCAST_FIELD, NowCast, aqi
 from preparation.channels import ChannelAgreement
-from preparation.correction import EPA_FIELD, EpaCorrection
-from preparation.flatline import Flatline
+from preparation.correction import EPA_FIELD
 from preparation.incidents import Incident, SensorIncidents
-from preparation.reasons import FLATLINE, OUT_OF_RANGE
+from preparation.reasons import FLATLINE
 from preparation.scaling import Standardiser, z_name
-from preparation.validation import RangeValidator
 
 #: `Work.status` code of each status string a detector returns.
 STATUS_CODES = {"warming_up": WARMING_UP, "scored": SCORED, "unscored": UNSCORED}
@@ -88,48 +86,6 @@ class PerSlot:
             self.objects.extend(self.make() for _ in range(slots - len(self.objects)))
 
 
-class FlatlineRows(PerSlot):
-    """`preparation.flatline.Flatline` per slot, on the values as received (placeholders skip)."""
-
-    def __init__(self, readings: int):
-        super().__init__()
-        self.readings = readings
-
-    def make(self) -> Flatline:
-        return Flatline(self.readings)
-
-    def apply(self, work: Work, slots: np.ndarray, counts: dict[str, int]) -> None:
-        objects = self.objects
-        rows = row_dicts(work)
-        placeholder = work.placeholder.tolist()
-        for i, slot in enumerate(slots.tolist()):
-            if placeholder[i]:
-                continue
-            flags: dict[str, str] = {}
-            reasons: list[str] = []
-            objects[slot].apply(rows[i], flags, reasons, counts)
-            merge_rule(work, i, flags, reasons)
-
-
-class ValidateRows:
-    """`preparation.validation.RangeValidator.apply` row by row (no state)."""
-
-    def __init__(self, validator: RangeValidator):
-        self.validator = validator
-
-    def grow(self, slots: int) -> None:
-        pass
-
-    def apply(self, work: Work, slots: np.ndarray, counts: dict[str, int]) -> None:
-        apply = self.validator.apply
-        for i, values in enumerate(row_dicts(work)):
-            flags: dict[str, str] = {}
-            checked = apply(values, flags, counts)
-            if checked is not values:
-                write_back(work, i, checked)
-                merge_rule(work, i, flags, [OUT_OF_RANGE])
-
-
 class ChannelRows(PerSlot):
     """`preparation.channels.ChannelAgreement` per slot (a copy of the flow's template)."""
 
@@ -177,31 +133,6 @@ class ImputeRows(PerSlot):
 def imputed_names(work: Work, row: int) -> list[str]:
     """The fields imputed so far in a row, in column order (stages test membership only)."""
     return [work.fields[j] for j in np.flatnonzero(work.imputed[row]).tolist()]
-
-
-class EpaRows:
-    """`preparation.correction.EpaCorrection.apply` row by row (no state)."""
-
-    def __init__(self, epa: EpaCorrection):
-        self.epa = epa
-
-    def grow(self, slots: int) -> None:
-        pass
-
-    def apply(self, work: Work, slots: np.ndarray, counts: dict[str, int]) -> None:
-        j = column_of(work, EPA_FIELD)
-        apply = self.epa.apply
-        any_imputed = work.imputed.any(axis=1).tolist()
-        for i, values in enumerate(row_dicts(work)):
-            imputed = imputed_names(work, i) if any_imputed[i] else []
-            missing: list[str] = []
-            flags: dict[str, str] = {}
-            apply(values, imputed, missing, flags, counts)
-            value = values[EPA_FIELD]
-            work.values[i, j] = np.nan if value is None else value
-            work.imputed[i, j] = EPA_FIELD in imputed
-            work.missing[i, j] = EPA_FIELD in missing
-            merge_rule(work, i, flags, [])
 
 
 class NowcastRows(PerSlot):

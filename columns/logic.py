@@ -36,19 +36,20 @@ from bytewax.operators import StatefulBatchLogic
 from columns.adapters import (
     ChannelRows,
     DetectorRows,
-    EpaRows,
     ImputeRows,
     IncidentRows,
     NowcastRows,
     ScaleRows,
-    ValidateRows,
 )
 from columns.batch import SCORED, STATUS_NAMES, UNSCORED, Columns, Work
 from columns.channels import ChannelColumns
+from columns.epa import EpaColumns
 from columns.flatline import FlatlineColumns
 from columns.gaps import GapColumns
+from columns.impute import ImputeColumns
 from columns.readings import ReadingMaker
 from columns.rounds import occurrences, take
+from columns.validate import ValidateColumns
 from dataflows.steps import SensorConfig
 from detectors.base import Detector
 from detectors.hst import HalfSpaceTreesDetector
@@ -160,13 +161,14 @@ def stages_of(
     if config.flatline is not None:
         stages.append(("flatline", FlatlineColumns(config.flatline)))
     if config.validator is not None:
-        stages.append(("validate", ValidateRows(config.validator)))
+        stages.append(("validate", ValidateColumns.of(config.validator)))
     if config.channels is not None:
         rule = config.channels
         stages.append(("channels", ChannelColumns.of(rule) if per_sensor else ChannelRows(rule)))
-    stages.append(("impute", ImputeRows(config.impute_fields, config.window, config.strategy)))
+    impute = ImputeColumns if per_sensor else ImputeRows
+    stages.append(("impute", impute(config.impute_fields, config.window, config.strategy)))
     if config.epa is not None:
-        stages.append(("epa", EpaRows(config.epa)))
+        stages.append(("epa", EpaColumns.of(config.epa)))
     if config.nowcast:
         stages.append(("nowcast", NowcastRows()))
     if config.scale_fields:
