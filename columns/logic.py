@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import pickle
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -53,10 +53,12 @@ from columns.validate import ValidateColumns
 from dataflows.steps import SensorConfig
 from detectors.base import Detector
 from detectors.hst import HalfSpaceTreesDetector
+from preparation.aqi import AQI_FIELD, NOWCAST_FIELD
 from preparation.channels import FLAG as CHANNELS_FLAG
 from preparation.correction import EPA_FIELD
 from preparation.flatline import FLAG as FLATLINE_FLAG
 from preparation.reasons import kind_of
+from preparation.scaling import z_name
 
 #: Version of the snapshot layout.
 STATE_VERSION = 2
@@ -179,6 +181,39 @@ def stages_of(
     return stages
 
 
+def derived_fields(config: SensorConfig) -> tuple[str, ...]:
+    """Every field a stage may add to a batch, in the order the stages add them."""
+    names: list[str] = []
+    if config.channels is not None:
+        names += config.channels.fields
+    names += config.impute_fields
+    if config.epa is not None:
+        names.append(EPA_FIELD)
+    if config.nowcast:
+        names += [NOWCAST_FIELD, AQI_FIELD]
+    names += [z_name(name) for name in config.scale_fields]
+    return tuple(dict.fromkeys(names))
+
+
+def widen(work: Work, names: Sequence[str], means: Collection[str] = ()) -> None:
+    """Add, at once, an all-missing column for each of `names` the batch lacks (a stage that
+    adds one then finds it: one copy of the matrices instead of one per stage). A channel mean
+    (one of `means`) is added only where the batch has both its channels."""
+    have = set(work.fields)
+    new = [
+        name
+        for name in names
+        if name not in have and (name not in means or {name + "_a", name + "_b"} <= have)
+    ]
+    if not new:
+        return
+    n, k = len(work), len(new)
+    work.fields.extend(new)
+    work.values = np.concatenate([work.values, np.full((n, k), np.nan)], axis=1)
+    work.imputed = np.concatenate([work.imputed, np.zeros((n, k), bool)], axis=1)
+    work.missing = np.concatenate([work.missing, np.zeros((n, k), bool)], axis=1)
+
+
 class ShardLogic(StatefulBatchLogic):
     """One shard's sensors: slots, stages, counts; emits what leaves the flow.
 
@@ -200,6 +235,8 @@ class ShardLogic(StatefulBatchLogic):
         self.per_sensor = per_sensor
         self.emit_all = emit_all
         self.maker = ReadingMaker(config)
+        self.derived = derived_fields(config)
+        self.means = frozenset(config.channels.fields if config.channels is not None else ())
         if resume is None:
             self.slots = SlotMap()
             self.stages = stages_of(config, features, per_sensor)
@@ -319,7 +356,11 @@ class ShardLogic(StatefulBatchLogic):
         """Every stage on one piece, then its counts and the readings that leave."""
         base = len(work.fields)
         counts = self.counts
-        for _name, stage in self.stages:
+        widened = False
+        for name, stage in self.stages:
+            if not widened and name != "flatline":  # the rule reads the fields as received
+                widen(work, self.derived, self.means)
+                widened = True
             made = stage.apply(work, slots, counts)
             if made:
                 out.extend(made)
