@@ -1,16 +1,17 @@
-"""Exact per-slot adapters: each per-reading stage of `SensorLogic`, run on a column `Work`.
+"""Exact per-slot adapters: a per-reading stage of `SensorLogic`, run on a column `Work`.
 
-An adapter keeps the per-reading object of its stage for every slot (one sensor's
-`WindowImputer`, `Flatline`, detector, ...) and loops over the batch's rows, handing each row to
-its slot's object as the dict the per-reading path would give it, then writes what the object
-changed back into the columns. So it is exact by construction (it *is* the per-reading code);
-it costs a Python call and a dict per row, which is what the vectorised twins of `columns/`
-save. `ShardLogic` uses an adapter for every stage that has no twin yet and for what stays
-sequential by nature (the detectors without a twin, the standardiser, global key mode).
+An adapter keeps the per-reading object of its stage for every slot (one sensor's detector,
+standardiser, ...) and loops over the batch's rows, handing each row to its slot's object as
+the dict the per-reading path would give it, then writes what the object changed back into the
+columns. So it is exact by construction (it *is* the per-reading code); it costs a Python call
+and a dict per row, which is what the vectorised twins of `columns/` save. `ShardLogic` uses
+one for what has no twin: every detector (`DetectorRows`: `hst_ensemble`, `ranked`, ... are
+sequential by nature), the standardiser (`ScaleRows`), and in global key mode, where every row
+is one key's, the channel rule and the imputer (`ChannelRows`, `ImputeRows`).
 
 Each adapter has the stage interface: `grow(slots)` and `apply(work, slots, counts)`; rows of
 one slot are taken in row order, so an adapter also accepts a batch where a slot repeats (global
-key mode: every row is slot 0). The incident adapter returns the `Incident` records it made.
+key mode: every row is slot 0).
 """
 
 from __future__ import annotations
@@ -23,11 +24,7 @@ import numpy as np
 from columns.batch import SCORED, UNSCORED, WARMING_UP, Work
 from detectors.base import Detector
 from imputers.window import WindowImputer
-from preparation.aqi import AQI_FIELD, NOWCAST_FIELD, NowCast, aqi
 from preparation.channels import ChannelAgreement
-from preparation.correction import EPA_FIELD
-from preparation.incidents import Incident, SensorIncidents
-from preparation.reasons import FLATLINE
 from preparation.scaling import Standardiser, z_name
 
 #: `Work.status` code of each status string a detector returns.
@@ -135,30 +132,6 @@ def imputed_names(work: Work, row: int) -> list[str]:
     return [work.fields[j] for j in np.flatnonzero(work.imputed[row]).tolist()]
 
 
-class NowcastRows(PerSlot):
-    """`preparation.aqi.NowCast` per slot, and the AQI of it, as `SensorLogic` adds them: none
-    for a placeholder, a flatline reading or a missing `pm2.5_epa` (a stuck PM is not fed)."""
-
-    def make(self) -> NowCast:
-        return NowCast()
-
-    def apply(self, work: Work, slots: np.ndarray, counts: dict[str, int]) -> None:
-        objects = self.objects
-        pm_col = work.column(EPA_FIELD)
-        now_col, aqi_col = column_of(work, NOWCAST_FIELD), column_of(work, AQI_FIELD)
-        pms = work.values[:, pm_col].tolist() if pm_col is not None else [np.nan] * len(work)
-        times, placeholder = work.times.tolist(), work.placeholder.tolist()
-        out = work.values
-        for i, slot in enumerate(slots.tolist()):
-            pm = pms[i]
-            if pm != pm or placeholder[i] or FLATLINE in work.reasons.get(i, ()):
-                out[i, now_col] = out[i, aqi_col] = np.nan
-                continue
-            level = objects[slot].update(times[i], pm)
-            out[i, now_col] = np.nan if level is None else level
-            out[i, aqi_col] = np.nan if level is None else float(aqi(level))
-
-
 class ScaleRows(PerSlot):
     """`preparation.scaling.Standardiser.apply` per slot: `<field>_z` columns."""
 
@@ -180,28 +153,6 @@ class ScaleRows(PerSlot):
                 value = values[name]
                 work.values[i, j] = np.nan if value is None else value
                 work.imputed[i, j] = name in imputed
-
-
-class IncidentRows(PerSlot):
-    """`preparation.incidents.SensorIncidents` per slot (placeholders skip); returns the
-    records, in row order."""
-
-    def __init__(self, clear_after: int):
-        super().__init__()
-        self.clear_after = clear_after
-
-    def make(self) -> SensorIncidents:
-        return SensorIncidents(self.clear_after)
-
-    def apply(self, work: Work, slots: np.ndarray, counts: dict[str, int]) -> list[Incident]:
-        objects = self.objects
-        out: list[Incident] = []
-        sensors, times = work.sensors.tolist(), work.times.tolist()
-        placeholder, reasons = work.placeholder.tolist(), work.reasons
-        for i, slot in enumerate(slots.tolist()):
-            if not placeholder[i]:
-                out.extend(objects[slot].observe(sensors[i], times[i], reasons.get(i, [])))
-        return out
 
 
 class DetectorRows(PerSlot):

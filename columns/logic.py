@@ -37,8 +37,6 @@ from columns.adapters import (
     ChannelRows,
     DetectorRows,
     ImputeRows,
-    IncidentRows,
-    NowcastRows,
     ScaleRows,
 )
 from columns.batch import SCORED, STATUS_NAMES, UNSCORED, Columns, Work
@@ -47,6 +45,8 @@ from columns.epa import EpaColumns
 from columns.flatline import FlatlineColumns
 from columns.gaps import GapColumns
 from columns.impute import ImputeColumns
+from columns.incidents import IncidentColumns
+from columns.nowcast import NowCastColumns
 from columns.readings import ReadingMaker
 from columns.rounds import occurrences, take
 from columns.validate import ValidateColumns
@@ -172,11 +172,11 @@ def stages_of(
     if config.epa is not None:
         stages.append(("epa", EpaColumns.of(config.epa)))
     if config.nowcast:
-        stages.append(("nowcast", NowcastRows()))
+        stages.append(("nowcast", NowCastColumns()))
     if config.scale_fields:
         stages.append(("scale", ScaleRows(config.scale_fields, config.scale_window)))
     if config.incidents is not None:
-        stages.append(("incidents", IncidentRows(config.incidents)))
+        stages.append(("incidents", IncidentColumns(config.incidents)))
     stages.append(("detector", DetectorRows(detector_factory(config), features)))
     return stages
 
