@@ -5,8 +5,8 @@ readings like the QC scenario's (channels that mostly agree; 2 % stuck sensors, 
 channel, 1 % disagreeing, 1 % of values missing; pm2.5_epa for the NowCast), each stage on the
 batches as the stages before it left them; beside it, the per-reading rule it twins, called
 reading by reading as `SensorLogic.on_batch` calls it; and the NowCast stage again on batches
-that already have its two columns (what `Work.add_column`'s copies cost). Median of `--runs`
-runs:
+that already have its two columns (what `Work.add_column`'s copies cost). Median (and best)
+of `--runs` runs:
 
     python -m benchmarks.qc_columns --slots 1000 10000
 """
@@ -154,16 +154,19 @@ def main() -> None:
     parser.add_argument("--polls", type=int, default=90)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    print("stage        slots   columns µs/reading   per-reading µs/reading")
+    print("µs per reading, median (best) of", args.runs, "runs")
+    print("stage        slots   columns          per-reading")
     for slots in args.slots:
         data = polls(slots, args.polls)
-        for name in STAGES:
-            new = statistics.median(columns_us(name, data) for _ in range(args.runs))
-            old = statistics.median(per_reading_us(name, data) for _ in range(args.runs))
-            print(f"{name:10} {slots:7}   {new:10.3f}           {old:10.3f}")
-            if name == "nowcast":  # what the two columns it adds cost (Work.add_column's copies)
-                new = statistics.median(columns_us(name, data, True) for _ in range(args.runs))
-                print(f"  (its two columns already there: {new:.3f} µs/reading)")
+        cases = [(name, False) for name in STAGES] + [("nowcast", True)]
+        for name, there in cases:
+            new = [columns_us(name, data, there) for _ in range(args.runs)]
+            label = "  nowcast, columns in" if there else f"{name:10} {slots:7}"
+            line = f"{label:21} {statistics.median(new):6.3f} ({min(new):.3f})"
+            if not there:  # the per-reading class, same rows
+                old = [per_reading_us(name, data) for _ in range(args.runs)]
+                line += f"   {statistics.median(old):6.3f} ({min(old):.3f})"
+            print(line)
 
 
 if __name__ == "__main__":

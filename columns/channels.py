@@ -121,34 +121,63 @@ class ChannelColumns:
         zeros_b = np.where(b_zero & (a > 0.0), self.zeros_b[slots] + 1, 0)
         self.zeros_a[slots], self.zeros_b[slots] = zeros_a, zeros_b
 
-        # the verdict: the first rule that applies decides (filled in reverse order)
-        ref = self.last[slots]
+        # the usual row: no downgrade, no channel at 0, the channels agree: nothing fires
+        agree = ~self._disagree(a, b)
+        odd = ~agree | a_zero | b_zero
+        flag = None
+        col_flags = work.column(FLAGS_FIELD)
+        if self.use_flags and col_flags is not None:
+            flag = values[:, col_flags] if rows is None else values[rows, col_flags]
+            odd |= (flag == 1.0) | (flag == 2.0) | (flag == 3.0)
+        odd = np.flatnonzero(odd)
+        kept, code = self._verdict(
+            a[odd], b[odd], zeros_a[odd], zeros_b[odd], self.last[slots[odd]],
+            None if flag is None else flag[odd], agree[odd],
+        )  # fmt: skip
+        if self.history:  # the trusted value: both channels' mean, or the channel kept
+            trusted = 0.5 * (a + b)
+            if len(odd):
+                kept_one = np.where(kept == A, a[odd], b[odd])
+                trusted[odd] = np.where(code == 0, trusted[odd], kept_one)
+                update = np.ones(len(a), bool)
+                update[odd] = (code == 0) | (kept == A) | (kept == B)
+                self.last[slots[update]] = trusted[update]
+            else:
+                self.last[slots] = trusted
+        fired = np.flatnonzero(code)
+        if len(fired):
+            kept, code, fired = kept[fired], code[fired], odd[fired]
+            where = fired if rows is None else rows[fired]
+            self._explain(work, where, a[fired], b[fired], kept, code, counts)
+            self._rewrite(work, where, kept)
+
+    def _verdict(
+        self,
+        a: np.ndarray,
+        b: np.ndarray,
+        zeros_a: np.ndarray,
+        zeros_b: np.ndarray,
+        ref: np.ndarray,
+        flag: np.ndarray | None,
+        agree: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`ChannelAgreement.keep` for each row: (channels kept as bits, code number); the first
+        rule that applies decides, so they are filled in reverse order."""
         a_ok = ~self._disagree(a, ref)  # both True against no reference (NaN): neither kept
         b_ok = ~self._disagree(b, ref)
         kept = np.where(a_ok != b_ok, np.where(a_ok, A, B), NEITHER)
         code = np.full(len(a), 3, np.int8)  # disagreement
-        agree = ~self._disagree(a, b)
         kept[agree], code[agree] = BOTH, 0
+        a_zero, b_zero = a == 0.0, b == 0.0
         dead_b = b_zero & ((a > self.zero_other) | ((a > 0.0) & (zeros_b >= self.zero_run)))
         kept[dead_b], code[dead_b] = A, 2
         dead_a = a_zero & ((b > self.zero_other) | ((b > 0.0) & (zeros_a >= self.zero_run)))
         kept[dead_a], code[dead_a] = B, 2
-        col_flags = work.column(FLAGS_FIELD)
-        if self.use_flags and col_flags is not None:
-            flag = values[:, col_flags] if rows is None else values[rows, col_flags]
+        if flag is not None:
             for value, channels in ((1.0, B), (2.0, A), (3.0, NEITHER)):
                 down = flag == value
                 kept[down], code[down] = channels, 1
-
-        if self.history:  # the trusted value: both channels' mean, or the channel kept
-            trusted = np.where(kept == A, a, np.where(kept == B, b, np.nan))
-            trusted[code == 0] = (0.5 * (a + b))[code == 0]
-            update = (code == 0) | (kept == A) | (kept == B)
-            self.last[slots[update]] = trusted[update]
-        fired = np.flatnonzero(code)
-        if len(fired):
-            self._explain(work, fired, rows, a, b, kept, code, counts)  # a, b may be views:
-            self._rewrite(work, fired if rows is None else rows[fired], kept[fired])  # then
+        return kept, code
 
     def _rewrite(self, work: Work, rows: np.ndarray, kept: np.ndarray) -> None:
         """The fired rows' PM fields: combined from the kept channel, the untrusted ones NaN
@@ -172,27 +201,30 @@ class ChannelColumns:
     @staticmethod
     def _explain(
         work: Work,
-        fired: np.ndarray,
-        rows: np.ndarray | None,
+        rows: np.ndarray,
         a: np.ndarray,
         b: np.ndarray,
         kept: np.ndarray,
         code: np.ndarray,
         counts: dict[str, int],
     ) -> None:
-        """The fired rows' flag text, reason and count, row by row (the rare part)."""
-        where = fired if rows is None else rows[fired]
-        reasons_of, flags_of = work.reasons_of, work.flags_of
+        """The fired rows' flag text and reason, row by row (the rare part), and the counts."""
+        flags, reasons = work.flags, work.reasons
         for row, seen_a, seen_b, channels, number in zip(
-            where.tolist(),
-            a[fired].tolist(),
-            b[fired].tolist(),
-            kept[fired].tolist(),
-            code[fired].tolist(),
-            strict=True,
+            rows.tolist(), a.tolist(), b.tolist(), kept.tolist(), code.tolist(), strict=True
         ):
-            reason = CODES[number]
-            flags_of(row)[FLAG] = f"A {seen_a!r}, B {seen_b!r}: {_WHICH[channels]}"
-            reasons_of(row).append(reason)
-            tag = "channels:" + reason
-            counts[tag] = counts.get(tag, 0) + 1
+            text = f"A {seen_a!r}, B {seen_b!r}: {_WHICH[channels]}"
+            found = flags.get(row)
+            if found is None:
+                flags[row] = {FLAG: text}
+            else:
+                found[FLAG] = text
+            found = reasons.get(row)
+            if found is None:
+                reasons[row] = [CODES[number]]
+            else:
+                found.append(CODES[number])
+        for number, n in enumerate(np.bincount(code, minlength=len(CODES)).tolist()):
+            if n and number:
+                tag = "channels:" + CODES[number]
+                counts[tag] = counts.get(tag, 0) + n

@@ -127,9 +127,18 @@ class FlatlineColumns:
         hits = np.flatnonzero(run >= self.readings)
         if not len(hits):
             return
-        reasons_of, flags_of = work.reasons_of, work.flags_of
-        for i, n in zip(hits.tolist(), run[hits].tolist(), strict=True):
-            row = i if rows is None else int(rows[i])
-            reasons_of(row).append(FLATLINE)
-            flags_of(row)[FLAG] = f"unchanged for {n} readings"
+        flags, reasons = work.flags, work.reasons
+        where = hits if rows is None else rows[hits]
+        for row, n in zip(where.tolist(), run[hits].tolist(), strict=True):
+            found = reasons.get(row)  # (the first rule: the row has no reasons nor flags yet,
+            if found is None:  # unless the shard logic gave it some)
+                reasons[row] = [FLATLINE]
+            else:
+                found.append(FLATLINE)
+            text = f"unchanged for {n} readings"
+            found = flags.get(row)
+            if found is None:
+                flags[row] = {FLAG: text}
+            else:
+                found[FLAG] = text
         counts[FLAG] = counts.get(FLAG, 0) + len(hits)

@@ -36,9 +36,7 @@ class ReadingMaker:
 
     def __init__(self, config: SensorConfig):
         self.impute_fields = tuple(config.impute_fields)
-        self.channel_fields = (
-            tuple(config.channels.fields) if config.channels is not None else ()
-        )
+        self.channel_fields = tuple(config.channels.fields) if config.channels is not None else ()
         derived = []
         if config.epa is not None:
             derived.append(EPA_FIELD)

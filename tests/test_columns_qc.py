@@ -232,3 +232,19 @@ def test_incidents_equal_the_per_reading_ones(seed):
 @pytest.mark.parametrize("seed", [300, 301])
 def test_incidents_on_big_calls_and_single_rows(seed):
     run_incidents(fault_stream(seed, sensors=5000, calls=40, big=4)[0], seed, 1800)
+
+
+def test_flatline_keeps_what_a_row_already_has():
+    """A row that comes with flags (a `Reading`'s own, copied by `on_batch`) and reasons keeps
+    them; the rule adds its own after them, as `Flatline.apply` does on the copied dict."""
+    rule, per_reading = FlatlineColumns(readings=2), Flatline(readings=2)
+    rule.grow(1)
+    for _ in range(3):
+        rows = [Row(7, 0, {"pm2.5_cf_1": 4.0, "humidity": 40.0})]
+        work, _ = work_of(rows, {})
+        work.flags, work.reasons = {0: {"source": "as read"}}, {0: ["earlier"]}
+        flags, reasons = {"source": "as read"}, ["earlier"]
+        per_reading.apply(rows[0].values, flags, reasons, {})
+        rule.apply(work, np.array([0]), {})
+        assert (work.flags[0], work.reasons[0]) == (flags, reasons)
+    assert reasons == ["earlier", "flatline"]
