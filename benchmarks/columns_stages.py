@@ -2,28 +2,37 @@
 
     python -m benchmarks.columns_stages            # 1,000 and 10,000 slots, 5 runs each
     python -m benchmarks.columns_stages --runs 3 --slots 10000
+    python -m benchmarks.columns_stages --pieces   # HalfSpaceTrees table sizes on real data
 
 Each call is one shard's poll: every slot reports once (so a call holds as many rows as there are
-slots). The readings look like PurpleAir's (one or two decimals, 5 % missing, 0.5 % out of
-range). A stage's figure is the median over the runs of its total time over all polls divided
-by the readings, next to the per-reading stage it twins, timed on the same readings (a sample of
-sensors); the state bytes per sensor are its pickle's size over the slots. Times are the
-process's CPU time (`time.process_time`), so other work on a shared machine moves them less.
+slots); `hst` is the example's detector on `pm1.0_cf_1`. The readings look like PurpleAir's
+(one or two decimals, 5 % missing, 0.5 % out of range; all sensors start together, so every
+slot's window fills in the same poll). A stage's figure is the median over the runs of its
+total time over all polls divided by the readings, next to the per-reading stage it twins,
+timed on the same readings (a sample of sensors); the state bytes per sensor are its pickle's
+size over the slots. Times are the process's CPU time (`time.process_time`), so other work on
+a shared machine moves them less.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import pickle
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 
 from columns.batch import Columns, Work
 from columns.epa import EpaColumns
+from columns.hst import CAPACITY, HstColumns
 from columns.impute import ImputeColumns
 from columns.validate import ValidateColumns
+from data import simulate
+from detectors.hst import HalfSpaceTreesDetector
 from imputers.window import WindowImputer
 from preparation.correction import EpaCorrection
 from preparation.validation import RangeValidator
@@ -68,6 +77,7 @@ def time_stages(slots: int, n: int, runs: int) -> dict[str, list[float]]:
             "validate": ValidateColumns(),
             "impute": ImputeColumns(IMPUTE, 10, "mean"),
             "epa": EpaColumns(),
+            "hst": HstColumns(),  # the example's detector, on pm1.0_cf_1 after imputation
         }
         for stage in stages.values():
             stage.grow(slots)
@@ -81,9 +91,8 @@ def time_stages(slots: int, n: int, runs: int) -> dict[str, list[float]]:
                 spent[name] += time.process_time() - start
         for name, seconds in spent.items():
             results.setdefault(name, []).append(seconds / (slots * n) * 1e6)
-        results.setdefault("_bytes", []).append(
-            sum(len(pickle.dumps(s)) for s in stages.values()) / slots
-        )
+        for name, stage in stages.items():
+            results.setdefault("_bytes " + name, []).append(len(pickle.dumps(stage)) / slots)
     results.update(time_per_reading(data, min(slots, 200), runs))
     return results
 
@@ -98,11 +107,15 @@ def time_per_reading(data: list[np.ndarray], sensors: int, runs: int) -> dict[st
     for _ in range(runs):
         validator, epa = RangeValidator(), EpaCorrection()
         imputers = [WindowImputer(IMPUTE, 10, "mean") for _ in range(sensors)]
-        spent = {"validate (per reading)": 0.0, "impute (per reading)": 0.0,
-                 "epa (per reading)": 0.0}
+        detectors = [HalfSpaceTreesDetector() for _ in range(sensors)]
+        spent = dict.fromkeys(
+            ("validate (per reading)", "impute (per reading)", "epa (per reading)",
+             "hst (per reading)"),
+            0.0,
+        )
         for poll in rows:
             counts: dict[str, int] = {}
-            for imputer, values in zip(imputers, poll, strict=True):
+            for imputer, detector, values in zip(imputers, detectors, poll, strict=True):
                 t0 = time.process_time()
                 checked = validator.apply(values, {}, counts)
                 t1 = time.process_time()
@@ -110,6 +123,8 @@ def time_per_reading(data: list[np.ndarray], sensors: int, runs: int) -> dict[st
                 t2 = time.process_time()
                 epa.apply(filled, imputed, missing, {}, counts)
                 t3 = time.process_time()
+                detector.score_then_learn(filled)
+                spent["hst (per reading)"] += time.process_time() - t3
                 spent["validate (per reading)"] += t1 - t0
                 spent["impute (per reading)"] += t2 - t1
                 spent["epa (per reading)"] += t3 - t2
@@ -118,19 +133,77 @@ def time_per_reading(data: list[np.ndarray], sensors: int, runs: int) -> dict[st
     return out
 
 
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+def piece_counts(seed: int = 0) -> dict[str, np.ndarray]:
+    """Pieces of the example's HalfSpaceTrees table after each window of 72 readings, on the
+    simulator, on the real snapshot's PM1.0 levels with noise, and on NAB's real series (raw and
+    scaled into the limits), where ../shared/data has them."""
+    hst = HstColumns()
+    cuts = hst._cuts
+
+    def windows(values: np.ndarray) -> np.ndarray:
+        values = values[~np.isnan(values)]
+        n = len(values) // 72 * 72
+        return np.searchsorted(cuts, values[:n], side="right").reshape(-1, 72)
+
+    def pieces(blocks: list[np.ndarray]) -> np.ndarray:
+        cells = np.concatenate([b for b in blocks if len(b)])
+        which = hst._pieces(cells)[0]
+        return np.bincount(which, minlength=len(cells))
+
+    out: dict[str, np.ndarray] = {}
+    sim = simulate.generate(seed=3, n_sensors=500, hours=48)
+    pm = sim.columns["pm1.0_cf_1"].astype(float)
+    out["simulated, 500 sensors x 48 h"] = pieces([windows(pm[:, s]) for s in range(pm.shape[1])])
+    rng = np.random.default_rng(seed)
+    snapshot = SHARED / "purpleair_snapshot.json"
+    if snapshot.exists():
+        doc = json.loads(snapshot.read_text())
+        j = doc["fields"].index("pm1.0_cf_1")
+        levels = np.array([r[j] for r in doc["data"] if r[j] is not None], float)
+        streams = []
+        for level in rng.choice(levels, 2000):
+            noise = np.exp(np.cumsum(rng.normal(0, 0.05, 1440)) * 0.5 + rng.normal(0, 0.2, 1440))
+            streams.append(windows(np.round(max(level, 0.1) * noise, 1)))
+        out["snapshot levels x noise, 2,000 x 1,440"] = pieces(streams)
+    nab = sorted((SHARED / "nab-dev" / "data").glob("*/*.csv"))
+    if nab:
+        series = [np.array([float(r["value"]) for r in csv.DictReader(f.open())]) for f in nab]
+        out["NAB real series, raw"] = pieces([windows(v) for v in series])
+        scaled = [(v - v.min()) / (np.ptp(v) or 1.0) * 1200 for v in series]
+        out["NAB real series, into 0..1200"] = pieces([windows(v) for v in scaled])
+    out["uniform 0..1200"] = pieces([windows(rng.uniform(0, 1200, 72 * 500))])
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slots", type=int, nargs="+", default=[1000, 10000])
-    parser.add_argument("--polls", type=int, default=100, help="polls per run")
+    parser.add_argument("--polls", type=int, default=216, help="polls per run (3 windows)")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--pieces", action="store_true", help="HST table sizes on real data")
     args = parser.parse_args()
+    if args.pieces:
+        print(f"pieces per table (capacity {CAPACITY}):")
+        for name, counts in piece_counts().items():
+            q = np.percentile(counts, [50, 99])
+            print(
+                f"  {name:40s} {len(counts):6,} windows  median {q[0]:4.0f}  p99 {q[1]:4.0f}"
+                f"  max {counts.max():4d}  above capacity {np.mean(counts > CAPACITY):6.2%}"
+            )
+        return
     for slots in args.slots:
         results = time_stages(slots, args.polls, args.runs)
         print(f"{slots:,} slots, {args.polls} polls, median of {args.runs}:")
         for name, figures in results.items():
-            if name != "_bytes":
+            if not name.startswith("_"):
                 print(f"  {name:24s} {statistics.median(figures):7.3f} µs/reading")
-        print(f"  state (pickled)          {statistics.median(results['_bytes']):7.0f} B/sensor")
+        for name, figures in results.items():
+            if name.startswith("_bytes "):
+                stage = name.removeprefix("_bytes ")
+                print(f"  state of {stage:15s} {statistics.median(figures):7.0f} B/sensor pickled")
 
 
 if __name__ == "__main__":
