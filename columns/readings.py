@@ -31,6 +31,20 @@ if TYPE_CHECKING:
     from dataflows.steps import SensorConfig
 
 
+def listed(mask: np.ndarray, cols: list[tuple[int, str]]) -> dict[int, list[str]]:
+    """Row → the names (of `(column, name)` in their order) its mask sets, for rows with any."""
+    if not cols:
+        return {}
+    picked = mask[:, [j for j, _name in cols]]
+    names = [name for _j, name in cols]
+    some = picked.any(axis=1)
+    rows = np.flatnonzero(some).tolist()
+    return {
+        n: [name for name, on in zip(names, row, strict=True) if on]
+        for n, row in zip(rows, picked[some].tolist(), strict=True)
+    }
+
+
 class ReadingMaker:
     """Builds `Reading`s from `Work` rows for one configuration (`SensorConfig`)."""
 
@@ -91,21 +105,29 @@ class ReadingMaker:
         values = selected.tolist()
         has_nan = np.isnan(selected).any(axis=1).tolist()
         imputed_mask = work.imputed[rows]
-        missing_mask = work.missing[rows]
-        any_imputed = imputed_mask.any(axis=1).tolist()
-        any_missing = missing_mask.any(axis=1).tolist()
         imputed_cols = [(j, n) for n in self.imputed_order if (j := work.column(n)) is not None]
         missing_cols = [(j, n) for n in self.missing_order if (j := work.column(n)) is not None]
-        sensors = work.sensors[rows].tolist()
-        times = work.times[rows].tolist()
-        scores = work.score[rows].tolist()
-        statuses = work.status[rows].tolist()
-        placeholders = work.placeholder[rows].tolist()
+        imputed_lists = listed(imputed_mask, imputed_cols)
+        missing_lists = listed(work.missing[rows], missing_cols)
+        scores = [None if v != v else v for v in work.score[rows].tolist()]
+        statuses = [STATUS_NAMES[code] for code in work.status[rows].tolist()]
         text = work.text
         flags, reasons = work.flags, work.reasons
         out = []
-        for n, i in enumerate(rows.tolist()):
-            row = values[n]
+        append = out.append
+        for n, (i, sensor, time, row, nan, score, status, placeholder) in enumerate(
+            zip(
+                rows.tolist(),
+                work.sensors[rows].tolist(),
+                work.times[rows].tolist(),
+                values,
+                has_nan,
+                scores,
+                statuses,
+                work.placeholder[rows].tolist(),
+                strict=True,
+            )
+        ):
             if conditional:
                 fired = channel if CHANNELS_FLAG in flags.get(i, ()) else []
                 cols = [*fixed, *fired]
@@ -114,30 +136,23 @@ class ReadingMaker:
                 keys, row = [names[j] for j in cols], [row[j] for j in cols]
             else:
                 keys = plain_names
-            if has_nan[n]:
+            if nan:
                 row_values = {k: (None if v != v else v) for k, v in zip(keys, row, strict=True)}
             else:
                 row_values = dict(zip(keys, row, strict=True))
-            imputed = (
-                [name for j, name in imputed_cols if imputed_mask[n, j]] if any_imputed[n] else []
-            )
-            missing = (
-                [name for j, name in missing_cols if missing_mask[n, j]] if any_missing[n] else []
-            )
-            score = scores[n]
-            out.append(
+            append(
                 Reading(
-                    sensors[n],
-                    times[n],
+                    sensor,
+                    time,
                     row_values,
                     {} if text is None else text[i],
-                    imputed,
-                    missing,
-                    None if score != score else score,
-                    STATUS_NAMES[statuses[n]],
-                    flags.get(i, {}),
-                    placeholders[n],
-                    reasons.get(i, []),
+                    imputed_lists.get(n) or [],
+                    missing_lists.get(n) or [],
+                    score,
+                    status,
+                    flags.get(i) or {},
+                    placeholder,
+                    reasons.get(i) or [],
                 )
             )
         return out
