@@ -16,6 +16,7 @@ their order is the order the stages ran in. Here it follows from the configurati
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -87,6 +88,34 @@ class ReadingMaker:
         ]
         return fixed, channel, imputer, derived
 
+    @staticmethod
+    def _dict(keys: list[str], row: list[float]) -> dict[str, float | None]:
+        return {k: (None if v != v else v) for k, v in zip(keys, row, strict=True)}
+
+    @staticmethod
+    def _conditional(
+        work: Work,
+        rows: np.ndarray,
+        values: list[list[float]],
+        imputed_mask: np.ndarray,
+        fixed: list[int],
+        channel: list[int],
+        imputer: list[int],
+        derived: list[int],
+    ) -> list[tuple[list[str], list[float]]]:
+        """Each row's keys and values when stages added keys to some rows only: the channel
+        means where the rule fired, the imputer's fields where it filled them."""
+        names, flags = work.fields, work.flags
+        out = []
+        for n, i in enumerate(rows.tolist()):
+            row = values[n]
+            fired = channel if CHANNELS_FLAG in flags.get(i, ()) else []
+            cols = [*fixed, *fired]
+            cols += [j for j in imputer if imputed_mask[n, j] and j not in fired]
+            cols += derived
+            out.append(([names[j] for j in cols], [row[j] for j in cols]))
+        return out
+
     def readings(self, work: Work, rows: np.ndarray, base: int) -> list[Reading]:
         """The `Reading` of each row in `rows` (row indexes of `work`), in that order; `base`:
         how many of `work.fields` the batch came with."""
@@ -103,56 +132,54 @@ class ReadingMaker:
             else:
                 selected = work.values[np.ix_(rows, plain)]
         values = selected.tolist()
-        has_nan = np.isnan(selected).any(axis=1).tolist()
+        with_nan = np.flatnonzero(np.isnan(selected).any(axis=1)).tolist()
         imputed_mask = work.imputed[rows]
+        if conditional:
+            pairs = self._conditional(
+                work, rows, values, imputed_mask, fixed, channel, imputer, derived
+            )
+            dicts = [self._dict(keys, row) for keys, row in pairs]
+        else:  # C-level passes; the rows with a missing value again, None for NaN
+            dicts = list(map(dict, map(zip, repeat(plain_names), values)))
+            for n in with_nan:
+                dicts[n] = self._dict(plain_names, values[n])
         imputed_cols = [(j, n) for n in self.imputed_order if (j := work.column(n)) is not None]
         missing_cols = [(j, n) for n in self.missing_order if (j := work.column(n)) is not None]
-        imputed_lists = listed(imputed_mask, imputed_cols)
-        missing_lists = listed(work.missing[rows], missing_cols)
-        scores = [None if v != v else v for v in work.score[rows].tolist()]
-        statuses = [STATUS_NAMES[code] for code in work.status[rows].tolist()]
-        text = work.text
-        flags, reasons = work.flags, work.reasons
-        out = []
-        append = out.append
-        for n, (i, sensor, time, row, nan, score, status, placeholder) in enumerate(
-            zip(
-                rows.tolist(),
+        count = len(rows)
+        imputed = [[] for _ in range(count)]
+        for n, listed_names in listed(imputed_mask, imputed_cols).items():
+            imputed[n] = listed_names
+        missing = [[] for _ in range(count)]
+        for n, listed_names in listed(work.missing[rows], missing_cols).items():
+            missing[n] = listed_names
+        flags = [{} for _ in range(count)]
+        reasons = [[] for _ in range(count)]
+        if work.flags or work.reasons:
+            where = {i: n for n, i in enumerate(rows.tolist())}
+            for i, row_flags in work.flags.items():
+                if i in where:
+                    flags[where[i]] = row_flags
+            for i, row_reasons in work.reasons.items():
+                if i in where:
+                    reasons[where[i]] = row_reasons
+        if work.text is None:
+            text = [{} for _ in range(count)]
+        else:
+            text = [work.text[i] for i in rows.tolist()]
+        out = list(
+            map(
+                Reading,
                 work.sensors[rows].tolist(),
                 work.times[rows].tolist(),
-                values,
-                has_nan,
-                scores,
-                statuses,
+                dicts,
+                text,
+                imputed,
+                missing,
+                [None if v != v else v for v in work.score[rows].tolist()],
+                [STATUS_NAMES[code] for code in work.status[rows].tolist()],
+                flags,
                 work.placeholder[rows].tolist(),
-                strict=True,
+                reasons,
             )
-        ):
-            if conditional:
-                fired = channel if CHANNELS_FLAG in flags.get(i, ()) else []
-                cols = [*fixed, *fired]
-                cols += [j for j in imputer if imputed_mask[n, j] and j not in fired]
-                cols += derived
-                keys, row = [names[j] for j in cols], [row[j] for j in cols]
-            else:
-                keys = plain_names
-            if nan:
-                row_values = {k: (None if v != v else v) for k, v in zip(keys, row, strict=True)}
-            else:
-                row_values = dict(zip(keys, row, strict=True))
-            append(
-                Reading(
-                    sensor,
-                    time,
-                    row_values,
-                    {} if text is None else text[i],
-                    imputed_lists.get(n) or [],
-                    missing_lists.get(n) or [],
-                    score,
-                    status,
-                    flags.get(i) or {},
-                    placeholder,
-                    reasons.get(i) or [],
-                )
-            )
+        )
         return out
