@@ -111,9 +111,12 @@ class SlotMap:
 
 
 def concat(batches: Sequence[Columns]) -> list[Columns]:
-    """Consecutive batches with the same fields (and text or none) as one batch each."""
+    """Consecutive batches with the same fields (and text or none) and no sensor in common, as
+    one batch each: fewer, longer calls of the stages where polls are partial (a live source's
+    sensors that changed); batches that share sensors stay apart (they would be rounds)."""
     out: list[Columns] = []
     run: list[Columns] = []
+    seen: set[int] = set()
 
     def close() -> None:
         if len(run) == 1:
@@ -133,15 +136,20 @@ def concat(batches: Sequence[Columns]) -> list[Columns]:
                 )
             )
         run.clear()
+        seen.clear()
 
     for columns in batches:
         if not len(columns):
             continue
+        sensors = columns.sensors.tolist()
         if run and (
-            columns.fields != run[0].fields or (columns.text is None) != (run[0].text is None)
+            columns.fields != run[0].fields
+            or (columns.text is None) != (run[0].text is None)
+            or not seen.isdisjoint(sensors)
         ):
             close()
         run.append(columns)
+        seen.update(sensors)
     close()
     return out
 
@@ -242,8 +250,10 @@ class ShardLogic(StatefulBatchLogic):
             self.stages = stages_of(config, features, per_sensor)
             self.gaps = GapColumns(config.gaps) if config.gaps is not None and per_sensor else None
             self.counts: dict[str, int] = {}
+            self.grown = 0  # slots the stages have room for
         else:
             version, self.slots, self.stages, self.gaps, self.counts = pickle.loads(resume)
+            self.grown = self.slots.count
             if version != STATE_VERSION:
                 raise ValueError(f"shard state version {version}, expected {STATE_VERSION}")
             for _name, stage in self.stages:
@@ -268,11 +278,14 @@ class ShardLogic(StatefulBatchLogic):
         else:
             self.slots.count = 1
             slots = np.zeros(len(columns), np.int64)
-        for _name, stage in self.stages:
-            stage.grow(self.slots.count)
+        if self.slots.count > self.grown:  # new sensors: every stage makes room for them
+            self.grown = self.slots.count
+            for _name, stage in self.stages:
+                stage.grow(self.grown)
+            if self.gaps is not None:
+                self.gaps.grow(self.grown)
         placeholders: dict[int, list[tuple[int, tuple[str, ...]]]] = {}
         if self.gaps is not None:
-            self.gaps.grow(self.slots.count)
             events, placeholders = self.gaps.expand(
                 columns.sensors.tolist(), columns.times.tolist(), columns.fields, slots
             )

@@ -17,7 +17,11 @@ def occurrences(slots: np.ndarray) -> np.ndarray:
 
     >>> occurrences(np.array([4, 2, 4, 4, 2])).tolist()
     [0, 0, 1, 2, 1]
+    >>> occurrences(np.array([3, 1])).tolist()
+    [0, 0]
     """
+    if not len(slots) or np.bincount(slots).max() <= 1:  # the usual case: each slot once
+        return np.zeros(len(slots), np.int64)
     order = np.argsort(slots, kind="stable")
     ranked = slots[order]
     starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
