@@ -81,6 +81,11 @@ def scenario(directory: Path, rng: random.Random, hours: float | None = None) ->
         if len(poll["data"]) > 1:
             poll["data"][0][-1] = "x"
             poll["data"][1] = poll["data"][1][:-1]
+    if rng.random() < 0.4:  # a text field (a name, sometimes null)
+        for poll in polls:
+            poll["fields"] = [*poll["fields"], "name"]
+            for row in poll["data"]:
+                row.append(None if row[0] % 3 == 0 else f"sensor {row[0]}")
     lines = [json.dumps(p).encode() for p in polls]
     repeated = rng.randrange(len(lines))
     lines.insert(repeated + 1, lines[repeated])  # a poll sent twice
@@ -471,3 +476,51 @@ def test_offline_by_the_system_clock_as_the_per_reading_step_reports_it():
         assert sorted(map(repr, got)) == sorted(map(repr, want))
         reported += len(want)
     assert reported >= 3
+
+
+@pytest.mark.parametrize("key", ["sensor", "global"])
+def test_the_readings_are_the_per_reading_objects(tmp_path, key):
+    """Every `Reading` the shard step makes, field for field (text, the order of its values'
+    keys, flags and lists), against `SensorLogic`'s for the same rows."""
+    path = scenario(tmp_path, random.Random(91), hours=6.0)
+    options = {"key": key, "gaps": "fill", "offline_after": 10800, "batch_size": 300}
+    config = resolve(None, source=str(path), **options)
+    step = sensor_config(config.cleaning, config.detection, key, False, 1800)
+    shards = config.run.shards if key == "sensor" else 1
+    features = config.detection.features
+    got: list[Any] = []
+    logics: dict[str, ShardLogic] = {}
+    for batch in shard_batches(path, options):
+        by_key: dict[str, list] = {}
+        for shard, columns in batch:
+            by_key.setdefault(shard, []).append(columns)
+        for shard, columns in by_key.items():
+            if shard not in logics:
+                logics[shard] = ShardLogic(
+                    step, per_sensor=key == "sensor", emit_all=True, features=features
+                )
+            got += logics[shard].on_batch(columns)[0]
+    want: list[Any] = []
+    own: dict[str, SensorLogic] = {}
+    source = ShardedFileSource(path, shards=shards, batch_size=300)
+    for part in source.list_parts():
+        partition = source.build_part("read", part, None)
+        while True:
+            try:
+                batch = partition.next_batch()
+            except StopIteration:
+                break
+            by_sensor: dict[str, list] = {}
+            for item in batch:
+                if type(item) is Reading:
+                    name = str(item.sensor_index) if key == "sensor" else "global"
+                    by_sensor.setdefault(name, []).append(item)
+            for name, readings in by_sensor.items():
+                want += own.setdefault(name, SensorLogic(step)).on_batch(readings)[0]
+
+    def objects(items: list[Any]) -> list[str]:
+        return sorted(repr(i) for i in items if type(i) in (Reading, GapEvent, Incident))
+
+    assert len(objects(got)) > 1000
+    assert objects(got) == objects(want)
+    assert any(r.text for r in got if type(r) is Reading)  # the scenario has a text field
