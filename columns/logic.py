@@ -44,6 +44,7 @@ from columns.channels import ChannelColumns
 from columns.epa import EpaColumns
 from columns.flatline import FlatlineColumns
 from columns.gaps import GapColumns
+from columns.hst import HstColumns
 from columns.impute import ImputeColumns
 from columns.incidents import IncidentColumns
 from columns.nowcast import NowCastColumns
@@ -185,8 +186,21 @@ def stages_of(
         stages.append(("scale", ScaleRows(config.scale_fields, config.scale_window)))
     if config.incidents is not None:
         stages.append(("incidents", IncidentColumns(config.incidents)))
-    stages.append(("detector", DetectorRows(detector_factory(config), features)))
+    stages.append(("detector", detector_stage(config, features, per_sensor)))
     return stages
+
+
+def detector_stage(config: SensorConfig, features: Sequence[str] | None, per_sensor: bool) -> Any:
+    """The vectorised HalfSpaceTrees (`columns.hst.HstColumns`) when the detector is the
+    example's one-feature `HalfSpaceTreesDetector`, else every slot's own detector, row by row
+    (`DetectorRows`: `hst_ensemble`, `ranked`, ... are sequential by nature)."""
+    factory = detector_factory(config)
+    if per_sensor:
+        try:
+            return HstColumns.of(factory())
+        except ValueError:  # not the plain one-feature HalfSpaceTrees: no twin
+            pass
+    return DetectorRows(factory, features)
 
 
 def derived_fields(config: SensorConfig) -> tuple[str, ...]:
