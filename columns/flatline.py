@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from columns.batch import Work
-from columns.grow import grown
+from columns.grow import grown, span
 from preparation.flatline import FLAG, READINGS
 from preparation.reasons import FLATLINE
 
@@ -97,7 +97,10 @@ class FlatlineColumns:
             slots, values = slots[rows], work.values[rows]
         k = self._intern(tuple(work.fields))
         width = values.shape[1]
+        slots = span(slots)
         previous = self.previous[slots, :width]
+        if type(slots) is slice:  # a view: copied before the slots are written
+            previous = previous.copy()
         same = self.layout[slots] == k  # else: the slot's first reading, or a new layout
         self.previous[slots, :width] = values
         self.layout[slots] = k
@@ -120,7 +123,7 @@ class FlatlineColumns:
         if has_other:
             run_all = np.where(same & equal.all(axis=1), self.run_all[slots] + 1, 0)
         else:
-            run_all = np.zeros(len(slots), np.int64)
+            run_all = np.zeros(len(values), np.int64)
         self.run_pm[slots] = run_pm
         self.run_all[slots] = run_all
         run = np.maximum(run_pm, run_all) + 1  # readings in the run, this one included

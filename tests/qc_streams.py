@@ -96,20 +96,31 @@ class Sensor:
 
 
 def plan(rng: np.random.Generator, sensors: int, calls: int, big: int) -> list[np.ndarray]:
-    """Each call's sensors (positions in the pool), distinct, in a random order: `calls` calls
-    over a pool that grows (some sensors sit a call out; 1 row 20 % of the time) and `big`
-    calls of every sensor, shuffled together."""
+    """Each call's sensors (positions in the pool), distinct: `calls` calls over a pool that
+    grows (some sensors sit a call out; 1 row 20 % of the time) and `big` calls of every
+    sensor, shuffled together. Rows come in a random order, or (now and then) in the order the
+    sensors first appeared, so that their slots are consecutive, as a steady poll's are."""
     kinds = ["small"] * calls + ["all"] * big
     rng.shuffle(kinds)
     live = max(1, sensors // 4)  # sensors appear over the stream
+    order: list[int] = []  # positions in order of first appearance: their slots
     out = []
     for kind in kinds:
         live = min(sensors, live + int(rng.integers(0, 3)))
         if kind == "all":
-            out.append(rng.permutation(sensors))
+            chosen = rng.permutation(sensors)
+            if rng.random() < 0.5:
+                seen = set(order)
+                chosen = np.array(order + [i for i in chosen.tolist() if i not in seen])
+        elif order and rng.random() < 0.2:
+            start = int(rng.integers(len(order)))
+            chosen = np.array(order[start : start + int(rng.integers(1, len(order) + 1))])
         else:
             size = 1 if rng.random() < 0.2 else int(rng.integers(1, live + 1))
-            out.append(rng.choice(live, size, replace=False))
+            chosen = rng.choice(live, size, replace=False)
+        seen = set(order)
+        order += [i for i in chosen.tolist() if i not in seen]
+        out.append(chosen)
     return out
 
 

@@ -107,9 +107,9 @@ def test_flatline_and_channels_equal_the_per_reading_rules(seed):
 
 
 def test_every_rule_fires_across_the_seeds():
-    """The streams reach every code (so the equivalence above covers each)."""
+    """The streams reach every code (so the equivalence above covers each), in a few seeds."""
     seen: dict[str, int] = {}
-    for seed in range(40):
+    for seed in range(8):
         for tag, n in run_both(*stream(seed, sensors=30, calls=120), seed).items():
             seen[tag] = seen.get(tag, 0) + n
     assert set(seen) == {
