@@ -96,7 +96,9 @@ def parse_columns(
         sensors = list(map(itemgetter(shape.sensor_pos), some))
         if set(map(type, sensors)) != _INT:  # a bool or float sensor_index: owned as None
             sensors = [s if type(s) is int else None for s in sensors]
-        shaped = list(compress(index, map(owner, sensors)))
+        owned = getattr(getattr(owner, "__self__", None), "owned", None)  # sensor_owner's memo
+        mine = owned(sensors) if owned is not None else map(owner, sensors)
+        shaped = list(compress(index, mine))
     taken = rows if shaped is None else [rows[i] for i in shaped]
     index = np.arange(len(rows)) if shaped is None else np.array(shaped, np.int64)
     table = np.fromiter(chain.from_iterable(taken), object, len(taken) * width)

@@ -16,6 +16,8 @@ never crosses workers.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from columns.batch import Columns
 from columns.parse import ParsedPayload, empty_columns, parse_columns
+from dataflows.areas import Registry, file_registry
 from sinks.dead_letters import RAW_LIMIT, Prefix
 from sources import shards as sharded
 from sources.documents import SourceError, skip_rest
@@ -70,6 +73,48 @@ def slice_columns(columns: Columns, start: int, stop: int) -> Columns:
     )
 
 
+class DecodedLines:
+    """The decoded documents of a file, shared by the partitions that read it in one process:
+    with several shards on one worker (or on worker threads of one process) a line is decoded
+    once, not once per shard. Lines not yet taken by every partition wait, up to `limit` bytes
+    of them (the oldest go first); a partition that falls further behind decodes for itself.
+    Only speed depends on it: decoding is deterministic, and nobody changes what it returns."""
+
+    def __init__(self, limit: int = 8 << 20):
+        self.limit = limit
+        self.readers = 0  # partitions reading the file in this process
+        self._lock = threading.Lock()
+        self._lines: OrderedDict[int, list[Any]] = (
+            OrderedDict()
+        )  # offset -> [decoded, takers, size]
+        self._bytes = 0
+
+    def decode(self, offset: int, document: bytes) -> Any:
+        """`decode_line(document)` of the line at `offset` (`PayloadError` when not JSON)."""
+        if self.readers < 2:
+            return decode_line(document)
+        with self._lock:
+            entry = self._lines.get(offset)
+            if entry is not None:
+                entry[1] += 1
+                if entry[1] >= self.readers:
+                    del self._lines[offset]
+                    self._bytes -= entry[2]
+        if entry is None:
+            try:
+                entry = [decode_line(document), 1, len(document)]
+            except PayloadError as exc:
+                entry = [exc, 1, len(document)]
+            with self._lock:
+                self._lines[offset] = entry
+                self._bytes += entry[2]
+                while self._bytes > self.limit and len(self._lines) > 1:
+                    self._bytes -= self._lines.popitem(last=False)[1][2]
+        if isinstance(entry[0], PayloadError):
+            raise PayloadError(*entry[0].args)
+        return entry[0]
+
+
 class _ColumnPartition(StatefulSourcePartition[ColumnItem, Position]):
     def __init__(
         self,
@@ -80,9 +125,11 @@ class _ColumnPartition(StatefulSourcePartition[ColumnItem, Position]):
         single_document: bool,
         resume: Position,
         progress: ProgressHook | None,
+        lines: DecodedLines,
     ):
         self._file = path.open("rb")
         self._name = path.name
+        self._lines = lines
         self._part = f"shard-{shard}-of-{shards}"
         self._key = shard_key(shard, shards)
         self._batch_size = batch_size
@@ -94,9 +141,11 @@ class _ColumnPartition(StatefulSourcePartition[ColumnItem, Position]):
         self._owner = None if shards == 1 else self._owns  # one shard: every row, no filter
         self._whole: tuple[ParsedPayload, np.ndarray] | None = None
 
-    def _parse(self, origin: str, document: bytes) -> ParsedPayload | DeadLetter | None:
+    def _parse(
+        self, origin: str, document: bytes, offset: int
+    ) -> ParsedPayload | DeadLetter | None:
         try:
-            payload = decode_line(document)
+            payload = self._lines.decode(offset, document)
         except PayloadError as exc:
             if not self._owns(None):
                 return None
@@ -142,14 +191,15 @@ class _ColumnPartition(StatefulSourcePartition[ColumnItem, Position]):
                 line = b""
             self._position = Position(offset + length, number + 1, 0)
             if line.strip():
-                rows += self._add(batch, self._parse(f"{self._name}:{number}", line))
+                parsed = self._parse(f"{self._name}:{number}", line, offset)
+                rows += self._add(batch, parsed)
         return batch
 
     def _next_rows(self) -> list[ColumnItem]:
         """The whole file is one payload: its items in row order, `batch_size` at a time."""
         if self._whole is None:
             self._file.seek(0)
-            parsed = self._parse(self._name, self._file.read())
+            parsed = self._parse(self._name, self._file.read(), 0)
             if not isinstance(parsed, ParsedPayload):  # not JSON after all (changed since)
                 dead = [] if parsed is None else [parsed]
                 parsed = ParsedPayload(
@@ -207,6 +257,11 @@ class ColumnFileSource(FixedPartitionedSource[ColumnItem, Position]):
         self.shards = shards
         self.batch_size = batch_size
         self.progress = progress
+        self._lines = DecodedLines()
+
+    def registry(self, area_km: float, radius_km: float) -> Registry:
+        """The file's sensors by area, for the area stage (`dataflows.areas.file_registry`)."""
+        return file_registry(self.path, area_km, radius_km)
 
     def list_parts(self) -> list[str]:
         digits = len(str(self.shards - 1))  # names sort as numbers do (see ShardedFileSource)
@@ -218,6 +273,14 @@ class ColumnFileSource(FixedPartitionedSource[ColumnItem, Position]):
         shard = int(for_part.split("-")[1])
         single = is_single_document(self.path)
         resume = Position(*resume_state) if resume_state is not None else Position()
+        self._lines.readers += 1
         return _ColumnPartition(
-            self.path, shard, self.shards, self.batch_size, single, resume, self.progress
+            self.path,
+            shard,
+            self.shards,
+            self.batch_size,
+            single,
+            resume,
+            self.progress,
+            self._lines,
         )

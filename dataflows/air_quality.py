@@ -395,9 +395,13 @@ def build_flow(
 
 
 def _registry(config: FlowConfig) -> Registry | None:
-    """For a local file, its sensors by area (`file_registry`); None for a live source."""
+    """For a local file, its sensors by area (`file_registry`; a file source that knows them:
+    its `registry`, as the column sources do); None for a live source."""
     source, spatial = config.source.path or SHIPPED_DATA, config.spatial
-    if isinstance(source, Source) or source == "purpleair" or is_url(str(source)):
+    if isinstance(source, Source):
+        known = getattr(source, "registry", None)
+        return None if known is None else known(spatial.area_km, spatial.radius_km)
+    if source == "purpleair" or is_url(str(source)):
         return None
     return file_registry(source, spatial.area_km, spatial.radius_km)
 

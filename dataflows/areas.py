@@ -356,6 +356,13 @@ def file_registry(path: str | Path, area_km: float, radius_km: float) -> Registr
                 placed = type(a) in number and type(b) in number and abs(a) <= 90 and abs(b) <= 180
                 if placed and not known:
                     first[sensor] = (when, float(a), float(b))
+    return registry_of(first, area_km, radius_km)
+
+
+def registry_of(
+    first: dict[int, tuple[int, float, float]], area_km: float, radius_km: float
+) -> Registry:
+    """The registry of sensors given by their first (time, latitude, longitude)."""
     registry: Registry = {}
     for sensor, (when, lat_, lon_) in first.items():
         for area in areas_near(lat_, lon_, area_km, radius_km):

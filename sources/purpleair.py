@@ -7,14 +7,14 @@ worker reads everything, so the rows reach the single detector in file order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 
 from bytewax.inputs import DynamicSource, StatelessSourcePartition
 
 from sources.documents import check_reachable, is_url, iter_documents
 from sources.payload import DeadLetter, Item, PayloadError, decode_line, parse_payload
-from sources.routing import key_worker
+from sources.routing import key_worker, key_workers
 
 #: Sensors a `sensor_owner` remembers before it starts over, so its memory stays bounded.
 _REMEMBERED_SENSORS = 1 << 17
@@ -29,11 +29,12 @@ def sensor_worker(sensor_index: int, worker_count: int) -> int:
 class _SensorOwners(dict[int | None, bool]):
     """`sensor_owner`'s memo: a sensor seen before costs one C-level lookup, not a Python call."""
 
-    __slots__ = ("worker_index", "worker_count", "split")
+    __slots__ = ("worker_index", "worker_count", "split", "last")
 
     def __init__(self, worker_index: int, worker_count: int, split: bool):
         super().__init__()
         self.worker_index, self.worker_count, self.split = worker_index, worker_count, split
+        self.last: tuple[list[int | None], list[bool]] = ([], [])
 
     def __missing__(self, sensor: int | None) -> bool:
         if len(self) >= _REMEMBERED_SENSORS:
@@ -44,6 +45,28 @@ class _SensorOwners(dict[int | None, bool]):
             owned = sensor_worker(sensor, self.worker_count) == self.worker_index
         self[sensor] = owned
         return owned
+
+    def learn(self, sensors: Iterable[int | None]) -> None:
+        """Work out at once whether this worker reads each sensor not seen yet: a payload of
+        thousands of new sensors costs one vectorised hash (`key_workers`), not one each."""
+        new = [s for s in set(sensors) - self.keys() if s is not None]
+        if not new or not self.split:
+            return
+        if len(self) + len(new) > _REMEMBERED_SENSORS:
+            self.clear()
+        workers = key_workers([str(s) for s in new], self.worker_count)
+        self.update(zip(new, (workers == self.worker_index).tolist(), strict=True))
+
+    def owned(self, sensors: list[int | None]) -> list[bool]:
+        """`[self[s] for s in sensors]`, with new sensors learnt at once; the same sensors as
+        last time (the next poll of a deployment, as a rule) get last time's answer, unchanged
+        (do not change it)."""
+        if sensors == self.last[0]:
+            return self.last[1]
+        self.learn(sensors)
+        answer = list(map(self.__getitem__, sensors))
+        self.last = (sensors, answer)
+        return answer
 
 
 def sensor_owner(

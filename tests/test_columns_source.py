@@ -164,3 +164,40 @@ def test_in_a_dataflow_every_row_once_keyed_to_its_shard(mixed, workers):
             key, columns = item
             shard = [shard_key(i, 2) for i in range(2)].index(key)
             assert all(key_worker(str(s), 2) == shard for s in columns.sensors.tolist())
+
+
+def test_partitions_of_one_process_decode_each_line_once(mixed, monkeypatch):
+    """Two shards read in turn (as one worker runs them) share each line's decoding; one that
+    falls behind decodes for itself, with the same batches."""
+    from columns import source as column_source
+
+    decoded = []
+    real = column_source.decode_line
+
+    def counting(document):
+        decoded.append(len(document))
+        return real(document)
+
+    monkeypatch.setattr(column_source, "decode_line", counting)
+    source = ColumnFileSource(mixed, shards=2, batch_size=500)
+    parts = [source.build_part("read", p, None) for p in source.list_parts()]
+    in_turn: dict[int, list] = {0: [], 1: []}
+    done = set()
+    while len(done) < 2:
+        for i, part in enumerate(parts):
+            if i in done:
+                continue
+            try:
+                in_turn[i].append(part.next_batch())
+            except StopIteration:
+                done.add(i)
+    lines = [line for line in mixed.read_bytes().splitlines() if line.strip()]
+    assert len(decoded) < 1.05 * len(lines)
+    decoded.clear()
+    alone = ColumnFileSource(mixed, shards=2, batch_size=500)
+    for i, part in enumerate(alone.list_parts()):
+        batches = [b for b, _ in drain(alone.build_part("read", part, None))]
+        assert [(reading_rows(b), dead_letters(b)) for b in batches] == [
+            (reading_rows(b), dead_letters(b)) for b in in_turn[i]
+        ]
+    assert len(decoded) > 1.9 * len(lines)  # one after the other: each decodes for itself

@@ -1,5 +1,6 @@
 """`sources.routing` predicts where the installed Bytewax processes each key and each partition."""
 
+import random
 import threading
 
 import bytewax.operators as op
@@ -8,7 +9,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.testing import cluster_main
 
-from sources.routing import key_hash, key_worker, siphash13
+from sources.routing import key_hash, key_hashes, key_worker, key_workers, siphash13
 
 #: Rust's `DefaultHasher::new()` over `String::hash` (bytes then 0xff), printed by rustc 1.95
 RUST_HASHES = {
@@ -28,6 +29,20 @@ def test_key_hash_equals_rusts_default_hasher():
     assert (
         siphash13(b"") == 0xD1FBA762150C532C
     )  # Rust: DefaultHasher::new().finish() after write(&[])
+
+
+def test_key_hashes_vectorised_equal_key_hash():
+    """numpy's SipHash over many keys: Rust's hashes, and `key_hash` on keys of every length
+    from 0 to 40 bytes and on every sensor_index form (negative, 19 and 20 digits)."""
+    keys = list(RUST_HASHES)
+    assert key_hashes(keys).tolist() == [RUST_HASHES[k] for k in keys]
+    rng = random.Random(4)
+    keys = [
+        "".join(rng.choice("0123456789é") for _ in range(n)) for n in range(41) for _ in range(3)
+    ]
+    keys += [str(rng.getrandbits(bits) - (bits % 2) * 2**bits) for bits in range(1, 66)]
+    assert key_hashes(keys).tolist() == [key_hash(k) for k in keys]
+    assert key_workers(keys, 3).tolist() == [key_worker(k, 3) for k in keys]
 
 
 class _Part(StatefulSourcePartition):
