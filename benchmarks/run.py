@@ -3,17 +3,34 @@
     python -m benchmarks.run              # shipped data, then 1.2 M readings over 10,000 sensors
     python -m benchmarks.run --quick      # shipped data only
     python -m benchmarks.run --databases  # rows/s into SQLite and PostgreSQL
+    python -m benchmarks.run --profile columns_hst   # cProfile of one case, top functions
 
 Each case runs in a fresh subprocess (so peak memory is its own) that times only `run_main` /
-`cluster_main` (interpreter start-up and imports excluded), on the same file, read by the flow's
-own source (`ShardedFileSource`, the same shards and batch size):
-  passthrough  source → identity map → discarding sink        (the engine's limit)
-  keyed        source → key by sensor → stateful_map identity  (the keyed engine limit)
-  flow         the air-quality flow                            (ours)
-  baseline     the original example (benchmarks/baseline.py)
-with 1 worker, 2 workers (threads of one process) and 2 processes on loopback. It prints the
-median readings/s of the repeats, the ratios flow/passthrough, flow/keyed, flow/baseline and
-2 processes / 1 worker, peak RSS, and the state memory per sensor at 100,000 sensors.
+`cluster_main` (interpreter start-up and imports excluded), on the same file, 2 sensor shards,
+batches of 1,000 rows:
+  passthrough    ShardedFileSource → identity map → discarding sink  (the engine's limit)
+  keyed          ShardedFileSource → key by sensor → stateful_map identity (the keyed limit)
+  flow           the air-quality flow, defaults, engine "readings"    (one object per reading)
+  flow_hst       the same on the example's configuration (`EXAMPLE`)
+  keyed_columns  ColumnFileSource → its (shard key, Columns) items → stateful_map identity
+  columns        the air-quality flow, defaults, engine "columns"      (column batches)
+  columns_hst    the same on the example's configuration
+  baseline       the original example (benchmarks/baseline.py)
+with 1 worker, 2 workers (threads of one process) and 2 processes on loopback. Rates are rows
+of the file per second (each row becomes a reading or a dead letter). It prints the median of
+the repeats, peak RSS, the ratios, the state memory per sensor at 100,000 sensors, and the
+issue-14 targets met or not, all from the same run.
+
+The keyed passthrough of the column engine, `keyed_columns`, is the per-reading `keyed` case
+made for column batches: the column flow's own source (the same file, shards, shard keys and
+batch size: one `Columns` item per poll line and shard, so the same bytes decoded and parsed),
+each item through a keyed `stateful_map` identity under its shard key, nothing else. The ratio
+`columns/keyed_columns` is then what the column flow's stages and outputs leave of the engine's
+limit on the same input, as `flow/keyed` is for the per-reading flow.
+
+`EXAMPLE` is the example this project grows from: `detector="hst"` (river's HalfSpaceTrees on
+`pm1.0_cf_1`) with imputation and the EPA correction, and the quality-control stages
+(flatline, validation, channels), the NowCast/AQI and the area stage off.
 
 `--databases` (`benchmarks/databases.py`) times the flow writing all four outputs into a new
 SQLite file and into a new database on a throw-away PostgreSQL server (fsync on), against the
@@ -36,7 +53,31 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "data" / "polls.jsonl"
-CASES = ("passthrough", "keyed", "flow", "baseline", "discarded", "database")
+CASES = (
+    "passthrough",
+    "keyed",
+    "flow",
+    "flow_hst",
+    "keyed_columns",
+    "columns",
+    "columns_hst",
+    "baseline",
+    "discarded",
+    "database",
+)
+#: The cases of the main table, in its order.
+TABLE = CASES[:8]
+#: The example's configuration (keyword options of `build_flow`).
+EXAMPLE = {
+    "detector": "hst",
+    "flatline": False,
+    "validate": False,
+    "channels": False,
+    "aqi": False,
+    "spatial": False,
+}
+#: Issue 14's targets.
+TARGET_RATE, TARGET_KEYED, TARGET_SCALING, TARGET_BYTES = 250_000, 0.5, 1.8, 4096
 
 
 class _Discard:
@@ -63,18 +104,27 @@ def build_case(case: str, path: str, url: str | None = None):
     from bytewax.dataflow import Dataflow
 
     from benchmarks import baseline
+    from columns.source import ColumnFileSource
     from dataflows.air_quality import build_flow
     from sources.shards import ShardedFileSource
 
     sink = _Discard.make()
-    if case == "flow":
-        return build_flow(path, output=sink, dead_letters=sink, totals=sink, events=sink)
+    if case in ("flow", "flow_hst", "columns", "columns_hst"):
+        options = EXAMPLE if case.endswith("_hst") else {}
+        engine = "columns" if case.startswith("columns") else "readings"
+        outputs = dict.fromkeys(("output", "dead_letters", "totals", "events"), sink)
+        return build_flow(path, engine=engine, **options, **outputs)
     if case == "baseline":
         return baseline.build_flow(path, sink)
     if case in ("discarded", "database"):  # all four outputs, into `url` or discarded
         outputs = dict.fromkeys(("output", "readings", "dead_letters", "events"), url or sink)
         return build_flow(path, **outputs, totals=sink, progress=None)
     flow = Dataflow(case)
+    if case == "keyed_columns":  # the column flow's own source, its items under their keys
+        items = op.input("read", flow, ColumnFileSource(path))
+        keyed = op.flat_map_batch("take_columns", items, _column_items)
+        op.output("out", op.stateful_map("identity", keyed, lambda s, v: (s, v)), sink)
+        return flow
     items = op.input("read", flow, ShardedFileSource(path))  # the flow's own source
     if case == "passthrough":
         op.output("out", op.map("identity", items, lambda x: x), sink)
@@ -82,6 +132,10 @@ def build_case(case: str, path: str, url: str | None = None):
         keyed = op.key_on("key", items, lambda r: str(getattr(r, "sensor_index", "")))
         op.output("out", op.stateful_map("identity", keyed, lambda s, v: (s, v)), sink)
     return flow
+
+
+def _column_items(batch: list) -> list:
+    return [item for item in batch if type(item) is tuple]
 
 
 def run_case(
@@ -171,24 +225,78 @@ def measure(path: str, readings: int, repeats: int, cases, layouts) -> dict:
             rate = statistics.median(readings / r["seconds"] for r in runs)
             rss = max(r["rss_mb"] for r in runs)
             table[(case, label)] = (rate, rss)
-            print(f"  {case:<12}{label:<14}{rate:>12,.0f} readings/s   peak RSS {rss:>7.0f} MB")
+            print(f"  {case:<15}{label:<14}{rate:>12,.0f} readings/s   peak RSS {rss:>7.0f} MB")
     return table
 
 
+#: (numerator, denominator) of each ratio printed per layout.
+RATIOS = (
+    ("flow", "keyed"),
+    ("flow", "baseline"),
+    ("flow_hst", "keyed"),
+    ("columns", "keyed_columns"),
+    ("columns_hst", "keyed_columns"),
+    ("columns", "flow"),
+    ("columns_hst", "flow_hst"),
+    ("columns_hst", "baseline"),
+)
+
+
 def report_ratios(table: dict, layouts) -> None:
+    """Each ratio of `RATIOS` per layout, and 2 processes / 1 worker per flow."""
     for label, _, _ in layouts:
-        flow = table.get(("flow", label), (None,))[0]
-        if flow is None:
-            continue
-        parts = []
-        for other in ("passthrough", "keyed", "baseline"):
-            if (other, label) in table:
-                parts.append(f"flow/{other} = {flow / table[(other, label)][0]:.2f}")
-        print(f"  {label}: " + ", ".join(parts))
-    one = table.get(("flow", "1 worker"), (None,))[0]
-    two = table.get(("flow", "2 processes"), (None,))[0]
-    if one and two:
-        print(f"  flow: 2 processes / 1 worker = {two / one:.2f}")
+        parts = [
+            f"{a}/{b} = {table[(a, label)][0] / table[(b, label)][0]:.2f}"
+            for a, b in RATIOS
+            if (a, label) in table and (b, label) in table
+        ]
+        if parts:
+            print(f"  {label}: " + ", ".join(parts))
+    for case in ("flow", "flow_hst", "columns", "columns_hst", "keyed_columns"):
+        one = table.get((case, "1 worker"), (None,))[0]
+        two = table.get((case, "2 processes"), (None,))[0]
+        if one and two:
+            print(f"  {case}: 2 processes / 1 worker = {two / one:.2f}")
+
+
+def report_targets(table: dict, memory: dict[str, tuple[float, float]], sensors: int) -> None:
+    """Issue 14's targets on the large set, from this run's figures, met or not."""
+
+    def rate(case: str, label: str = "1 worker") -> float | None:
+        return table.get((case, label), (None,))[0]
+
+    def line(what: str, value: float | None, target: float, fmt: str, at_most=False) -> None:
+        if value is None:
+            return
+        met = value <= target if at_most else value >= target
+        sign = "<=" if at_most else ">="
+        verdict = "met" if met else "NOT met"
+        print(f"  {what:<58}{value:>12{fmt}}  target {sign} {target:{fmt}}: {verdict}")
+
+    print("targets (issue 14), large set:")
+    for case in ("columns_hst", "columns"):
+        one, keyed, two = rate(case), rate("keyed_columns"), rate(case, "2 processes")
+        line(f"{case}: readings/s, 1 worker", one, TARGET_RATE, ",.0f")
+        if one and keyed:
+            line(f"{case} / keyed_columns, 1 worker", one / keyed, TARGET_KEYED, ".2f")
+        if one and two:
+            line(f"{case}: 2 processes / 1 worker", two / one, TARGET_SCALING, ".2f")
+        if case in memory:
+            resident, pickled = memory[case]
+            line(
+                f"{case}: state bytes/sensor at {sensors:,} (resident)",
+                resident,
+                TARGET_BYTES,
+                ",.0f",
+                True,
+            )
+            line(
+                f"{case}: state bytes/sensor at {sensors:,} (pickled)",
+                pickled,
+                TARGET_BYTES,
+                ",.0f",
+                True,
+            )
 
 
 def _rss_bytes() -> int:
@@ -223,15 +331,120 @@ def state_memory(n_sensors: int = 100_000) -> tuple[float, int]:
     return used / n_sensors, len(blob)
 
 
+def column_state_memory(case: str, n_sensors: int = 100_000, polls: int = 80) -> tuple[float, int]:
+    """Resident and pickled bytes per sensor of one `columns.logic.ShardLogic` holding
+    `n_sensors` sensors after `polls` polls (past the detector's first window of 72), on the
+    configuration of `case` (`columns`: the defaults; `columns_hst`: `EXAMPLE`): the shard
+    step's state, what the column engine keeps per sensor. The polls are made up (the
+    simulator's fields, PM from a gamma distribution), one `Columns` of every sensor each."""
+    import gc
+
+    import numpy as np
+
+    from columns.batch import Columns
+    from columns.logic import ShardLogic
+    from config import resolve
+    from data.simulate import FIELDS
+    from dataflows.air_quality import sensor_config
+
+    options = EXAMPLE if case.endswith("_hst") else {}
+    config = resolve(None, engine="columns", **options)
+    spatial = config.spatial.enabled
+    per_sensor = sensor_config(config.cleaning, config.detection, "sensor", spatial)
+    logic = ShardLogic(per_sensor, None, features=config.detection.features)
+    fields = tuple(f for f in FIELDS if f not in ("sensor_index", "last_seen"))
+    rng = np.random.default_rng(0)
+    sensors = np.arange(10_000, 10_000 + n_sensors, dtype=np.int64)
+    base = np.column_stack(
+        [
+            37.3 + rng.random(n_sensors),  # latitude
+            -122.5 + rng.random(n_sensors),  # longitude
+            rng.integers(20, 70, n_sensors).astype(float),  # humidity
+            rng.integers(55, 85, n_sensors).astype(float),  # temperature
+            1000 + 20 * rng.random(n_sensors),  # pressure
+        ]
+    )
+
+    def poll(t: int) -> Columns:
+        pm = rng.gamma(2.0, 5.0, n_sensors).round(1)
+        values = np.column_stack([base, pm, pm * 1.4, pm * 1.6, pm * 1.4])
+        times = np.full(n_sensors, 1775001600 + 120 * t, np.int64)
+        return Columns(sensors, times, fields, values)
+
+    gc.collect()
+    before = _rss_bytes()
+    for t in range(polls):
+        logic.on_batch([poll(t)])
+    gc.collect()
+    used = _rss_bytes() - before
+    return used / n_sensors, len(logic.snapshot()) / n_sensors
+
+
+def _measure_memory(case: str, n_sensors: int) -> tuple[float, float]:
+    """`column_state_memory` (or `state_memory` for `flow`) in a fresh subprocess."""
+    cmd = [sys.executable, "-m", "benchmarks.run", "--memory-case", case]
+    cmd += ["--memory-sensors", str(n_sensors)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True, check=True)
+    resident, pickled = json.loads(done.stdout.strip().splitlines()[-1])
+    return resident, pickled
+
+
+def profile(case: str, sensors: int, hours: float, top: int = 30) -> None:
+    """Run one case on simulated data in this process under cProfile (1 worker) and print the
+    functions that took the most time of their own."""
+    import cProfile
+    import pstats
+
+    from bytewax.testing import run_main
+
+    from data import simulate
+    from dataflows.air_quality import tune_gc
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sim = simulate.generate(seed=1, n_sensors=sensors, hours=hours)
+        path, _ = simulate.write(sim, tmp)
+        n = count_readings(str(path))
+        flow = build_case(case, str(path))
+        tune_gc()
+        profiler = cProfile.Profile()
+        start = time.perf_counter()
+        profiler.runcall(run_main, flow)
+        seconds = time.perf_counter() - start
+    print(f"{case}: {sensors:,} sensors × {hours} h = {n:,} readings, 1 worker, under cProfile:")
+    print(f"  {seconds:.1f} s, {n / seconds:,.0f} readings/s (cProfile slows Python calls down)")
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("tottime").print_stats(top)
+
+
+def markdown_table(table: dict, layouts, cases) -> str:
+    """The run's figures as a markdown table: readings/s per case (columns) and layout (rows)."""
+    shown = [c for c in cases if any((c, label) in table for label, _, _ in layouts)]
+    lines = ["| layout | " + " | ".join(shown) + " |", "|---" * (len(shown) + 1) + "|"]
+    for label, _, _ in layouts:
+        cells = [f"{table[(c, label)][0]:,.0f}" if (c, label) in table else "–" for c in shown]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shipped data only")
     parser.add_argument("--databases", action="store_true", help="rows/s into each database")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--large-repeats", type=int, default=1)
     parser.add_argument("--large-sensors", type=int, default=10_000)
     parser.add_argument("--large-hours", type=float, default=4.0)
     parser.add_argument("--memory-sensors", type=int, default=100_000)
+    parser.add_argument(
+        "--cases", help=f"comma-separated cases of the tables (default: all of {', '.join(TABLE)})"
+    )
+    parser.add_argument(
+        "--profile", metavar="CASE", choices=TABLE, help="cProfile one case on simulated data"
+    )
+    parser.add_argument("--profile-hours", type=float, default=1.0)
     parser.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)
+    parser.add_argument("--memory-case", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--proc-id", type=int, help=argparse.SUPPRESS)
@@ -244,33 +457,59 @@ def main(argv=None) -> int:
             args.case, args.path, args.workers, args.proc_id, args.addresses, args.ready, args.url
         )
         return 0
+    if args.memory_case:
+        sys.path.insert(0, str(ROOT))
+        if args.memory_case == "flow":
+            print(json.dumps(state_memory(args.memory_sensors)))
+        else:
+            print(json.dumps(column_state_memory(args.memory_case, args.memory_sensors)))
+        return 0
     if args.databases:
         from benchmarks.databases import main as databases
 
         return databases(args.repeats)
+    if args.profile:
+        profile(args.profile, args.large_sensors, args.profile_hours)
+        return 0
 
+    chosen = TABLE if args.cases is None else tuple(args.cases.split(","))
+    unknown = set(chosen) - set(TABLE)
+    if unknown:
+        parser.error(f"unknown cases: {', '.join(sorted(unknown))}")
     layouts = [("1 worker", 1, 1), ("2 workers", 2, 1), ("2 processes", 1, 2)]
     print(f"shipped data: {SHIPPED.name}")
     n = count_readings(str(SHIPPED))
     print(f"  {n:,} readings, median of {args.repeats} runs")
-    report_ratios(measure(str(SHIPPED), n, args.repeats, CASES, layouts), layouts)
-    if not args.quick:
-        with tempfile.TemporaryDirectory() as tmp:
-            from data import simulate
+    shipped = measure(str(SHIPPED), n, args.repeats, chosen, layouts)
+    report_ratios(shipped, layouts)
+    print(markdown_table(shipped, layouts, chosen))
+    if args.quick:
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        from data import simulate
 
-            sim = simulate.generate(seed=1, n_sensors=args.large_sensors, hours=args.large_hours)
-            path, _ = simulate.write(sim, tmp)
-            n = count_readings(str(path))
-            print(f"large: {args.large_sensors:,} sensors × {args.large_hours} h = {n:,} readings")
-            cases = ("passthrough", "keyed", "flow")
-            table = measure(str(path), n, 1, cases, layouts)
-            table.update(measure(str(path), n, 1, ("baseline",), layouts[:1]))
-            report_ratios(table, layouts)
-        per_sensor, pickled = state_memory(args.memory_sensors)
-        print(
-            f"state memory: {per_sensor:,.0f} resident bytes per sensor at "
-            f"{args.memory_sensors:,} sensors ({pickled:,} bytes pickled)"
+        sim = simulate.generate(seed=1, n_sensors=args.large_sensors, hours=args.large_hours)
+        path, _ = simulate.write(sim, tmp)
+        n = count_readings(str(path))
+        print(f"large: {args.large_sensors:,} sensors × {args.large_hours} h = {n:,} readings")
+        print(f"  median of {args.large_repeats} runs")
+        table = measure(
+            str(path), n, args.large_repeats, [c for c in chosen if c != "baseline"], layouts
         )
+        if "baseline" in chosen:
+            table.update(measure(str(path), n, args.large_repeats, ("baseline",), layouts[:1]))
+        report_ratios(table, layouts)
+        print(markdown_table(table, layouts, chosen))
+    memory = {}
+    for case in ("flow", "columns_hst", "columns"):
+        if case in chosen:
+            memory[case] = _measure_memory(case, args.memory_sensors)
+            resident, pickled = memory[case]
+            print(
+                f"state memory, {case}: {resident:,.0f} resident bytes per sensor at "
+                f"{args.memory_sensors:,} sensors ({pickled:,.0f} bytes pickled)"
+            )
+    report_targets(table, memory, args.memory_sensors)
     return 0
 
 
