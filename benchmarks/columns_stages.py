@@ -3,6 +3,7 @@
     python -m benchmarks.columns_stages            # 1,000 and 10,000 slots, 5 runs each
     python -m benchmarks.columns_stages --runs 3 --slots 10000
     python -m benchmarks.columns_stages --pieces   # HalfSpaceTrees table sizes on real data
+    python -m benchmarks.columns_stages --ensemble --slots 10000  # the flow's hst_ensemble
 
 Each call is one shard's poll: every slot reports once (so a call holds as many rows as there are
 slots); `hst` is the example's detector on `pm1.0_cf_1`. The readings look like PurpleAir's
@@ -27,11 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from columns.batch import Columns, Work
+from columns.ensemble import EnsembleColumns
 from columns.epa import EpaColumns
 from columns.hst import CAPACITY, HstColumns
 from columns.impute import ImputeColumns
 from columns.validate import ValidateColumns
 from data import simulate
+from detectors.catalog import make_detector
 from detectors.hst import HalfSpaceTreesDetector
 from imputers.window import WindowImputer
 from preparation.correction import EpaCorrection
@@ -178,13 +181,67 @@ def piece_counts(seed: int = 0) -> dict[str, np.ndarray]:
     return out
 
 
+def time_ensemble(slots: int, n: int, runs: int) -> dict[str, list[float]]:
+    """µs per reading of `EnsembleColumns` (the flow's `hst_ensemble` on pm1.0_cf_1) at `slots`,
+    and of the per-sensor `hst_ensemble` objects on 200 sensors of the same polls."""
+    data = [values[:, 0].copy() for values in polls(slots, n)]
+    at = np.arange(slots)
+    sensors = min(slots, 200)
+    results: dict[str, list[float]] = {}
+    for _ in range(runs):
+        twin = EnsembleColumns.of(make_detector("hst_ensemble", FIELDS[0]))
+        twin.grow(slots)
+        spent = 0.0
+        for values in data:
+            work = Work.of(Columns(at, np.zeros(slots, np.int64), FIELDS[:1], values[:, None]))
+            start = time.process_time()
+            twin.apply(work, at, {})
+            spent += time.process_time() - start
+        results.setdefault("hst_ensemble (columns)", []).append(spent / (slots * n) * 1e6)
+        objects = [make_detector("hst_ensemble", FIELDS[0]) for _ in range(sensors)]
+        rows = [[{FIELDS[0]: None if v != v else v} for v in values[:sensors].tolist()]
+                for values in data]
+        start = time.process_time()
+        for poll in rows:
+            for detector, row in zip(objects, poll, strict=True):
+                detector.score_then_learn(row)
+        spent = time.process_time() - start
+        results.setdefault("hst_ensemble (per sensor)", []).append(spent / (sensors * n) * 1e6)
+    return results
+
+
+def ensemble_bytes(sensors: int = 100, n: int = 5000) -> tuple[float, float]:
+    """Pickled state bytes per sensor after `n` readings each: (columns, per-sensor objects)."""
+    data = [values[:, 0].copy() for values in polls(sensors, n, seed=1)]
+    at = np.arange(sensors)
+    twin = EnsembleColumns.of(make_detector("hst_ensemble", FIELDS[0]))
+    twin.grow(sensors)
+    objects = [make_detector("hst_ensemble", FIELDS[0]) for _ in range(sensors)]
+    for values in data:
+        twin.apply(Work.of(Columns(at, at, FIELDS[:1], values[:, None])), at, {})
+        for detector, v in zip(objects, values.tolist(), strict=True):
+            detector.score_then_learn({FIELDS[0]: None if v != v else v})
+    return len(pickle.dumps(twin)) / sensors, len(pickle.dumps(objects)) / sensors
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slots", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--polls", type=int, default=216, help="polls per run (3 windows)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--pieces", action="store_true", help="HST table sizes on real data")
+    parser.add_argument("--ensemble", action="store_true", help="the flow's hst_ensemble")
     args = parser.parse_args()
+    if args.ensemble:
+        for slots in args.slots:
+            results = time_ensemble(slots, args.polls, args.runs)
+            print(f"{slots:,} slots, {args.polls} polls, median of {args.runs}:")
+            for name, figures in results.items():
+                print(f"  {name:28s} {statistics.median(figures):7.3f} µs/reading")
+        mine, theirs = ensemble_bytes()
+        print(f"state after 5,000 readings: columns {mine:,.0f} B/sensor pickled, "
+              f"per-sensor objects {theirs:,.0f} B/sensor")
+        return
     if args.pieces:
         print(f"pieces per table (capacity {CAPACITY}):")
         for name, counts in piece_counts().items():

@@ -200,16 +200,20 @@ class HstColumns:
         rows = np.flatnonzero(present)
         if not len(rows):
             return
-        s = np.asarray(slots, dtype=np.intp)[rows]
-        cells = np.searchsorted(self._cuts, value[rows], side="right")
+        score = self.score_then_learn(np.asarray(slots, dtype=np.intp)[rows], value[rows])
+        work.status[rows] = np.where(np.isnan(score), WARMING_UP, SCORED)
+        work.score[rows] = score
+
+    def score_then_learn(self, s: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """River's score of each `values[i]` (present, finite or not) in slot `s[i]`'s trees (NaN
+        while the slot warms up), then learn it; the slots all different."""
+        cells = np.searchsorted(self._cuts, values, side="right")
         learned = self.learned[s]
         ready = learned >= self.window_size
-        work.status[rows] = np.where(ready, SCORED, WARMING_UP)
-        score = np.full(len(rows), np.nan)
+        score = np.full(len(s), np.nan)
         if ready.any():
             totals = self._lookup(s[ready], cells[ready])
             score[ready] = 1.0 - totals / float(self._max_score)
-        work.score[rows] = score
         # learn: each reading's cell joins its slot's window; a full window becomes the table
         k = learned % self.window_size
         self.window[s, k] = cells
@@ -217,6 +221,14 @@ class HstColumns:
         full = k == self.window_size - 1
         if full.any():
             self._pivot(s[full])
+        return score
+
+    def learn_windows(self, s: np.ndarray, values: np.ndarray) -> None:
+        """Slots `s` (fresh, all different) learn a whole window each, `values[i]` in order (as
+        `window_size` calls would, unscored): each slot's first table."""
+        self.window[s] = np.searchsorted(self._cuts, values, side="right")
+        self.learned[s] = self.window_size
+        self._pivot(s)
 
     # --- score tables as packed pieces ------------------------------------------------------
 
