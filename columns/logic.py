@@ -41,6 +41,7 @@ from columns.adapters import (
 )
 from columns.batch import SCORED, STATUS_NAMES, UNSCORED, Columns, Work
 from columns.channels import ChannelColumns
+from columns.ensemble import EnsembleColumns
 from columns.epa import EpaColumns
 from columns.flatline import FlatlineColumns
 from columns.gaps import GapColumns
@@ -191,15 +192,16 @@ def stages_of(
 
 
 def detector_stage(config: SensorConfig, features: Sequence[str] | None, per_sensor: bool) -> Any:
-    """The vectorised HalfSpaceTrees (`columns.hst.HstColumns`) when the detector is the
-    example's one-feature `HalfSpaceTreesDetector`, else every slot's own detector, row by row
-    (`DetectorRows`: `hst_ensemble`, `ranked`, ... are sequential by nature)."""
+    """The detector's twin: `columns.hst.HstColumns` for the example's one-feature
+    `HalfSpaceTreesDetector`, `columns.ensemble.EnsembleColumns` for `hst_ensemble`; else every
+    slot's own detector, row by row (`DetectorRows`: `ranked`, `zscore`, ...)."""
     factory = detector_factory(config)
     if per_sensor:
-        try:
-            return HstColumns.of(factory())
-        except ValueError:  # not the plain one-feature HalfSpaceTrees: no twin
-            pass
+        for twin in (HstColumns, EnsembleColumns):
+            try:
+                return twin.of(factory())
+            except ValueError:  # not the detector this twin is of
+                pass
     return DetectorRows(factory, features)
 
 
