@@ -9,7 +9,8 @@ reading, e.g.
 
 - `sensor_index`: an integer from 0 to 2**63 - 1;
 - `time`: epoch seconds (an integer) or ISO 8601 (a date, or a date-time in whole seconds;
-  without an offset it is UTC), years 1 to 9999;
+  without an offset it is UTC), years 1 to 9999, and within the source's plausible `window`
+  (`sources.times`; outside it: a dead letter);
 - every other column is a field of `Reading.values`, in header order: a finite number, or
   missing when empty (or `nan`, `NA`, `null`, `none`), as `dataflows.series` reads values;
   except the columns the PurpleAir API gives as text (`sources.payload.TEXT_FIELDS`), carried as
@@ -18,7 +19,8 @@ Cells are split at commas, or by the csv module when the line holds a quote. A r
 not fit (bytes that are not UTF-8, bad quoting, more or fewer cells than the header, a bad
 sensor_index, time or value, a line longer than `MAX_LINE_BYTES`) is a dead letter with the
 reason and the raw line; blank lines are not rows. A header without `sensor_index` or `time`,
-with a repeated name, or not UTF-8, is a configuration error, raised when the source is built.
+with a repeated name, a name longer than `sources.payload.MAX_FIELD_NAME`, or not UTF-8, is a
+configuration error, raised when the source is built.
 
 Each of `shards` partitions reads the whole file and keeps its sensors' rows (as
 `sources.purpleair.sensor_owner` splits them; rows without a usable sensor_index are shard 0's),
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import suppress
-from datetime import datetime, timedelta
+from datetime import datetime
 from itertools import compress, repeat
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -48,13 +50,20 @@ from dataflows.areas import Registry, registry_of
 from dataflows.series import MISSING_TEXT, RowError, split_cells
 from sinks.dead_letters import RAW_LIMIT, Prefix
 from sources.documents import SourceError, skip_rest
-from sources.payload import EPOCH_RANGE, MAX_SENSOR_INDEX, TEXT_FIELDS, DeadLetter
+from sources.payload import (
+    DEFAULT_WINDOW,
+    EPOCH_RANGE,
+    MAX_FIELD_NAME,
+    MAX_SENSOR_INDEX,
+    TEXT_FIELDS,
+    DeadLetter,
+)
 from sources.purpleair import sensor_owner
 from sources.shards import DEFAULT_SHARDS, Position
+from sources.times import TimeWindow, epoch_of
 
 #: The longest line read whole; a longer one is a dead letter with its first bytes.
 MAX_LINE_BYTES = 1 << 20
-_EPOCH = datetime(1970, 1, 1)
 
 
 class CsvHeader(NamedTuple):
@@ -103,6 +112,13 @@ def read_header(path: str | Path) -> CsvHeader:
             raise ConfigError(f"{path}: the header has no {needed!r} column: {names}")
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: the header repeats a name: {names}")
+    for name in names:
+        if len(name) > MAX_FIELD_NAME:
+            shown = repr(name[:40])[:-1] + "...'"
+            raise ConfigError(
+                f"{path}: the header's name {shown} has {len(name)} characters, more than "
+                f"{MAX_FIELD_NAME}"
+            )
     fields = [(n, i) for i, n in enumerate(names) if n not in ("sensor_index", "time")]
     return CsvHeader(
         len(names),
@@ -163,11 +179,25 @@ def parse_time(text: str) -> int:
         if moment is not None and moment.microsecond:
             raise CsvRowError(f"time {text[:40]!r} is not a whole second")
         if moment is not None:
-            since = moment.replace(tzinfo=None) - _EPOCH - (moment.utcoffset() or timedelta())
-            value = since.days * 86400 + since.seconds
+            value = epoch_of(moment)
     if value is None or not EPOCH_RANGE[0] <= value <= EPOCH_RANGE[1]:
         reason = "is not a time (epoch seconds or ISO 8601, years 1–9999)"
         raise CsvRowError(f"time {text[:40]!r} {reason}")
+    return value
+
+
+def plausible_time(text: str, window: TimeWindow, bounds: tuple[int, int]) -> int:
+    """A time cell (`parse_time`) within `bounds`, `window.bounds()` when the batch was read.
+
+    >>> window = TimeWindow(0, 1775001600)
+    >>> plausible_time("2026-04-01T00:02:00Z", window, window.bounds())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    columns.csv_source.CsvRowError: time 1775001720 (2026-04-01T00:02:00Z) is after the latest...
+    """
+    value = parse_time(text)
+    if not bounds[0] <= value <= bounds[1]:
+        raise CsvRowError(window.refusal("time", value, bounds))
     return value
 
 
@@ -215,14 +245,20 @@ def line_sensor(header: CsvHeader, line: bytes) -> int | None:
     return as_int(cells[header.sensor]) if len(cells) == header.width else None
 
 
-def parse_line(header: CsvHeader, line: bytes) -> tuple[int, int, list[float | None], dict]:
+def parse_line(
+    header: CsvHeader,
+    line: bytes,
+    window: TimeWindow = DEFAULT_WINDOW,
+    bounds: tuple[int, int] | None = None,
+) -> tuple[int, int, list[float | None], dict]:
     """One line (no newline) as (sensor, time, values in field order, text); `CsvRowError`
-    naming the first thing that does not fit. The rule every row is read by."""
+    naming the first thing that does not fit. The rule every row is read by. The time must be
+    within `bounds` (`window.bounds()` now, unless given)."""
     cells = line_cells(line)
     if len(cells) != header.width:
         raise CsvRowError(f"row has {len(cells)} cells but the header names {header.width}")
     sensor = parse_sensor(cells[header.sensor])
-    time = parse_time(cells[header.time])
+    time = plausible_time(cells[header.time], window, bounds or window.bounds())
     values = [parse_number(name, cells[pos]) for name, pos in header.numeric]
     text = {name: cells[pos] or None for name, pos in header.text}
     return sensor, time, values, text
@@ -234,10 +270,13 @@ def parse_lines(
     numbers: list[int],
     name: str,
     owner: Callable[[int | None], bool] | None = None,
+    window: TimeWindow = DEFAULT_WINDOW,
 ) -> tuple[Columns, list[DeadLetter]]:
     """This shard's rows of `lines` (newlines stripped; line `numbers`, for origins) as one
-    `Columns` in line order, and its dead letters: `parse_line`'s results, by columns."""
+    `Columns` in line order, and its dead letters: `parse_line`'s results, by columns (the
+    times checked against `window` as it stands now)."""
     width = header.width
+    bounds = window.bounds()
     joined = b"\n".join(lines)
     odd = set()
     if b'"' in joined or b"\r" in joined:
@@ -265,7 +304,7 @@ def parse_lines(
     rows = np.array(fast, np.int64)
     bad = np.zeros(len(rows), bool)
     sensor_array = _checked_ints(sensors, columns[header.sensor], bad, 0, MAX_SENSOR_INDEX)
-    times = _times(columns[header.time], bad)
+    times = _times(columns[header.time], bad, bounds)
     values = np.empty((len(rows), len(header.numeric)))
     for j, (_, pos) in enumerate(header.numeric):
         values[:, j] = _numbers(columns[pos], bad)
@@ -281,7 +320,7 @@ def parse_lines(
     dead, more = [], []
     for i in slow:
         try:
-            more.append((i, parse_line(header, lines[i])))
+            more.append((i, parse_line(header, lines[i], window, bounds)))
         except CsvRowError as exc:
             raw = lines[i]
             dead.append(DeadLetter(str(exc), raw, f"{name}:{numbers[i]}"))
@@ -341,16 +380,18 @@ def _checked_ints(
     return out
 
 
-def _times(cells: list[str], bad: np.ndarray) -> np.ndarray:
+def _times(cells: list[str], bad: np.ndarray, bounds: tuple[int, int]) -> np.ndarray:
+    """The time cells as epoch seconds, flagging in `bad` those not a time within `bounds`."""
     ints = _ints(cells)
     if None not in ints:
-        return _checked_ints(ints, cells, bad, *EPOCH_RANGE)
+        return _checked_ints(ints, cells, bad, *bounds)
     out = np.zeros(len(cells), np.int64)
     for i, cell in enumerate(cells):  # ISO 8601 (or not a time): cell by cell
         try:
             out[i] = parse_time(cell)
         except CsvRowError:
             bad[i] = True
+    bad |= (out < bounds[0]) | (out > bounds[1])
     return out
 
 
@@ -389,8 +430,10 @@ class _CsvPartition(StatefulSourcePartition[ColumnItem, Position]):
         batch_size: int,
         resume: Position,
         progress: ProgressHook | None,
+        window: TimeWindow = DEFAULT_WINDOW,
     ):
         self._file = path.open("rb")
+        self._window = window
         self._name = path.name
         self._header = header
         self._part = f"shard-{shard}-of-{shards}"
@@ -427,7 +470,9 @@ class _CsvPartition(StatefulSourcePartition[ColumnItem, Position]):
             raise StopIteration()
         self._position = Position(offset, n, 0)
         if lines:
-            columns, dead = parse_lines(self._header, lines, numbers, self._name, self._owner)
+            columns, dead = parse_lines(
+                self._header, lines, numbers, self._name, self._owner, self._window
+            )
             if len(columns):
                 batch.insert(0, (self._key, columns))
             batch.extend(dead)
@@ -446,7 +491,8 @@ class _CsvPartition(StatefulSourcePartition[ColumnItem, Position]):
 class CsvColumnSource(FixedPartitionedSource[ColumnItem, Position]):
     """Column batches and dead letters from a CSV of readings, in `shards` partitions.
 
-    The header is read (and checked: `ConfigError`) when the source is built.
+    The header is read (and checked: `ConfigError`) when the source is built. A row whose
+    time is outside `window` is a dead letter.
     """
 
     def __init__(
@@ -456,6 +502,7 @@ class CsvColumnSource(FixedPartitionedSource[ColumnItem, Position]):
         shards: int = DEFAULT_SHARDS,
         batch_size: int = 1000,
         progress: ProgressHook | None = None,
+        window: TimeWindow = DEFAULT_WINDOW,
     ):
         if shards < 1 or batch_size < 1:
             raise ConfigError("shards and batch_size must be at least 1")
@@ -466,6 +513,7 @@ class CsvColumnSource(FixedPartitionedSource[ColumnItem, Position]):
         self.shards = shards
         self.batch_size = batch_size
         self.progress = progress
+        self.window = window
 
     def registry(self, area_km: float, radius_km: float) -> Registry:
         """The file's sensors by area, for the area stage: each sensor's first reading that
@@ -476,7 +524,7 @@ class CsvColumnSource(FixedPartitionedSource[ColumnItem, Position]):
             return {}
         lat, lon = fields.index("latitude"), fields.index("longitude")
         start = Position(self.header.length, 2, 0)
-        part = _CsvPartition(self.path, self.header, 0, 1, 10_000, start, None)
+        part = _CsvPartition(self.path, self.header, 0, 1, 10_000, start, None, self.window)
         try:
             while True:
                 for item in part.next_batch():
@@ -504,5 +552,12 @@ class CsvColumnSource(FixedPartitionedSource[ColumnItem, Position]):
         start = Position(self.header.length, 2, 0)
         resume = Position(*resume_state) if resume_state is not None else start
         return _CsvPartition(
-            self.path, self.header, shard, self.shards, self.batch_size, resume, self.progress
+            self.path,
+            self.header,
+            shard,
+            self.shards,
+            self.batch_size,
+            resume,
+            self.progress,
+            self.window,
         )

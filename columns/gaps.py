@@ -54,6 +54,7 @@ class GapColumns:
         self.build, self.clock, self.now = build, logic.clock, logic.now
         self.mode, self.interval = tracker.mode, tracker.interval
         self.offline_after = tracker.offline_after
+        self.max_fill = tracker.max_fill
         self.on_time = min(2 * self.interval - self.interval // 2, self.offline_after + 1)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -78,7 +79,7 @@ class GapColumns:
 
     def _tracker(self, slot: int) -> GapTracker:
         """A per-reading tracker holding slot `slot`'s state."""
-        tracker = GapTracker(self.mode, self.interval, self.offline_after)
+        tracker = GapTracker(self.mode, self.interval, self.offline_after, self.max_fill)
         if self.last[slot] != NEVER:
             tracker.sensor_index = int(self.sensor[slot])
             tracker.last_time = int(self.last[slot])

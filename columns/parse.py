@@ -6,12 +6,14 @@ origin `name:line#rowN`), and `owner` picks a shard's rows exactly as it does th
 changes is the cost: a clean payload is checked and converted column by column, in C, not row
 by row in Python. The check is exact, because numpy's own conversion is not (it turns `"7"`
 into 7.0 and `true` into 1.0): every numeric field holds only int, float or None, every
-`sensor_index` is an int in 0..2**63 - 1, every `last_seen` an int in `EPOCH_RANGE`, every float
-is finite and every int fits a float. Only the rows that fail a check go through `parse_row`,
-which names the reason, so a reason is always the per-reading path's own.
+`sensor_index` is an int in 0..2**63 - 1, every `last_seen` an int, every float
+is finite and every int fits a float; every time (`last_seen`, or `data_time_stamp` when there
+is none) is in the payload's plausible window (`sources.times`). Only the rows that fail a check
+go through `parse_row`, which names the reason, so a reason is always the per-reading path's own.
 
->>> payload = {"fields": ["sensor_index", "last_seen", "pm1.0_cf_1"], "data_time_stamp": 60,
-...            "data": [[7, 60, 1], [8, 60, "x"], [9, 60, None]]}
+>>> t = 1775001600
+>>> payload = {"fields": ["sensor_index", "last_seen", "pm1.0_cf_1"], "data_time_stamp": t,
+...            "data": [[7, t, 1], [8, t, "x"], [9, t, None]]}
 >>> parsed = parse_columns(payload, origin="polls.jsonl:1")
 >>> parsed.columns.sensors.tolist(), parsed.columns.values.ravel().tolist()
 ([7, 9], [1.0, nan])
@@ -30,7 +32,7 @@ import numpy as np
 
 from columns.batch import Columns
 from sources.payload import (
-    EPOCH_RANGE,
+    DEFAULT_WINDOW,
     MAX_SENSOR_INDEX,
     DeadLetter,
     PayloadError,
@@ -41,6 +43,7 @@ from sources.payload import (
     parse_row,
     payload_shape,
 )
+from sources.times import TimeWindow
 
 _NONE = type(None)
 _NUMBER = frozenset({int, float, _NONE})
@@ -65,18 +68,23 @@ def empty_columns(fields: Sequence[str] = (), origin: str = "") -> Columns:
 
 
 def parse_columns(
-    payload: Any, *, origin: str = "", owner: Callable[[int | None], bool] | None = None
+    payload: Any,
+    *,
+    origin: str = "",
+    owner: Callable[[int | None], bool] | None = None,
+    window: TimeWindow = DEFAULT_WINDOW,
 ) -> ParsedPayload:
     """This shard's rows of a decoded payload as `Columns`, the rest of its rows dead letters.
 
     `owner(sensor_index_or_None) -> bool` is `parse_payload`'s: a row is this shard's when its
     owner says so, by its sensor_index when that is an int, else by None (rows without a usable
-    sensor, and every row of a payload whose envelope is broken, belong to one shard).
+    sensor, and every row of a payload whose envelope is broken, belong to one shard); `window`
+    is `parse_payload`'s.
     """
     try:
-        shape = payload_shape(payload)
+        shape = payload_shape(payload, window)
     except PayloadError:  # no rows to read: parse_payload's dead letters, one per row or one
-        dead = list(parse_payload(payload, origin=origin, owner=owner))
+        dead = list(parse_payload(payload, origin=origin, owner=owner, window=window))
         return ParsedPayload(empty_columns(origin=origin), _NO_ROWS, dead, list(range(len(dead))))
     names = [name for name, _ in shape.numeric]
     rows, width = shape.rows, len(shape.fields)
@@ -130,7 +138,9 @@ def _checked(shape: PayloadShape, table: np.ndarray) -> tuple[np.ndarray, np.nda
                 bad |= _types_bad(column, _NUMBER)
     bad |= _int_bad(table[:, shape.sensor_pos], 0, MAX_SENSOR_INDEX)
     if shape.time_pos is not None:
-        bad |= _int_bad(table[:, shape.time_pos], *EPOCH_RANGE)
+        bad |= _int_bad(table[:, shape.time_pos], *shape.bounds)
+    elif not shape.bounds[0] <= shape.data_time_stamp <= shape.bounds[1]:
+        bad[:] = True  # every row's time is the stamp's
     values = np.full(numbers.shape, np.nan)
     if numbers.size:
         _numbers(numbers, bad, values)

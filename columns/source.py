@@ -31,10 +31,11 @@ from dataflows.areas import Registry, file_registry
 from sinks.dead_letters import RAW_LIMIT, Prefix
 from sources import shards as sharded
 from sources.documents import SourceError, skip_rest
-from sources.payload import DeadLetter, PayloadError, decode_line
+from sources.payload import DEFAULT_WINDOW, DeadLetter, PayloadError, decode_line
 from sources.purpleair import sensor_owner
 from sources.routing import key_worker
 from sources.shards import DEFAULT_SHARDS, Position, is_single_document
+from sources.times import TimeWindow
 
 #: What a partition emits: a shard's rows of one poll under its key, or a dead letter.
 ColumnItem = tuple[str, Columns] | DeadLetter
@@ -126,8 +127,10 @@ class _ColumnPartition(StatefulSourcePartition[ColumnItem, Position]):
         resume: Position,
         progress: ProgressHook | None,
         lines: DecodedLines,
+        window: TimeWindow = DEFAULT_WINDOW,
     ):
         self._file = path.open("rb")
+        self._window = window
         self._name = path.name
         self._lines = lines
         self._part = f"shard-{shard}-of-{shards}"
@@ -150,7 +153,7 @@ class _ColumnPartition(StatefulSourcePartition[ColumnItem, Position]):
             if not self._owns(None):
                 return None
             return DeadLetter(str(exc), document.rstrip(b"\r\n"), origin)
-        return parse_columns(payload, origin=origin, owner=self._owner)
+        return parse_columns(payload, origin=origin, owner=self._owner, window=self._window)
 
     def _add(self, batch: list[ColumnItem], parsed: ParsedPayload | DeadLetter | None) -> int:
         if parsed is None:
@@ -239,6 +242,7 @@ class ColumnFileSource(FixedPartitionedSource[ColumnItem, Position]):
 
     `shards=1` reads every row in file order (global mode: one shard, one key). `progress`, when
     given, is told after each batch how many rows it held and how far into the file it got.
+    A row whose time is outside `window` is a dead letter.
     """
 
     def __init__(
@@ -248,6 +252,7 @@ class ColumnFileSource(FixedPartitionedSource[ColumnItem, Position]):
         shards: int = DEFAULT_SHARDS,
         batch_size: int = 1000,
         progress: ProgressHook | None = None,
+        window: TimeWindow = DEFAULT_WINDOW,
     ):
         if shards < 1:
             raise ValueError("shards must be at least 1")
@@ -257,11 +262,12 @@ class ColumnFileSource(FixedPartitionedSource[ColumnItem, Position]):
         self.shards = shards
         self.batch_size = batch_size
         self.progress = progress
+        self.window = window
         self._lines = DecodedLines()
 
     def registry(self, area_km: float, radius_km: float) -> Registry:
         """The file's sensors by area, for the area stage (`dataflows.areas.file_registry`)."""
-        return file_registry(self.path, area_km, radius_km)
+        return file_registry(self.path, area_km, radius_km, self.window)
 
     def list_parts(self) -> list[str]:
         digits = len(str(self.shards - 1))  # names sort as numbers do (see ShardedFileSource)
@@ -283,4 +289,5 @@ class ColumnFileSource(FixedPartitionedSource[ColumnItem, Position]):
             resume,
             self.progress,
             self._lines,
+            self.window,
         )

@@ -31,7 +31,7 @@ from imputers.window import STRATEGIES
 from preparation.channels import ChannelAgreement
 from preparation.correction import MAX_PM
 from preparation.flatline import READINGS as FLATLINE_READINGS
-from preparation.gaps import CLOCKS, INTERVAL, MODES, OFFLINE_AFTER
+from preparation.gaps import CLOCKS, INTERVAL, MAX_FILL, MODES, OFFLINE_AFTER
 from preparation.neighbours import NeighbourRule
 from preparation.sampling import SAMPLE_BY
 from preparation.validation import DEFAULT_RANGES, RangeValidator
@@ -45,6 +45,7 @@ from sources.backoff import Backoff
 from sources.poller import API_KEY_ENV, PUBLIC_API, PurpleAirPoller
 from sources.poller import DEFAULT_FIELDS as POLLED_FIELDS
 from sources.shards import DEFAULT_SHARDS
+from sources.times import EARLIEST, EPOCH_RANGE, SKEW, TimeWindow, iso_time, parse_time
 
 #: The example's imputed fields.
 DEFAULT_IMPUTE_FIELDS = ("temperature", "humidity", "pressure", "pm1.0_cf_1")
@@ -116,15 +117,70 @@ class PurpleAirConfig(Group):
     api_key_env: str = option(API_KEY_ENV, "the environment variable holding the API key")
     seed: int | None = option(None, "seed of the retry jitter; unset: random", example=1)
 
-    def poller(self, needed: Sequence[str] = POLLED_FIELDS) -> PurpleAirPoller:
-        """The poller, asking for `fields` or else for `needed`."""
+    def poller(
+        self, needed: Sequence[str] = POLLED_FIELDS, window: TimeWindow | None = None
+    ) -> PurpleAirPoller:
+        """The poller, asking for `fields` or else for `needed`, reading rows whose time is in
+        `window` (unset: the default window)."""
         options = {spec.name: getattr(self, spec.name) for spec in dataclasses.fields(self)}
         options["fields"] = self.fields or tuple(dict.fromkeys(needed))
         options["backoff"] = self.backoff.backoff()
+        if window is not None:
+            options["window"] = window
         return PurpleAirPoller(**options)
 
     def check(self) -> None:
         _valid(self.table, self.poller)
+
+
+@dataclasses.dataclass(frozen=True)
+class TimesConfig(Group):
+    """The plausible times of a reading (`sources/times.py`): a row dated outside them is a dead
+    letter, read by no sensor's state. ISO 8601 text, UTC unless it gives an offset."""
+
+    table = "source.times"
+    earliest: str | None = option(
+        None, f"rows before this are dead letters; unset: {EARLIEST}", example=EARLIEST
+    )
+    latest: str | None = option(
+        None,
+        "rows after this are dead letters; unset: the wall clock plus skew",
+        example="2030-01-01T00:00:00Z",
+    )
+    skew: int = option(
+        SKEW,
+        "seconds a row may be ahead of the wall clock (latest unset)",
+        keyword="time_skew",
+        min=0,
+        max=86400,
+    )
+
+    def window(self) -> TimeWindow:
+        """The window every source of the flow checks its rows' times against."""
+        earliest = None if self.earliest is None else self._epoch("earliest")
+        latest = None if self.latest is None else self._epoch("latest")
+        return TimeWindow(earliest, latest, self.skew)
+
+    def _epoch(self, name: str) -> int:
+        text = getattr(self, name)
+        try:
+            value = parse_time(text)
+        except ValueError:
+            fail(self.table, name, text, "an ISO 8601 date or date-time in whole seconds")
+        if not EPOCH_RANGE[0] <= value <= EPOCH_RANGE[1]:
+            fail(self.table, name, text, "a time in the years 1 to 9999")
+        return value
+
+    def check(self) -> None:
+        low, high = self.window().bounds()
+        if low > high:  # a window that keeps nothing
+            fail(
+                self.table,
+                "earliest" if self.earliest is not None else "latest",
+                self.earliest or self.latest,
+                f"a window that holds a time: {iso_time(low)} is after {iso_time(high)}",
+                "a window that keeps no row",
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +195,7 @@ class SourceConfig(Group):
         example="data/polls.jsonl",
     )
     purpleair: PurpleAirConfig = group(PurpleAirConfig, keyword="purpleair")
+    times: TimesConfig = group(TimesConfig)
 
 
 # --- cleaning -----------------------------------------------------------------------------
@@ -255,6 +312,9 @@ class GapsConfig(Group):
     )
     interval: int = option(INTERVAL, "seconds between a sensor's readings", min=1)
     offline_after: int = option(OFFLINE_AFTER, "seconds of silence that make a sensor offline")
+    max_fill: int = option(
+        MAX_FILL, "fill: placeholders for one gap at most; a longer gap is a gap event", min=1
+    )
     clock: str | Callable[[], datetime] = option(
         "event", '"event": noticed at the next reading; "system": also by the wall clock'
     )

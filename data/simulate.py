@@ -41,7 +41,6 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -49,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from data import qc
+from sources.times import iso_time
 
 # --- The payload -----------------------------------------------------------
 
@@ -605,7 +605,7 @@ def _labels(
         start = int(last_seen[ep.first, ep.sensor])
         end = int(last_seen[ep.first + ep.length - 1, ep.sensor])
         labels.append(
-            Label(int(sensor_index[ep.sensor]), ep.kind, start, end, _iso(start), _iso(end))
+            Label(int(sensor_index[ep.sensor]), ep.kind, start, end, iso_time(start), iso_time(end))
         )
     labels.sort(key=lambda label: (label.start, label.sensor_index))
     return labels
@@ -618,13 +618,11 @@ def _run_labels(
     labels = []
     for sensor, first, last in runs:
         start, end = int(last_seen[first, sensor]), int(last_seen[last, sensor])
-        labels.append(Label(int(sensor_index[sensor]), kind, start, end, _iso(start), _iso(end)))
+        label = Label(int(sensor_index[sensor]), kind, start, end, iso_time(start), iso_time(end))
+        labels.append(label)
     return labels
 
 
-def _iso(epoch: int) -> str:
-    """``2026-04-01T03:04:05Z`` for an epoch second."""
-    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --- Missing values ------------------------------------------------------------

@@ -80,21 +80,23 @@ def _source(config: FlowConfig) -> Source:
     """`"purpleair"`: the live API poller (its options, asking for the fields the flow needs);
     an http(s) URL: fetched once; a file: sensor shards that resume from their offsets after a
     crash (one shard with every row in global mode); a Bytewax source: itself. A file that is
-    not there is a configuration error, found before the flow starts."""
+    not there is a configuration error, found before the flow starts. Each reads only rows dated
+    within `[source.times]` (a Bytewax source given from Python is taken as it is)."""
     source, run = config.source.path or SHIPPED_DATA, config.run
+    window = config.source.times.window()
     if isinstance(source, Source):
         return source
     if source == "purpleair":
         imputation, detection = config.cleaning.imputation, config.detection
         return config.source.purpleair.poller(
-            (*POLLED_FIELDS, *imputation.fields, *detection.features)
+            (*POLLED_FIELDS, *imputation.fields, *detection.features), window
         )
     if is_url(str(source)):
-        return PurpleAirSource(str(source), split=False, batch_size=run.batch_size)
+        return PurpleAirSource(str(source), split=False, batch_size=run.batch_size, window=window)
     if not Path(source).is_file():
         raise ConfigError(f"[source] path: no such file: {source}")
     shards = run.shards if run.key == "sensor" else 1
-    return ShardedFileSource(source, shards=shards, batch_size=run.batch_size)
+    return ShardedFileSource(source, shards=shards, batch_size=run.batch_size, window=window)
 
 
 def _count_totals(per_key: Stream[Counts], dead: Stream[Any]) -> Stream[Counts]:
@@ -152,9 +154,10 @@ def _gap_logic(gaps: GapsConfig) -> Callable[[GapTracker | None], GapLogic] | No
         return None
     mode, interval, offline_after, clock = gaps.mode, gaps.interval, gaps.offline_after, gaps.clock
     clock_mode, now = (clock, None) if isinstance(clock, str) else ("system", clock)
+    max_fill = gaps.max_fill
 
     def build(resume: GapTracker | None) -> GapLogic:
-        tracker = resume or GapTracker(mode, interval, offline_after)
+        tracker = resume or GapTracker(mode, interval, offline_after, max_fill)
         return GapLogic(tracker, clock_mode) if now is None else GapLogic(tracker, clock_mode, now)
 
     return build
@@ -262,7 +265,8 @@ def _column_source(config: FlowConfig) -> Source:
     if not Path(source).is_file():
         raise ConfigError(f"[source] path: no such file: {source}")
     shards = run.shards if run.key == "sensor" else 1
-    return ColumnFileSource(source, shards=shards, batch_size=run.batch_size)
+    window = config.source.times.window()
+    return ColumnFileSource(source, shards=shards, batch_size=run.batch_size, window=window)
 
 
 def _column_step(
@@ -403,7 +407,8 @@ def _registry(config: FlowConfig) -> Registry | None:
         return None if known is None else known(spatial.area_km, spatial.radius_km)
     if source == "purpleair" or is_url(str(source)):
         return None
-    return file_registry(source, spatial.area_km, spatial.radius_km)
+    window = config.source.times.window()
+    return file_registry(source, spatial.area_km, spatial.radius_km, window)
 
 
 def dataflow(config: FlowConfig) -> Dataflow:

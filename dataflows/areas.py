@@ -50,7 +50,8 @@ from preparation.reasons import (
     FAULTS,
     NEIGHBOUR_DISAGREEMENT,
 )
-from sources.payload import Reading
+from sources.payload import DEFAULT_WINDOW, PayloadError, Reading, check_field_names
+from sources.times import TimeWindow
 
 CHANNEL_CODES = frozenset({CHANNEL_DISAGREEMENT, CHANNEL_ZERO, CHANNEL_DOWNGRADED})
 #: Seconds of event time per window, and the defaults of the other timings.
@@ -324,14 +325,17 @@ def route(
 Registry = dict[str, dict[int, tuple[int, float, float]]]
 
 
-def file_registry(path: str | Path, area_km: float, radius_km: float) -> Registry:
+def file_registry(
+    path: str | Path, area_km: float, radius_km: float, window: TimeWindow = DEFAULT_WINDOW
+) -> Registry:
     """Every sensor of a JSON-lines payload file, by the areas it belongs to or reaches: its first
     event time and position (one pass over the file, positions only). With it each area knows
     its members before their first reading arrives, so which windows wait for whom is the same
-    whatever the worker layout. Lines that are not payloads are skipped (they are dead letters
-    in the flow)."""
+    whatever the worker layout. Lines that are not payloads, and rows whose time is outside
+    `window`, are skipped (they are dead letters in the flow)."""
     first: dict[int, tuple[int, float, float]] = {}
     number = (int, float)
+    low, high = window.bounds()
     with open(path, "rb") as fh:
         for line in fh:
             try:
@@ -344,6 +348,10 @@ def file_registry(path: str | Path, area_km: float, radius_km: float) -> Registr
                 continue
             if not {"sensor_index", "latitude", "longitude"} <= set(map(str, fields)):
                 continue
+            try:  # names the source refuses: the payload's rows are dead letters
+                check_field_names([str(name) for name in fields])
+            except PayloadError:
+                continue
             s, lat, lon = (fields.index(n) for n in ("sensor_index", "latitude", "longitude"))
             t = fields.index("last_seen") if "last_seen" in fields else None
             stamp = doc.get("data_time_stamp")
@@ -353,6 +361,7 @@ def file_registry(path: str | Path, area_km: float, radius_km: float) -> Registr
                 sensor, when = row[s], stamp if t is None else row[t]
                 a, b = row[lat], row[lon]
                 known = type(sensor) is not int or type(when) is not int or sensor in first
+                known = known or not low <= when <= high
                 placed = type(a) in number and type(b) in number and abs(a) <= 90 and abs(b) <= 180
                 if placed and not known:
                     first[sensor] = (when, float(a), float(b))

@@ -151,12 +151,15 @@ def backfill_flow(
     if not path.is_file():
         raise ConfigError(f"no such file: {path}")
     options = {**options, "engine": "columns", "progress": None}
-    run = resolve(config, **options).run
+    resolved = resolve(config, **options)
+    run, window = resolved.run, resolved.source.times.window()
     shards = run.shards if run.key == "sensor" else 1
     if not isinstance(progress, BackfillProgress):
         progress = BackfillProgress(path.stat().st_size, progress)
     kind = CsvColumnSource if path.suffix.lower() == ".csv" else ColumnFileSource
-    source = kind(path, shards=shards, batch_size=run.batch_size, progress=progress)
+    source = kind(
+        path, shards=shards, batch_size=run.batch_size, progress=progress, window=window
+    )
     return build_flow(source, config=config, **options)
 
 

@@ -14,7 +14,7 @@ pickles for recovery.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from bytewax.operators import StatefulBatchLogic
@@ -33,6 +33,7 @@ from preparation.scaling import Standardiser
 from preparation.validation import RangeValidator
 from sinks import dead_letters
 from sources.payload import DeadLetter, Reading
+from sources.times import iso_time
 
 Counts = dict[str, int]
 #: A reading's status and the count it adds to.
@@ -241,11 +242,6 @@ class SensorLogic(StatefulBatchLogic):
         tracker = None if self.gaps is None else self.gaps.snapshot()
         qc = tuple(None if rule is None else rule.copy() for rule in self.qc)
         return (self.imputer.copy(), self.detector.copy(), dict(self.counts), scaler, tracker, qc)
-
-
-def iso_time(epoch_seconds: int) -> str:
-    """ISO 8601 UTC, second precision: `2026-04-01T00:02:00Z`."""
-    return datetime.fromtimestamp(epoch_seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def reasons_of(reading: Reading, threshold: float, extra: Sequence[str] = ()) -> list[str]:

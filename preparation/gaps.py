@@ -8,7 +8,9 @@ A late reading makes the gap visible, as one of:
 - `"events"`: one `gap` event with its length and the number of missed steps;
 - `"fill"`: one placeholder reading per missed step on the grid `last + k × interval`, every
   value None (so the imputer fills it) and `placeholder=True` (so it is counted apart). A silence
-  longer than `offline_after` is not filled: that sensor was offline, not late.
+  longer than `offline_after` is not filled: that sensor was offline, not late. Nor is a gap of
+  more than `max_fill` missed steps (720 by default, a day of 2-minute steps): it is one `gap`
+  event, as in `"events"`, so a jump in time never makes millions of placeholders.
 
 A silence longer than `offline_after` seconds is also a `sensor_offline` event. In event time it
 is noticed when the sensor's next reading arrives (a replayed file has no clock). With
@@ -34,6 +36,8 @@ CLOCKS = ("event", "system")
 INTERVAL = 120
 #: Silence after which a sensor is reported offline, seconds.
 OFFLINE_AFTER = 3600
+#: The most placeholders one gap is filled with (a day of 2-minute steps); a longer gap is an event.
+MAX_FILL = 720
 
 
 @dataclass(slots=True)
@@ -70,15 +74,22 @@ class GapTracker:
     """
 
     def __init__(
-        self, mode: str = "events", interval: int = INTERVAL, offline_after: int = OFFLINE_AFTER
+        self,
+        mode: str = "events",
+        interval: int = INTERVAL,
+        offline_after: int = OFFLINE_AFTER,
+        max_fill: int = MAX_FILL,
     ):
         if mode not in MODES:
             raise ValueError(f"gaps must be one of {MODES}, got {mode!r}")
         if interval < 1 or offline_after < interval:
             raise ValueError("need interval >= 1 and offline_after >= interval")
+        if max_fill < 1:
+            raise ValueError("max_fill must be at least 1")
         self.mode = mode
         self.interval = interval
         self.offline_after = offline_after
+        self.max_fill = max_fill
         self.sensor_index: int | None = None
         self.last_time: int | None = None
         self.last_fields: tuple[str, ...] = ()  # fill mode: the placeholders' fields
@@ -98,7 +109,7 @@ class GapTracker:
             offline = seconds > self.offline_after
             if offline and not self.offline_reported:
                 out.append(self._event("sensor_offline", reading, last, seconds, missed))
-            if missed and self.mode == "events":
+            if missed and (self.mode == "events" or (missed > self.max_fill and not offline)):
                 out.append(self._event("gap", reading, last, seconds, missed))
             elif missed and not offline:
                 out.extend(self._placeholder(reading.sensor_index, last, k) for k in range(missed))

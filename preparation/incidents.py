@@ -18,8 +18,9 @@ sensor and per area.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
+
+from sources.times import iso_time
 
 CLEAR_AFTER = 1800
 
@@ -132,18 +133,14 @@ class AreaIncidents:
         return []
 
 
-def iso(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def incident_record(incident: Incident) -> dict[str, Any]:
     """The JSON line of an incident."""
     record: dict[str, Any] = {
         "id": incident.id,
         "state": incident.state,
         "kind": incident.kind,
-        "time": iso(incident.time),
-        "started": iso(incident.started),
+        "time": iso_time(incident.time),
+        "started": iso_time(incident.started),
         "reasons": incident.reasons,
         "count": incident.count,
     }

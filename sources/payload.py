@@ -15,12 +15,17 @@ from typing import Any
 
 import orjson
 
+from sources.times import EPOCH_RANGE, TimeWindow
+
 #: Fields the API returns as text; they are carried along, never validated as numbers.
 TEXT_FIELDS = frozenset(
     {"name", "model", "hardware", "firmware_version", "firmware_upgrade", "private_info"}
 )
-#: Epoch seconds that are a date at all (years 1 to 9999, UTC), so every output time prints.
-EPOCH_RANGE = (-62135596800, 253402300799)
+#: The longest field name read (PurpleAir's are under 30 characters): a payload naming a longer
+#: one is dead letters, so a hostile name is not copied into every reading written.
+MAX_FIELD_NAME = 100
+#: The times a reading may have unless a source is told otherwise (`sources.times`).
+DEFAULT_WINDOW = TimeWindow()
 #: The largest sensor_index: what a signed 64-bit column (SQLite, PostgreSQL bigint) holds.
 MAX_SENSOR_INDEX = 2**63 - 1
 #: Fields that identify a row or give its time; not part of `Reading.values`.
@@ -78,6 +83,8 @@ class PayloadShape:
     time_pos: int | None
     numeric: list[tuple[str, int]] = field(default_factory=list)  # (name, position)
     text: list[tuple[str, int]] = field(default_factory=list)
+    window: TimeWindow = DEFAULT_WINDOW
+    bounds: tuple[int, int] = EPOCH_RANGE  # the window's bounds when the payload was read
 
 
 def decode_line(line: str | bytes) -> Any:
@@ -111,13 +118,15 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def payload_shape(payload: Any) -> PayloadShape:
-    """Check a decoded payload's envelope; raise `PayloadError` naming what is wrong."""
+def payload_shape(payload: Any, window: TimeWindow = DEFAULT_WINDOW) -> PayloadShape:
+    """Check a decoded payload's envelope; raise `PayloadError` naming what is wrong. The rows'
+    times will be checked against `window` as it stands now."""
     if not isinstance(payload, dict):
         raise PayloadError(f"payload is a JSON {type(payload).__name__}, not an object")
     fields = payload.get("fields")
     if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
         raise PayloadError("payload has no 'fields' list of names")
+    check_field_names(fields)
     rows = payload.get("data")
     if not isinstance(rows, list):
         raise PayloadError("payload has no 'data' list")
@@ -134,7 +143,31 @@ def payload_shape(payload: Any) -> PayloadShape:
     sensor_pos = fields.index("sensor_index") if "sensor_index" in fields else None
     numeric = [(f, i) for i, f in enumerate(fields) if f not in ID_FIELDS and f not in TEXT_FIELDS]
     text = [(f, i) for i, f in enumerate(fields) if f in TEXT_FIELDS]
-    return PayloadShape(fields, rows, stamp, sensor_pos, time_pos, numeric, text)
+    return PayloadShape(
+        fields, rows, stamp, sensor_pos, time_pos, numeric, text, window, window.bounds()
+    )
+
+
+def check_field_names(names: list[str]) -> None:
+    """Raise `PayloadError` for a field name longer than `MAX_FIELD_NAME` or not valid Unicode
+    (json lets lone surrogates through; no JSON line holding one can be read back).
+
+    >>> check_field_names(["sensor_index", "x" * 101])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    sources.payload.PayloadError: payload field name 'xxx...' has 101 characters, more than 100
+    """
+    for name in names:
+        if len(name) > MAX_FIELD_NAME:
+            shown = ascii(name[:40])[:-1] + "...'"
+            reason = f"has {len(name)} characters, more than {MAX_FIELD_NAME}"
+            raise PayloadError(f"payload field name {shown} {reason}")
+        if not name.isascii():
+            try:
+                name.encode()
+            except UnicodeEncodeError:
+                shown = ascii(name)
+                raise PayloadError(f"payload field name {shown} is not valid Unicode") from None
 
 
 def row_sensor(shape: PayloadShape, row: Any) -> int | None:
@@ -173,14 +206,19 @@ def parse_row(shape: PayloadShape, row: Any) -> Reading:
         raise RowError(f"sensor_index is {_describe(sensor)}, not an integer")
     if sensor >> 63:  # not in 0..MAX_SENSOR_INDEX (negative, or more than 63 bits): one shift
         raise RowError(f"sensor_index {sensor} is not an index (0 to 2**63 - 1)")
+    low, high = shape.bounds
     if shape.time_pos is None:
         time = shape.data_time_stamp
+        if not low <= time <= high:
+            raise RowError(shape.window.refusal("data_time_stamp", time, shape.bounds))
     else:
         time = row[shape.time_pos]
         if type(time) is not int and not _is_int(time):
             raise RowError(f"last_seen is {_describe(time)}, not an integer")
-        if not EPOCH_RANGE[0] <= time <= EPOCH_RANGE[1]:
-            raise RowError(f"last_seen {time} is not a time (years 1–9999)")
+        if not low <= time <= high:
+            if not EPOCH_RANGE[0] <= time <= EPOCH_RANGE[1]:
+                raise RowError(f"last_seen {time} is not a time (years 1–9999)")
+            raise RowError(shape.window.refusal("last_seen", time, shape.bounds))
     values: dict[str, float | None] = {}
     for name, pos in shape.numeric:
         value = row[pos]
@@ -228,8 +266,12 @@ def parse_payload(
     *,
     origin: str = "",
     owner: Callable[[int | None], bool] | None = None,
+    window: TimeWindow = DEFAULT_WINDOW,
 ) -> Iterator[Item]:
     """Yield one `Reading` or `DeadLetter` per row of a decoded payload.
+
+    A row whose time is outside `window` (as it stands when the payload is read) is a dead
+    letter, so an implausible time never reaches a sensor's state.
 
     `owner(sensor_index_or_None) -> bool` lets a worker take only its own rows (by sensor, so a
     sensor's readings stay in order); an envelope error yields one dead letter per row (or one for
@@ -237,7 +279,7 @@ def parse_payload(
     """
     take = owner or (lambda _sensor: True)
     try:
-        shape = payload_shape(payload)
+        shape = payload_shape(payload, window)
     except PayloadError as exc:
         rows = payload.get("data") if isinstance(payload, dict) else None
         if isinstance(rows, list) and rows:

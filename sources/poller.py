@@ -33,6 +33,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from sources.backoff import Backoff, parse_retry_after
 from sources.documents import SourceError
 from sources.payload import (
+    DEFAULT_WINDOW,
     DeadLetter,
     Item,
     PayloadError,
@@ -41,6 +42,7 @@ from sources.payload import (
     parse_payload,
     payload_shape,
 )
+from sources.times import TimeWindow
 
 #: The public API; `base_url` replaces it (tests use a server on 127.0.0.1).
 PUBLIC_API = "https://api.purpleair.com/v1"
@@ -175,7 +177,8 @@ class _PollerPartition(StatefulSourcePartition[Item, int | None]):
         except PayloadError as exc:
             log.warning("malformed body from %s: %s", self._url, exc)
             return [DeadLetter(str(exc), body, origin)]
-        items = [item for item in parse_payload(payload, origin=origin) if self._is_new(item)]
+        rows = parse_payload(payload, origin=origin, window=self._source.window)
+        items = [item for item in rows if self._is_new(item)]
         try:  # the next poll asks from this answer's stamp only when its envelope is sound, and
             stamp = payload_shape(payload).data_time_stamp  # never back (a stale, cached answer)
         except PayloadError:
@@ -204,7 +207,9 @@ class PurpleAirPoller(FixedPartitionedSource[Item, int | None]):
     Filters are passed to the API as is: `location_type` (0 outside, 1 inside), `bbox`
     (`nwlng, nwlat, selng, selat`), `show_only` (sensor indexes), `max_age` (seconds).
     `interval` and `timeout` are seconds; `backoff` is a `Backoff` or its options; `max_polls`
-    stops after that many answered polls (None: never). `clock` and `seed` exist for tests.
+    stops after that many answered polls (None: never). A row whose time (`last_seen`, or the
+    answer's `data_time_stamp` when it has none) is outside `window` is a dead letter.
+    `clock` and `seed` exist for tests.
     """
 
     def __init__(
@@ -223,6 +228,7 @@ class PurpleAirPoller(FixedPartitionedSource[Item, int | None]):
         api_key_env: str = API_KEY_ENV,
         seed: int | None = None,
         clock: Callable[[], datetime] | None = None,
+        window: TimeWindow = DEFAULT_WINDOW,
     ):
         if interval < MIN_INTERVAL and not is_local(base_url):
             raise ValueError(
@@ -256,6 +262,7 @@ class PurpleAirPoller(FixedPartitionedSource[Item, int | None]):
         self.api_key_env = api_key_env
         self.seed = seed
         self.clock = clock or utc_now
+        self.window = window
 
     def params(self, since: int | None) -> dict[str, Any]:
         """The query string of a poll: fields, filters and, after the first, modified_since."""

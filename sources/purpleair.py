@@ -13,8 +13,16 @@ from itertools import islice
 from bytewax.inputs import DynamicSource, StatelessSourcePartition
 
 from sources.documents import check_reachable, is_url, iter_documents
-from sources.payload import DeadLetter, Item, PayloadError, decode_line, parse_payload
+from sources.payload import (
+    DEFAULT_WINDOW,
+    DeadLetter,
+    Item,
+    PayloadError,
+    decode_line,
+    parse_payload,
+)
 from sources.routing import key_worker, key_workers
+from sources.times import TimeWindow
 
 #: Sensors a `sensor_owner` remembers before it starts over, so its memory stays bounded.
 _REMEMBERED_SENSORS = 1 << 17
@@ -80,9 +88,14 @@ def sensor_owner(
 
 
 def read_items(
-    location: str, worker_index: int = 0, worker_count: int = 1, split: bool = True
+    location: str,
+    worker_index: int = 0,
+    worker_count: int = 1,
+    split: bool = True,
+    window: TimeWindow = DEFAULT_WINDOW,
 ) -> Iterator[Item]:
-    """Readings and dead letters of one worker's share of the location, in file order."""
+    """Readings and dead letters of one worker's share of the location, in file order (a row
+    whose time is outside `window`: a dead letter)."""
     owns = sensor_owner(worker_index, worker_count, split)
     for origin, document in iter_documents(location):
         try:
@@ -91,7 +104,7 @@ def read_items(
             if worker_index == 0:
                 yield DeadLetter(str(exc), document.rstrip(b"\r\n"), origin)
             continue
-        yield from parse_payload(payload, origin=origin, owner=owns)
+        yield from parse_payload(payload, origin=origin, owner=owns, window=window)
 
 
 class _PayloadPartition(StatelessSourcePartition[Item]):
@@ -111,19 +124,28 @@ class PurpleAirSource(DynamicSource[Item]):
 
     `split=True` spreads sensors over workers; `split=False` has worker 0 read every row in order
     (for one global detector). A URL is fetched once, by worker 0, which then reads every row.
+    A row whose time is outside `window` is a dead letter.
     """
 
-    def __init__(self, location: str, *, split: bool = True, batch_size: int = 1000):
+    def __init__(
+        self,
+        location: str,
+        *,
+        split: bool = True,
+        batch_size: int = 1000,
+        window: TimeWindow = DEFAULT_WINDOW,
+    ):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.location = str(location)
         self.split = split and not is_url(self.location)
         self.batch_size = batch_size
+        self.window = window
         if is_url(self.location):
             check_reachable(self.location)  # a configuration error, before the flow runs
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _PayloadPartition:
         if not self.split and worker_index != 0:
             return _PayloadPartition(iter(()), self.batch_size)
-        items = read_items(self.location, worker_index, worker_count, self.split)
+        items = read_items(self.location, worker_index, worker_count, self.split, self.window)
         return _PayloadPartition(items, self.batch_size)

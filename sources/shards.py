@@ -26,8 +26,16 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from sinks.dead_letters import RAW_LIMIT, Prefix
 from sources.documents import SourceError, is_document, skip_rest
-from sources.payload import DeadLetter, Item, PayloadError, decode_line, parse_payload
+from sources.payload import (
+    DEFAULT_WINDOW,
+    DeadLetter,
+    Item,
+    PayloadError,
+    decode_line,
+    parse_payload,
+)
 from sources.purpleair import sensor_owner
+from sources.times import TimeWindow
 
 #: The longest line read whole (a whole PurpleAir answer is about 3 MB); a longer one is one
 #: dead letter, its first bytes and its length, and is read no further, so a file without
@@ -66,8 +74,10 @@ class _ShardPartition(StatefulSourcePartition[Item, Position]):
         batch_size: int,
         single_document: bool,
         resume: Position,
+        window: TimeWindow = DEFAULT_WINDOW,
     ):
         self._file = path.open("rb")
+        self._window = window
         self._name = path.name
         self._batch_size = batch_size
         self._position = resume
@@ -84,7 +94,7 @@ class _ShardPartition(StatefulSourcePartition[Item, Position]):
             if not self._owns(None):
                 return ()
             return (DeadLetter(str(exc), document.rstrip(b"\r\n"), origin),)
-        return parse_payload(payload, origin=origin, owner=self._owner)
+        return parse_payload(payload, origin=origin, owner=self._owner, window=self._window)
 
     def next_batch(self) -> list[Item]:
         if self._single:
@@ -133,10 +143,17 @@ class ShardedFileSource(FixedPartitionedSource[Item, Position]):
 
     `shards=1` reads every row in file order (global mode). The file must exist where the flow
     runs; on several machines, give each the same file at the same path, and each shard is read
-    once in the whole cluster.
+    once in the whole cluster. A row whose time is outside `window` is a dead letter.
     """
 
-    def __init__(self, path: str | Path, *, shards: int = DEFAULT_SHARDS, batch_size: int = 1000):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        shards: int = DEFAULT_SHARDS,
+        batch_size: int = 1000,
+        window: TimeWindow = DEFAULT_WINDOW,
+    ):
         if shards < 1:
             raise ValueError("shards must be at least 1")
         if batch_size < 1:
@@ -144,6 +161,7 @@ class ShardedFileSource(FixedPartitionedSource[Item, Position]):
         self.path = Path(path)
         self.shards = shards
         self.batch_size = batch_size
+        self.window = window
 
     def list_parts(self) -> list[str]:
         # Bytewax deals partitions out to workers in sorted name order, so names sort as numbers
@@ -160,4 +178,6 @@ class ShardedFileSource(FixedPartitionedSource[Item, Position]):
         shard = int(for_part.split("-")[1])
         single = is_single_document(self.path)
         resume = Position(*resume_state) if resume_state is not None else Position()
-        return _ShardPartition(self.path, shard, self.shards, self.batch_size, single, resume)
+        return _ShardPartition(
+            self.path, shard, self.shards, self.batch_size, single, resume, self.window
+        )

@@ -14,6 +14,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOT = ROOT.parent / "shared" / "data" / "purpleair_snapshot.json"
 
 
+@pytest.fixture(autouse=True)
+def times_from_year_1(monkeypatch):
+    """Most tests date their rows from epoch 1000 (1970): for them the plausible window opens in
+    the year 1, not 2000 (`sources.times.EARLIEST`); its latest end stays the clock plus the
+    skew. tests/test_times.py checks the real default."""
+    import sources.times
+
+    monkeypatch.setattr(sources.times, "EARLIEST", "0001-01-01T00:00:00Z")
+
+
 @pytest.fixture
 def snapshot_path() -> Path:
     if not SNAPSHOT.is_file():
