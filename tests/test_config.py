@@ -63,6 +63,9 @@ FLAT_KEYWORDS = [
 CHANGED = {
     "source": ("source.path", "other.jsonl"),
     "purpleair": ("source.purpleair", {"interval": 300.0, "bbox": (-122.5, 38.0, -121.7, 37.2)}),
+    "earliest": ("source.times.earliest", "2010-01-01T00:00:00Z"),
+    "latest": ("source.times.latest", "2030-01-01T00:00:00Z"),
+    "time_skew": ("source.times.skew", 60),
     "validate": ("cleaning.validation.enabled", False),
     "ranges": ("cleaning.validation.ranges", {"humidity": (0.0, 90.0)}),
     "channels": ("cleaning.channels.enabled", False),
@@ -83,6 +86,7 @@ CHANGED = {
     "gaps": ("cleaning.gaps.mode", "fill"),
     "interval": ("cleaning.gaps.interval", 60),
     "offline_after": ("cleaning.gaps.offline_after", 7200),
+    "max_fill": ("cleaning.gaps.max_fill", 30),
     "clock": ("cleaning.gaps.clock", "system"),
     "scale": ("cleaning.scaling.fields", ("pm1.0_cf_1",)),
     "scale_window": ("cleaning.scaling.window", 30),
