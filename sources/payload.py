@@ -3,6 +3,8 @@
 A payload is `{"fields": [...], "data": [[...], ...], "data_time_stamp": ..., ...}`: one row per
 sensor, values in `fields` order. Every row becomes exactly one `Reading` or one `DeadLetter`, so
 rows in = readings out + dead letters; a line that is not a payload at all is one dead letter.
+A row dated outside the source's plausible window (`sources.times`) is a dead letter too, and so
+is every row of a payload naming a field longer than `MAX_FIELD_NAME` or not valid Unicode.
 """
 
 from __future__ import annotations

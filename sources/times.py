@@ -82,7 +82,3 @@ class TimeWindow:
             return f"{shown} is before the earliest plausible time {iso_time(low)}"
         clock = f" (the clock plus {self.skew} s)" if self.latest is None else ""
         return f"{shown} is after the latest plausible time {iso_time(high)}{clock}"
-
-
-#: Every time that is a date: the window of the any-series flow and of tests of other things.
-ANY_TIME = TimeWindow(*EPOCH_RANGE)
