@@ -461,4 +461,3 @@ def fetch(
             if deadline.expired:
                 raise deadline.error() from exc
             raise
-
