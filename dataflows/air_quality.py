@@ -90,7 +90,8 @@ def _source(config: FlowConfig) -> Source:
             (*POLLED_FIELDS, *imputation.fields, *detection.features)
         )
     if is_url(str(source)):
-        return PurpleAirSource(str(source), split=False, batch_size=run.batch_size)
+        limits = config.source.limits.http_limits()
+        return PurpleAirSource(str(source), split=False, batch_size=run.batch_size, limits=limits)
     if not Path(source).is_file():
         raise ConfigError(f"[source] path: no such file: {source}")
     shards = run.shards if run.key == "sensor" else 1

@@ -30,6 +30,7 @@ ValueError: deadline_s must be a finite number above 0, got 0
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import socket
 import threading
@@ -53,6 +54,14 @@ DECODE_STEP = MiB
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
+#: What `fetch` raises for a failure on the way, which another attempt may not meet: no
+#: connection, no answer in `read_s`, an answer cut short.
+TRANSIENT = (
+    requests.Timeout,
+    requests.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+)
+
 #: `HttpLimitError.kind`: which limit an answer broke.
 DEADLINE = "deadline"
 SIZE = "size"
@@ -64,10 +73,11 @@ ENCODING = "encoding"
 class HttpLimitError(Exception):
     """An answer refused because it broke one of the `HttpLimits` (or cannot be decoded)."""
 
-    def __init__(self, reason: str, kind: str = SIZE):
+    def __init__(self, reason: str, kind: str = SIZE, status: int | None = None):
         super().__init__(reason)
         self.reason = reason
         self.kind = kind
+        self.status = status  # the answer's status, when its headers had come
 
 
 def _positive(name: str, value: float, integer: bool = False) -> None:
@@ -104,6 +114,29 @@ class HttpLimits:
     def timeout(self) -> tuple[float, float]:
         """`requests`' (connect, read) timeout, neither above the deadline."""
         return (min(self.connect_s, self.deadline_s), min(self.read_s, self.deadline_s))
+
+
+def limits_from(
+    limits: HttpLimits | Mapping[str, Any] | None,
+    *,
+    timeout: tuple[float, float] | None = None,
+    default: HttpLimits | None = None,
+) -> HttpLimits:
+    """`HttpLimits` from limits, a mapping of their fields, or None (`default`, else the
+    defaults); a (connect, read) `timeout` sets `connect_s` and `read_s`.
+
+    >>> limits = limits_from({"deadline_s": 9}, timeout=(1, 2))
+    >>> limits.deadline_s, limits.connect_s, limits.read_s, limits.max_redirects
+    (9, 1, 2, 5)
+    """
+    if isinstance(limits, Mapping):
+        limits = dataclasses.replace(default or HttpLimits(), **limits)
+    limits = limits or default or HttpLimits()
+    if timeout is not None:
+        if len(timeout) != 2:
+            raise ValueError(f"timeout is (connect, read) seconds, got {timeout!r}")
+        limits = dataclasses.replace(limits, connect_s=timeout[0], read_s=timeout[1])
+    return limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,7 +466,11 @@ def fetch(
                 try:
                     location = response.headers.get("Location")
                     if response.status_code not in REDIRECTS or not location:
-                        body = _read_body(response, limits, deadline)
+                        try:
+                            body = _read_body(response, limits, deadline)
+                        except HttpLimitError as exc:
+                            exc.status = response.status_code
+                            raise
                         return HttpResult(
                             response.status_code, response.headers, body, response.url
                         )
