@@ -89,8 +89,9 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 
 
 def cause(error: BaseException | str, limit: int = CAUSE_CHARS) -> str:
-    """What went wrong, in one short line: the innermost error of a wrapped one (requests wraps
-    urllib3's, which wraps the socket's), without object addresses, cut to `limit` characters.
+    """What went wrong, in one short line: the first line of the innermost error of a wrapped one
+    (requests wraps urllib3's, which wraps the socket's), without object addresses, cut to
+    `limit` characters.
 
     >>> import requests, urllib3
     >>> inner = urllib3.exceptions.NewConnectionError(
@@ -114,7 +115,7 @@ def cause(error: BaseException | str, limit: int = CAUSE_CHARS) -> str:
                 break
             seen.add(id(deeper))
             inner = deeper
-        text = _NOISE.sub("", str(inner))
+        text = _NOISE.sub("", next((ln for ln in str(inner).splitlines() if ln.strip()), ""))
         text = f"{type(inner).__name__}: {text}" if text else type(inner).__name__
     else:
         text = error

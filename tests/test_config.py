@@ -63,6 +63,7 @@ FLAT_KEYWORDS = [
 CHANGED = {
     "source": ("source.path", "other.jsonl"),
     "purpleair": ("source.purpleair", {"interval": 300.0, "bbox": (-122.5, 38.0, -121.7, 37.2)}),
+    "source_limits": ("source.limits", {"deadline": 30.0, "max_bytes": 1_000_000}),
     "validate": ("cleaning.validation.enabled", False),
     "ranges": ("cleaning.validation.ranges", {"humidity": (0.0, 90.0)}),
     "channels": ("cleaning.channels.enabled", False),
@@ -132,7 +133,7 @@ CHANGED = {
     "gc_threshold": ("run.gc_threshold", 50_000),
     "engine": ("run.engine", "columns"),
 }
-GROUP_KEYWORDS = {"purpleair", "database"}  # take a table, not one value
+GROUP_KEYWORDS = {"purpleair", "database", "source_limits"}  # take a table, not one value
 GROUP_TABLES = {CHANGED[k][0] for k in GROUP_KEYWORDS}
 #: Options that a changed value needs beside it (sample needs a path, features their limits).
 NEEDS = {"sample": ("sample_path",), "features": ("limits",)}
