@@ -52,6 +52,9 @@ MiB = 1 << 20
 CHUNK = 64 * 1024
 DECODE_STEP = MiB
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+#: The encodings `fetch` decodes within its caps (requests would also offer br and zstd when
+#: their packages are installed, which `fetch` does not decode).
+ACCEPT_ENCODING = "gzip, deflate"
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 #: What `fetch` raises for a failure on the way, which another attempt may not meet: no
@@ -258,9 +261,10 @@ class _Watched:
 
     sock: Any
 
-    def connect(self) -> None:
-        super().connect()  # type: ignore[misc]
-        _watch(self.sock)
+    def _new_conn(self) -> Any:
+        sock = super()._new_conn()  # type: ignore[misc]
+        _watch(sock)  # the TCP socket, before TLS: a handshake trickled is cut short too
+        return sock
 
     def getresponse(self) -> Any:
         _watch(self.sock)
@@ -457,7 +461,7 @@ def fetch(
                     method,
                     url,
                     params=params,
-                    headers=dict(headers or {}),
+                    headers={"Accept-Encoding": ACCEPT_ENCODING, **(headers or {})},
                     data=data,
                     timeout=limits.timeout(),
                     stream=True,

@@ -195,12 +195,16 @@ def test_gzip_and_deflate_bodies_decode_as_the_standard_library_does(poll):
         for path, (data, coding) in bodies.items()
     }
     routes["/broken"] = lambda q, b: answer(200, gzipped(poll)[:-20], {"Content-Encoding": "gzip"})
+    routes["/br"] = lambda q, b: answer(200, b"\x1b", {"Content-Encoding": "br"})
     with Hostile(routes) as server, bounded_session() as session:
         for path in bodies:
             result = fetch(session, server.url + path, limits=HttpLimits(**LIMITS))
             assert (path, result.status, result.body) == (path, 200, poll)
         with pytest.raises(HttpLimitError, match="ends early|does not decode"):
             fetch(session, server.url + "/broken", limits=HttpLimits(**LIMITS))
+        with pytest.raises(HttpLimitError, match="unsupported Content-Encoding 'br'"):
+            fetch(session, server.url + "/br", limits=HttpLimits(**LIMITS))
+    assert {r["headers"]["accept-encoding"] for r in server.requests} == {"gzip, deflate"}
 
 
 # --- redirects: the same origin only ------------------------------------------------------
