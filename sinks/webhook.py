@@ -68,7 +68,10 @@ class _WebhookPartition(StatelessSinkPartition[Any]):
             failure = self._deliver(chunk)
             if failure is not None:
                 log.error(
-                    "could not deliver %d records to %s: %s", len(chunk), self._sink.url, failure
+                    "could not deliver %d records to %s: %s",
+                    len(chunk),
+                    where(self._sink.url),
+                    failure,
                 )
                 origin = f"webhook:{self._sink.url}"
                 if self._dead_letters is None:
@@ -104,7 +107,7 @@ class _WebhookPartition(StatelessSinkPartition[Any]):
         except HttpLimitError as exc:
             if exc.status is not None and 200 <= exc.status < 300:
                 return None  # delivered; only the answer's body broke a limit, and it is not used
-            if exc.kind == DEADLINE:
+            if exc.kind == DEADLINE or exc.status == 429 or (exc.status or 0) >= 500:
                 raise _Retryable(exc.reason) from None
             return exc.reason  # a redirect elsewhere, an answer that does not decode
         except TRANSIENT as exc:

@@ -123,7 +123,9 @@ def cause(error: BaseException | str, limit: int = CAUSE_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def retry_line(what: str, why: BaseException | str, retry: int, retries: int | None, wait: float):
+def retry_line(
+    what: str, why: BaseException | str, retry: int, retries: int | None, wait: float
+) -> str:
     """The one line logged before a retry: what failed, why, which retry, and the wait."""
     budget = f"retry {retry}" if retries is None else f"retry {retry} of {retries}"
     return f"{what} ({cause(why)}); {budget} in {wait:.1f} s"
