@@ -18,6 +18,8 @@ import zlib
 import pytest
 import requests
 
+from config import resolve
+from config.options import ConfigError
 from data import simulate
 from sinks.webhook import WebhookSink
 from sources.documents import SourceError
@@ -322,3 +324,35 @@ def test_the_retry_loop_waits_the_seeded_jitter_and_gives_up_after_its_budget(ca
     assert (
         lines[0] == f"write (ConnectionResetError: reset by peer); retry 1 of 4 in {waits[0]:.1f} s"
     )
+
+
+@pytest.mark.parametrize(
+    "toml, error",
+    [
+        (
+            "[source.purpleair.limits]\ndeadline = nan",
+            "[source.purpleair.limits] deadline: nan is not allowed; allowed: a finite number "
+            "of seconds above 0",
+        ),
+        (
+            "[source.purpleair]\ntimeout = [-1.0, 5.0]",
+            "[source.purpleair] timeout: [-1.0, 5.0] is not allowed; allowed: [connect, read]: "
+            "finite seconds above 0",
+        ),
+        (
+            "[outputs.webhook]\ntimeout = [1.0, inf]",
+            "[outputs.webhook] timeout: [1.0, inf] is not allowed; allowed: [connect, read]: "
+            "finite seconds above 0",
+        ),
+        (
+            "[source.limits]\nmax_decoded_bytes = 0",
+            "[source.limits] max_decoded_bytes: 0 is out of range; allowed: at least 1",
+        ),
+    ],
+)
+def test_limits_in_a_configuration_file_are_checked_in_one_line(tmp_path, toml, error):
+    path = tmp_path / "flow.toml"
+    path.write_text(toml + "\n")
+    with pytest.raises(ConfigError) as raised:
+        resolve(path)
+    assert str(raised.value) == f"{path}: {error}"
