@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -40,10 +41,14 @@ from sinks.database import RETRIES as DATABASE_RETRIES
 from sinks.database import TIMEOUT as DATABASE_TIMEOUT
 from sinks.database import DatabaseSink, database_url
 from sinks.jsonlines import JsonLinesSink
+from sinks.webhook import LIMITS as WEBHOOK_LIMITS
 from sinks.webhook import WebhookSink
-from sources.backoff import Backoff
+from sources.documents import URL_LIMITS
+from sources.http import HttpLimits
 from sources.poller import API_KEY_ENV, PUBLIC_API, PurpleAirPoller
 from sources.poller import DEFAULT_FIELDS as POLLED_FIELDS
+from sources.poller import LIMITS as POLL_LIMITS
+from sources.retry import Backoff
 from sources.shards import DEFAULT_SHARDS
 from sources.times import EARLIEST, EPOCH_RANGE, SKEW, TimeWindow, iso_time, parse_time
 
@@ -73,7 +78,7 @@ def _valid(table: str, build: Callable[[], object]) -> None:
 @dataclasses.dataclass(frozen=True)
 class PollBackoffConfig(Group):
     """Retry waits: the n-th failure in a row waits a random time in [d/2, d], d = min(cap,
-    base·2ⁿ), and at least the server's Retry-After (`sources/backoff.py`)."""
+    base·2ⁿ), and at least the server's Retry-After (`sources/retry.py`)."""
 
     table = "source.purpleair.backoff"
     base: float = option(2.0, "seconds before the first retry", min=0)
@@ -85,6 +90,47 @@ class PollBackoffConfig(Group):
 
     def check(self) -> None:
         _valid(self.table, self.backoff)
+
+
+def _seconds(table: str, key: str, value: float) -> None:
+    """A duration must be a finite number of seconds above 0."""
+    if not (math.isfinite(value) and value > 0):
+        fail(table, key, value, "a finite number of seconds above 0")
+
+
+def _timeout(table: str, timeout: tuple[float, float]) -> None:
+    """(connect, read) seconds, both finite and above 0."""
+    if len(timeout) != 2 or not all(math.isfinite(t) and t > 0 for t in timeout):
+        fail(table, "timeout", list(timeout), "[connect, read]: finite seconds above 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class PollLimitsConfig(Group):
+    """What one poll may cost (`sources/http.py`): one past the deadline is retried, an answer
+    over a byte cap is a dead letter; redirects are followed to the same origin only, so the
+    key is sent nowhere else."""
+
+    table = "source.purpleair.limits"
+    deadline: float = option(POLL_LIMITS.deadline_s, "seconds one request may take in all", min=0)
+    max_bytes: int = option(POLL_LIMITS.max_bytes, "bytes of an answer as sent", min=1)
+    max_decoded_bytes: int = option(
+        POLL_LIMITS.max_decoded_bytes, "bytes of an answer once decompressed", min=1
+    )
+    max_redirects: int = option(5, "same-origin redirects followed", min=0)
+
+    def http_limits(self, timeout: tuple[float, float]) -> HttpLimits:
+        """The limits, with `timeout` as their connect and read seconds."""
+        return HttpLimits(
+            deadline_s=self.deadline,
+            connect_s=timeout[0],
+            read_s=timeout[1],
+            max_bytes=self.max_bytes,
+            max_decoded_bytes=self.max_decoded_bytes,
+            max_redirects=self.max_redirects,
+        )
+
+    def check(self) -> None:
+        _seconds(self.table, "deadline", self.deadline)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +158,7 @@ class PurpleAirConfig(Group):
         None, "fields to request; unset: what the flow needs", example=POLLED_FIELDS
     )
     timeout: tuple[float, float] = option((5.0, 30.0), "connect and read timeouts, seconds")
+    limits: PollLimitsConfig = group(PollLimitsConfig)
     backoff: PollBackoffConfig = group(PollBackoffConfig)
     max_polls: int | None = option(None, "stop after this many answered polls", min=1, example=10)
     api_key_env: str = option(API_KEY_ENV, "the environment variable holding the API key")
@@ -127,9 +174,11 @@ class PurpleAirConfig(Group):
         options["backoff"] = self.backoff.backoff()
         if window is not None:
             options["window"] = window
+        options["limits"] = self.limits.http_limits(self.timeout)
         return PurpleAirPoller(**options)
 
     def check(self) -> None:
+        _timeout(self.table, self.timeout)
         _valid(self.table, self.poller)
 
 
@@ -184,6 +233,30 @@ class TimesConfig(Group):
 
 
 @dataclasses.dataclass(frozen=True)
+class UrlLimitsConfig(PollLimitsConfig):
+    """What reading an http(s) `path` may cost (`sources/http.py`): past the deadline or over a
+    byte cap, the run stops with one line; redirects are followed to the same origin only."""
+
+    table = "source.limits"
+    deadline: float = option(URL_LIMITS.deadline_s, "seconds the request may take in all", min=0)
+    max_bytes: int = option(URL_LIMITS.max_bytes, "bytes of the answer as sent", min=1)
+    max_decoded_bytes: int = option(
+        URL_LIMITS.max_decoded_bytes, "bytes of the answer once decompressed", min=1
+    )
+    timeout: tuple[float, float] = option(
+        (URL_LIMITS.connect_s, URL_LIMITS.read_s), "connect and read timeouts, seconds"
+    )
+
+    def http_limits(self, timeout: tuple[float, float] | None = None) -> HttpLimits:
+        """The limits, with this table's `timeout` unless another is given."""
+        return super().http_limits(timeout or self.timeout)
+
+    def check(self) -> None:
+        super().check()
+        _timeout(self.table, self.timeout)
+
+
+@dataclasses.dataclass(frozen=True)
 class SourceConfig(Group):
     """Where readings come from."""
 
@@ -194,6 +267,7 @@ class SourceConfig(Group):
         keyword="source",
         example="data/polls.jsonl",
     )
+    limits: UrlLimitsConfig = group(UrlLimitsConfig, keyword="source_limits")
     purpleair: PurpleAirConfig = group(PurpleAirConfig, keyword="purpleair")
     times: TimesConfig = group(TimesConfig)
 
@@ -495,6 +569,21 @@ class WebhookBackoffConfig(PollBackoffConfig):
 
 
 @dataclasses.dataclass(frozen=True)
+class WebhookLimitsConfig(PollLimitsConfig):
+    """What one POST may cost (`sources/http.py`): past the deadline it is retried; a redirect
+    to another origin is not followed (the records become dead letters)."""
+
+    table = "outputs.webhook.limits"
+    deadline: float = option(
+        WEBHOOK_LIMITS.deadline_s, "seconds one request may take in all", min=0
+    )
+    max_bytes: int = option(WEBHOOK_LIMITS.max_bytes, "bytes of an answer as sent", min=1)
+    max_decoded_bytes: int = option(
+        WEBHOOK_LIMITS.max_decoded_bytes, "bytes of an answer once decompressed", min=1
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class WebhookConfig(Group):
     """Anomalies also POSTed to a URL (`sinks/webhook.py`), as JSON arrays."""
 
@@ -509,6 +598,7 @@ class WebhookConfig(Group):
     )
     headers: Mapping[str, str] = option({}, "extra HTTP headers (e.g. Authorization)")
     timeout: tuple[float, float] = option((5.0, 10.0), "connect and read timeouts, seconds")
+    limits: WebhookLimitsConfig = group(WebhookLimitsConfig)
     retries: int = option(3, "retries of a failed request", min=0)
     backoff: WebhookBackoffConfig = group(WebhookBackoffConfig)
     max_batch: int = option(500, "anomalies per request", min=1)
@@ -518,9 +608,11 @@ class WebhookConfig(Group):
         """The webhook sink (undeliverable anomalies to `dead_letters`)."""
         options = {spec.name: getattr(self, spec.name) for spec in dataclasses.fields(self)}
         options["backoff"] = self.backoff.backoff()
+        options["limits"] = self.limits.http_limits(self.timeout)
         return WebhookSink(**options)
 
     def check(self) -> None:
+        _timeout(self.table, self.timeout)
         if self.url is not None and not self.url.startswith(("http://", "https://")):
             fail(self.table, "url", self.url, "an http:// or https:// URL")
 
@@ -558,7 +650,7 @@ class SampleConfig(Group):
 @dataclasses.dataclass(frozen=True)
 class DatabaseBackoffConfig(Group):
     """Waits between a database's failed attempts: the n-th in a row waits d/2 to d seconds,
-    d = min(cap, base·2ⁿ) (`sources/backoff.py`)."""
+    d = min(cap, base·2ⁿ) (`sources/retry.py`)."""
 
     table = "outputs.database.backoff"
     base: float = option(DATABASE_BACKOFF.base, "seconds before the first retry", min=0)

@@ -92,7 +92,10 @@ def _source(config: FlowConfig) -> Source:
             (*POLLED_FIELDS, *imputation.fields, *detection.features), window
         )
     if is_url(str(source)):
-        return PurpleAirSource(str(source), split=False, batch_size=run.batch_size, window=window)
+        limits = config.source.limits.http_limits()
+        return PurpleAirSource(
+            str(source), split=False, batch_size=run.batch_size, window=window, limits=limits
+        )
     if not Path(source).is_file():
         raise ConfigError(f"[source] path: no such file: {source}")
     shards = run.shards if run.key == "sensor" else 1

@@ -6,7 +6,7 @@ the database holds each result exactly once. Every worker (thread or process) ha
 connection; the dialects make concurrent writers safe (`sinks/sqlite.py`, `sinks/postgres.py`).
 
 A database in trouble (down, locked, full, refusing the password) is retried with exponential
-backoff (`sources/backoff.py`), one warning in the log per failed attempt; when the retries are
+backoff (`sources/retry.py`), one short line in the log per failed attempt; when the retries are
 spent the flow stops with `DatabaseUnavailable`, naming the table, the database and the last
 error. The failed batch was not committed, and neither was the epoch it belongs to, so a run
 resumed from the recovery directory writes it again: nothing is lost.
@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import random
 import re
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -32,7 +31,7 @@ from typing import Any, Protocol, TypeVar
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from sinks.tables import TABLES, SchemaMismatch, Table
-from sources.backoff import Backoff
+from sources.retry import Backoff, attempts, cause, retrying
 
 log = logging.getLogger("air_quality.database")
 
@@ -138,36 +137,41 @@ class _DatabasePartition(StatelessSinkPartition[Mapping[str, Any]]):
     def _attempt(self, what: str, action: Callable[[Any], T]) -> T:
         """Run `action` on a live connection, reconnecting and retrying on transient errors."""
         sink, dialect, table = self._sink, self._dialect, self._table.name
-        failures = 0
-        while True:
-            try:
-                if self._conn is None:
-                    self._conn = dialect.connect()
-                    dialect.create(self._conn, self._table)
-                return action(self._conn)
-            except (*dialect.errors, SchemaMismatch) as exc:
-                self._drop()
-                if isinstance(exc, SchemaMismatch) or not dialect.transient(exc):
-                    raise DatabaseRejected(
-                        f"{table} in {dialect.where}: could not {what}: {type(exc).__name__}: {exc}"
-                    ) from exc
-                error = " ".join(str(exc).split())
-                if failures >= sink.retries:
-                    fix = "Fix the database"
-                    if what.startswith("write"):
-                        fix = "Nothing of this batch was written; fix the database"
-                    raise DatabaseUnavailable(
-                        f"{table} in {dialect.where}: could not {what} after {failures + 1} "
-                        f"attempts, last: {error}. {fix}, then run the same command again "
-                        "(with -r, it resumes from the last snapshot and writes what is missing)"
-                    ) from exc
-                wait = sink.backoff.delay(failures, rng=self._rng)
-                failures += 1
-                log.warning(
-                    "%s in %s: could not %s (%s); retry %d of %d in %.1f s",
-                    table, dialect.where, what, error, failures, sink.retries, wait,
-                )  # fmt: skip
-                time.sleep(wait)
+        retryer = retrying(
+            f"{table} in {dialect.where}: could not {what}",
+            policy=sink.backoff,
+            retries=sink.retries,
+            rng=self._rng,
+            transient=lambda exc: isinstance(exc, dialect.errors) and dialect.transient(exc),
+            log=log,
+        )
+        try:
+            return retryer(self._once, action)
+        except (*dialect.errors, SchemaMismatch) as exc:
+            if isinstance(exc, SchemaMismatch) or not dialect.transient(exc):
+                raise DatabaseRejected(
+                    f"{table} in {dialect.where}: could not {what}: {type(exc).__name__}: {exc}"
+                ) from exc
+            fix = "Fix the database"
+            if what.startswith("write"):
+                fix = "Nothing of this batch was written; fix the database"
+            raise DatabaseUnavailable(
+                f"{table} in {dialect.where}: could not {what} after {attempts(retryer)} "
+                f"attempts, last: {cause(exc)}. {fix}, then run the same command again "
+                "(with -r, it resumes from the last snapshot and writes what is missing)"
+            ) from exc
+
+    def _once(self, action: Callable[[Any], T]) -> T:
+        """One attempt on a live connection (opened, and the table created, if need be); a
+        failed one drops the connection, so the next attempt starts on a new one."""
+        try:
+            if self._conn is None:
+                self._conn = self._dialect.connect()
+                self._dialect.create(self._conn, self._table)
+            return action(self._conn)
+        except (*self._dialect.errors, SchemaMismatch):
+            self._drop()
+            raise
 
     def _drop(self) -> None:
         if self._conn is not None:

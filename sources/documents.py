@@ -15,10 +15,15 @@ from urllib.parse import urlsplit
 
 import requests
 
+from sources.http import HttpLimitError, HttpLimits, MiB, bounded_session, fetch, where
 from sources.payload import PayloadError, decode_line
+from sources.retry import cause
 
-#: (connect, read) timeout in seconds for http(s) sources.
-DEFAULT_TIMEOUT = (5.0, 60.0)
+#: What fetching an http(s) source may cost by default: 5 minutes in all, 60 s of silence, and
+#: 128 MiB (a recorded file of many polls; a bigger one is better read from a local file).
+URL_LIMITS = HttpLimits(
+    deadline_s=300.0, connect_s=5.0, read_s=60.0, max_bytes=128 * MiB, max_decoded_bytes=128 * MiB
+)
 
 
 class SourceError(RuntimeError):
@@ -39,7 +44,7 @@ def is_url(location: str) -> bool:
     return location.startswith(("http://", "https://"))
 
 
-def check_reachable(url: str, timeout: float = DEFAULT_TIMEOUT[0]) -> None:
+def check_reachable(url: str, timeout: float = URL_LIMITS.connect_s) -> None:
     """Raise `SourceError` unless a TCP connection to the URL's host and port opens: found when
     the flow is built, as one line, rather than when its first partition runs. Sends nothing,
     so an API that charges per request is not charged.
@@ -58,15 +63,19 @@ def check_reachable(url: str, timeout: float = DEFAULT_TIMEOUT[0]) -> None:
         raise SourceError(f"cannot reach {url}: {exc}") from None
 
 
-def fetch(url: str, *, timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> bytes:
-    """GET a URL and return its body; raise `SourceError` saying what went wrong."""
+def fetch_url(url: str, limits: HttpLimits = URL_LIMITS) -> bytes:
+    """GET a URL within `limits` and return its body; raise `SourceError` saying what went
+    wrong, in one line."""
     try:
-        response = requests.get(url, timeout=timeout)
+        with bounded_session() as session:
+            answer = fetch(session, url, limits=limits)
+    except HttpLimitError as exc:
+        raise SourceError(f"could not fetch {where(url)}: {exc.reason}") from None
     except requests.RequestException as exc:
-        raise SourceError(f"could not fetch {url}: {exc}") from exc
-    if response.status_code != 200:
-        raise SourceError(f"{url} answered HTTP {response.status_code}: {response.text[:200]!r}")
-    return response.content
+        raise SourceError(f"could not fetch {where(url)}: {cause(exc)}") from None
+    if answer.status != 200:
+        raise SourceError(f"{where(url)} answered HTTP {answer.status}: {answer.snippet()}")
+    return answer.body
 
 
 def is_document(line: bytes) -> bool:
@@ -98,10 +107,11 @@ def split_documents(lines: Iterator[bytes], name: str) -> Iterator[tuple[str, by
         yield f"{name}:{n}", line
 
 
-def iter_documents(location: str) -> Iterator[tuple[str, bytes]]:
-    """Yield `(origin, document)` pairs from a file path or an http(s) URL."""
+def iter_documents(location: str, limits: HttpLimits = URL_LIMITS) -> Iterator[tuple[str, bytes]]:
+    """Yield `(origin, document)` pairs from a file path or an http(s) URL (fetched within
+    `limits`)."""
     if is_url(location):
-        body = fetch(location)
+        body = fetch_url(location, limits)
         yield from split_documents(iter(body.splitlines(keepends=True)), location)
         return
     path = Path(location)

@@ -7,14 +7,19 @@ restarted from a recovery snapshot asks only for what changed since. Rows become
 letters exactly as in the file source, and a reading identical to its sensor's last one is
 dropped.
 
-Faults: timeouts, connection errors, bodies cut off in transfer or that do not decompress, 429
-and 5xx are retried with exponential backoff and jitter (at least the server's `Retry-After`); a
-malformed body (not JSON, or a payload whose envelope is broken, whose stamp is then not taken;
-an older stamp than the last, as a stale cached answer has, is not taken either) is a dead
-letter and the next poll asks again from the same stamp (nor is a stamp more than
-`MAX_STAMP_AHEAD` ahead of the clock taken, which would hide every answer until then); 401/403
-stop the flow with a message naming the key's environment variable; any other status is a
-configuration error and stops the flow too. All waits go through `next_awake`, never `sleep`.
+Each poll is bounded (`sources/http.py`): a total deadline, a cap on the answer's bytes on the
+wire and decoded, and redirects followed only to the same origin, so the key goes nowhere else.
+
+Faults: timeouts, a missed deadline, connection errors, bodies cut off in transfer or that do not
+decompress, 429 and 5xx are retried with exponential backoff and jitter (at least the server's
+`Retry-After`); a malformed body (not JSON, or a payload whose envelope is broken, whose stamp
+is then not taken; an older stamp than the last, as a stale cached answer has, is not taken
+either) is a dead letter and the next poll asks again from the same stamp (nor is a stamp more
+than `MAX_STAMP_AHEAD` ahead of the clock taken, which would hide every answer until then); an
+answer over the byte caps is a dead letter with the reason, and the next poll asks again at the
+interval; 401/403 stop the flow with a message naming the key's environment variable; any other
+status, or a redirect to another origin, is a configuration error and stops the flow too. All
+waits go through `next_awake`, never `sleep`.
 """
 
 from __future__ import annotations
@@ -27,11 +32,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from sources.backoff import Backoff, parse_retry_after
 from sources.documents import SourceError
+from sources.http import (
+    DEADLINE,
+    ENCODING,
+    REDIRECT,
+    TRANSIENT,
+    HttpLimitError,
+    HttpLimits,
+    MiB,
+    bounded_session,
+    fetch,
+    limits_from,
+    where,
+)
 from sources.payload import (
     DEFAULT_WINDOW,
     DeadLetter,
@@ -42,6 +58,7 @@ from sources.payload import (
     parse_payload,
     payload_shape,
 )
+from sources.retry import Backoff, parse_retry_after, retry_line
 from sources.times import TimeWindow
 
 #: The public API; `base_url` replaces it (tests use a server on 127.0.0.1).
@@ -79,14 +96,11 @@ LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 MAX_STAMP_AHEAD = 3600
 
 log = logging.getLogger("air_quality.poller")
-#: What requests raises for a poll that failed on the way (retried with backoff): no answer in
-#: time, no connection, a body cut off mid-transfer (ChunkedEncodingError, also for a body
-#: shorter than its Content-Length), or one that does not decompress (ContentDecodingError).
-TRANSIENT = (
-    requests.Timeout,
-    requests.ConnectionError,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
+#: What one poll may cost by default: a minute in all, and an answer of up to 32 MiB, on the wire
+#: and decoded (PurpleAir's answer for its 25,552 sensors with 16 fields is 2.75 MB; parsing a
+#: body can take 13 times its size).
+LIMITS = HttpLimits(
+    deadline_s=60.0, connect_s=5.0, read_s=30.0, max_bytes=32 * MiB, max_decoded_bytes=32 * MiB
 )
 
 
@@ -112,8 +126,7 @@ class _PollerPartition(StatefulSourcePartition[Item, int | None]):
     def __init__(self, source: PurpleAirPoller, api_key: str, since: int | None):
         self._source = source
         self._url = source.base_url.rstrip("/") + "/sensors"
-        self._session = requests.Session()
-        self._session.headers["X-API-Key"] = api_key
+        self._session = bounded_session({"X-API-Key": api_key})
         self._since = since
         self._rng = random.Random(source.seed)
         self._next_awake = source.clock()
@@ -137,38 +150,46 @@ class _PollerPartition(StatefulSourcePartition[Item, int | None]):
         started = source.clock()
         params = source.params(self._since)
         try:
-            response = self._session.get(self._url, params=params, timeout=source.timeout)
+            answer = fetch(self._session, self._url, params=params, limits=source.limits)
         except TRANSIENT as exc:
-            return self._retry(f"{type(exc).__name__}: {exc}", None)
-        status = response.status_code
+            return self._retry(exc, None)
+        except HttpLimitError as exc:
+            if exc.kind in (DEADLINE, ENCODING):  # as a timeout, or a body broken in transfer
+                return self._retry(exc, None)
+            if exc.kind == REDIRECT:
+                raise PurpleAirRequestError(
+                    f"{where(self._url)}: {exc.reason}; point base_url at the API itself"
+                ) from None
+            self._answered(started)  # too big to read: a dead letter; ask again at the interval
+            log.warning("answer from %s refused: %s", where(self._url), exc.reason)
+            return [DeadLetter(exc.reason, b"", f"{self._url}#poll{self._polls}")]
+        status = answer.status
         if status in (401, 403):
             raise PurpleAirAuthError(
                 f"{self._url} answered HTTP {status}: the key in the environment variable "
-                f"{source.api_key_env} was refused ({response.text[:200]!r})"
+                f"{source.api_key_env} was refused ({answer.snippet()})"
             )
         if status == 429 or status >= 500:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"), now=source.clock())
+            retry_after = parse_retry_after(answer.headers.get("Retry-After"), now=source.clock())
             return self._retry(f"HTTP {status}", retry_after)
         if status != 200:
             raise PurpleAirRequestError(
-                f"{self._url} answered HTTP {status} to {params}: {response.text[:300]!r}"
+                f"{self._url} answered HTTP {status} to {params}: {answer.snippet(300)}"
             )
+        self._answered(started)
+        return self._items(answer.body, f"{self._url}#poll{self._polls}")
+
+    def _answered(self, started: datetime) -> None:
+        """A poll answered: the outage (if any) is over, the next poll is one interval on."""
         self._failures = 0
         self._polls += 1
-        self._next_awake = started + source.interval
-        return self._items(response.content, f"{self._url}#poll{self._polls}")
+        self._next_awake = started + self._source.interval
 
-    def _retry(self, what: str, retry_after: float | None) -> list[Item]:
+    def _retry(self, why: BaseException | str, retry_after: float | None) -> list[Item]:
         wait = self._source.backoff.delay(self._failures, retry_after=retry_after, rng=self._rng)
         self._failures += 1
         self._next_awake = self._source.clock() + timedelta(seconds=wait)
-        log.warning(
-            "%s from %s (failure %d in a row), retrying in %.2f s",
-            what,
-            self._url,
-            self._failures,
-            wait,
-        )
+        log.warning(retry_line(f"poll of {where(self._url)}", why, self._failures, None, wait))
         return []
 
     def _items(self, body: bytes, origin: str) -> list[Item]:
@@ -206,10 +227,12 @@ class PurpleAirPoller(FixedPartitionedSource[Item, int | None]):
 
     Filters are passed to the API as is: `location_type` (0 outside, 1 inside), `bbox`
     (`nwlng, nwlat, selng, selat`), `show_only` (sensor indexes), `max_age` (seconds).
-    `interval` and `timeout` are seconds; `backoff` is a `Backoff` or its options; `max_polls`
-    stops after that many answered polls (None: never). A row whose time (`last_seen`, or the
-    answer's `data_time_stamp` when it has none) is outside `window` is a dead letter.
-    `clock` and `seed` exist for tests.
+    `interval` is seconds; `limits` (`sources.http.HttpLimits` or its fields) bound each poll
+    (a total deadline, the answer's bytes, same-origin redirects only), and `timeout` (connect,
+    read seconds) sets their `connect_s` and `read_s`; `backoff` is a `Backoff` or its options;
+    `max_polls` stops after that many answered polls (None: never). A row whose time
+    (`last_seen`, or the answer's `data_time_stamp` when it has none) is outside `window` is a
+    dead letter. `clock` and `seed` exist for tests.
     """
 
     def __init__(
@@ -222,7 +245,8 @@ class PurpleAirPoller(FixedPartitionedSource[Item, int | None]):
         bbox: Sequence[float] | None = None,
         show_only: Iterable[int] | None = None,
         max_age: int | None = None,
-        timeout: tuple[float, float] = (5.0, 30.0),
+        timeout: tuple[float, float] | None = None,
+        limits: HttpLimits | Mapping[str, Any] | None = None,
         backoff: Backoff | Mapping[str, float] | None = None,
         max_polls: int | None = None,
         api_key_env: str = API_KEY_ENV,
@@ -256,7 +280,7 @@ class PurpleAirPoller(FixedPartitionedSource[Item, int | None]):
             self.filters["show_only"] = ",".join(str(int(s)) for s in show_only)
         if max_age is not None:
             self.filters["max_age"] = str(int(max_age))
-        self.timeout = timeout
+        self.limits = limits_from(limits, timeout=timeout, default=LIMITS)
         self.backoff = Backoff(**backoff) if isinstance(backoff, Mapping) else backoff or Backoff()
         self.max_polls = max_polls
         self.api_key_env = api_key_env

@@ -7,12 +7,14 @@ worker reads everything, so the rows reach the single detector in file order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import islice
+from typing import Any
 
 from bytewax.inputs import DynamicSource, StatelessSourcePartition
 
-from sources.documents import check_reachable, is_url, iter_documents
+from sources.documents import URL_LIMITS, check_reachable, is_url, iter_documents
+from sources.http import HttpLimits, limits_from
 from sources.payload import (
     DEFAULT_WINDOW,
     DeadLetter,
@@ -93,11 +95,12 @@ def read_items(
     worker_count: int = 1,
     split: bool = True,
     window: TimeWindow = DEFAULT_WINDOW,
+    limits: HttpLimits = URL_LIMITS,
 ) -> Iterator[Item]:
     """Readings and dead letters of one worker's share of the location, in file order (a row
-    whose time is outside `window`: a dead letter)."""
+    whose time is outside `window`: a dead letter; a URL fetched within `limits`)."""
     owns = sensor_owner(worker_index, worker_count, split)
-    for origin, document in iter_documents(location):
+    for origin, document in iter_documents(location, limits):
         try:
             payload = decode_line(document)
         except PayloadError as exc:
@@ -123,8 +126,9 @@ class PurpleAirSource(DynamicSource[Item]):
     """Readings (and dead letters) from a PurpleAir payload file, JSON-lines file or URL.
 
     `split=True` spreads sensors over workers; `split=False` has worker 0 read every row in order
-    (for one global detector). A URL is fetched once, by worker 0, which then reads every row.
-    A row whose time is outside `window` is a dead letter.
+    (for one global detector). A URL is fetched once, by worker 0, which then reads every row,
+    within `limits` (`sources.http.HttpLimits` or its fields): a total deadline, a cap on the
+    bytes, same-origin redirects only. A row whose time is outside `window` is a dead letter.
     """
 
     def __init__(
@@ -134,6 +138,7 @@ class PurpleAirSource(DynamicSource[Item]):
         split: bool = True,
         batch_size: int = 1000,
         window: TimeWindow = DEFAULT_WINDOW,
+        limits: HttpLimits | Mapping[str, Any] | None = None,
     ):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -141,11 +146,16 @@ class PurpleAirSource(DynamicSource[Item]):
         self.split = split and not is_url(self.location)
         self.batch_size = batch_size
         self.window = window
+        self.limits = limits_from(limits, default=URL_LIMITS)
         if is_url(self.location):
-            check_reachable(self.location)  # a configuration error, before the flow runs
+            check_reachable(
+                self.location, self.limits.connect_s
+            )  # a configuration error, before the flow runs
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _PayloadPartition:
         if not self.split and worker_index != 0:
             return _PayloadPartition(iter(()), self.batch_size)
-        items = read_items(self.location, worker_index, worker_count, self.split, self.window)
+        items = read_items(
+            self.location, worker_index, worker_count, self.split, self.window, self.limits
+        )
         return _PayloadPartition(items, self.batch_size)

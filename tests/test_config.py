@@ -66,6 +66,7 @@ CHANGED = {
     "earliest": ("source.times.earliest", "2010-01-01T00:00:00Z"),
     "latest": ("source.times.latest", "2030-01-01T00:00:00Z"),
     "time_skew": ("source.times.skew", 60),
+    "source_limits": ("source.limits", {"deadline": 30.0, "max_bytes": 1_000_000}),
     "validate": ("cleaning.validation.enabled", False),
     "ranges": ("cleaning.validation.ranges", {"humidity": (0.0, 90.0)}),
     "channels": ("cleaning.channels.enabled", False),
@@ -136,7 +137,7 @@ CHANGED = {
     "gc_threshold": ("run.gc_threshold", 50_000),
     "engine": ("run.engine", "columns"),
 }
-GROUP_KEYWORDS = {"purpleair", "database"}  # take a table, not one value
+GROUP_KEYWORDS = {"purpleair", "database", "source_limits"}  # take a table, not one value
 GROUP_TABLES = {CHANGED[k][0] for k in GROUP_KEYWORDS}
 #: Options that a changed value needs beside it (sample needs a path, features their limits).
 NEEDS = {"sample": ("sample_path",), "features": ("limits",)}

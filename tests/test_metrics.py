@@ -145,5 +145,5 @@ def test_metrics_are_served_on_the_bytewax_endpoint_during_a_live_run(tmp_path):
     assert "air_quality_anomalies_total" in metrics
     text = (tmp_path / "run.log").read_text()
     assert "progress: 60 readings" in text
-    assert "HTTP 503 from" in text
+    assert "(HTTP 503); retry 1 in" in text
     assert "totals: " in text and "readings=60" in text

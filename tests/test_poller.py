@@ -16,7 +16,6 @@ from bytewax.testing import TestingSink, run_main
 
 from data import simulate
 from dataflows.air_quality import build_flow
-from sources.backoff import Backoff
 from sources.payload import DeadLetter, Reading
 from sources.poller import (
     API_KEY_ENV,
@@ -25,6 +24,7 @@ from sources.poller import (
     PurpleAirPoller,
     PurpleAirRequestError,
 )
+from sources.retry import Backoff
 from tests.fake_purpleair import API_KEY, FakePurpleAir
 
 START = datetime(2026, 4, 1, tzinfo=UTC)

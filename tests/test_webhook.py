@@ -18,7 +18,7 @@ from data import simulate
 from dataflows.air_quality import build_flow
 from sinks.jsonlines import JsonLinesSink, to_line
 from sinks.webhook import WebhookSink
-from sources.backoff import Backoff
+from sources.retry import Backoff
 from tests.conftest import ROOT
 
 
@@ -117,8 +117,11 @@ def test_an_unreachable_url_is_dead_lettered_after_the_retries(tmp_path):
     part.write_batch(records(2))
     lines = [json.loads(line) for line in dead.read_text().splitlines()]
     assert [d["raw"] for d in lines] == records(2)
-    assert lines[0]["reason"].startswith("ConnectionError: ")
-    assert lines[0]["reason"].endswith("(after 2 attempts)")
+    reason = lines[0]["reason"]
+    assert reason == (
+        "NewConnectionError: Failed to establish a new connection: [Errno 111] Connection refused"
+        " (after 2 attempts)"
+    )
 
 
 def test_bad_options():
