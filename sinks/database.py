@@ -15,15 +15,15 @@ resumed from the recovery directory writes it again: nothing is lost.
 ('sqlite:///anomalies.db', 'sqlite:///data/x.sqlite')
 >>> database_url("postgresql://me@db.example/aq"), database_url("anomalies.jsonl")
 ('postgresql://me@db.example/aq', None)
->>> redact("postgresql://me:secret@db.example:5432/aq")
-'postgresql://me:***@db.example:5432/aq'
+
+Every message (a retry's warning, the final error, the driver's error it quotes) goes through
+`sinks.redaction.redact` with the URL it is about: no password reaches the log.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import re
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -31,6 +31,7 @@ from typing import Any, Protocol, TypeVar
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from sinks.redaction import redact
 from sinks.tables import TABLES, SchemaMismatch, Table
 from sources.backoff import Backoff
 
@@ -92,16 +93,6 @@ def database_url(target: Any) -> str | None:
     return None
 
 
-def redact(url: str) -> str:
-    """The URL without its password, whether in the user part or a `password=` parameter.
-
-    >>> redact("postgresql://me@db.example/aq?sslmode=require&password=secret")
-    'postgresql://me@db.example/aq?sslmode=require&password=***'
-    """
-    url = re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
-    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url, flags=re.IGNORECASE)
-
-
 def dialect_for(url: str, timeout: float) -> Dialect:
     """The dialect of a `database_url`; `timeout`: seconds to wait for a lock or a connection."""
     if url.startswith("sqlite:///"):
@@ -147,11 +138,13 @@ class _DatabasePartition(StatelessSinkPartition[Mapping[str, Any]]):
                 return action(self._conn)
             except (*dialect.errors, SchemaMismatch) as exc:
                 self._drop()
+                error = redact(" ".join(str(exc).split()), sink.url)
                 if isinstance(exc, SchemaMismatch) or not dialect.transient(exc):
+                    # from None: the driver's own error, shown in a traceback, may hold the URL
                     raise DatabaseRejected(
-                        f"{table} in {dialect.where}: could not {what}: {type(exc).__name__}: {exc}"
-                    ) from exc
-                error = " ".join(str(exc).split())
+                        f"{table} in {dialect.where}: could not {what}: "
+                        f"{type(exc).__name__}: {error}"
+                    ) from None
                 if failures >= sink.retries:
                     fix = "Fix the database"
                     if what.startswith("write"):
@@ -160,7 +153,7 @@ class _DatabasePartition(StatelessSinkPartition[Mapping[str, Any]]):
                         f"{table} in {dialect.where}: could not {what} after {failures + 1} "
                         f"attempts, last: {error}. {fix}, then run the same command again "
                         "(with -r, it resumes from the last snapshot and writes what is missing)"
-                    ) from exc
+                    ) from None
                 wait = sink.backoff.delay(failures, rng=self._rng)
                 failures += 1
                 log.warning(
@@ -181,10 +174,10 @@ class _DatabasePartition(StatelessSinkPartition[Mapping[str, Any]]):
 class DatabaseSink(DynamicSink[Mapping[str, Any]]):
     """Upsert the flow's records (dicts) into `table` of the database at `url`.
 
-    `table` is one of `sinks.tables.TABLES` (`anomalies`, `readings`, `dead_letters`, `events`),
-    matching the records the sink receives. `url` is anything `database_url` accepts. `timeout`
-    is how long one attempt waits for a lock or a connection; `retries` and `backoff` (a
-    `Backoff` or its options) how long trouble is ridden out before the flow stops.
+    `table` is one of `sinks.tables.TABLES` (`anomalies`, `readings`, `dead_letters`, `events`,
+    `incidents`), matching the records the sink receives. `url` is anything `database_url`
+    accepts. `timeout` is how long one attempt waits for a lock or a connection; `retries` and
+    `backoff` (a `Backoff` or its options) how long trouble is ridden out before the flow stops.
     """
 
     def __init__(
@@ -207,6 +200,11 @@ class DatabaseSink(DynamicSink[Mapping[str, Any]]):
             raise ValueError(f"table must be one of {sorted(TABLES)}, got {table!r}")
         if retries < 0 or timeout <= 0:
             raise ValueError("retries must be >= 0 and timeout > 0")
+        if resolved.removeprefix("sqlite:///") in ("", ":memory:"):
+            raise ValueError(
+                f"{table}: {url!r} keeps nothing (an in-memory database); "
+                "allowed: a database file path or postgresql://..."
+            )
         if resolved.startswith("sqlite:///"):
             folder = Path(resolved.removeprefix("sqlite:///")).parent
             if not folder.is_dir():
