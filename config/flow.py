@@ -61,8 +61,9 @@ Limits = Mapping[str, tuple[float, float]]
 # Bounds that keep a run within memory (each allocated per sensor, or per run, when it starts).
 #: Values a per-sensor window holds per field (imputation, scaling): 80 kB a field at most.
 MAX_WINDOW = 10_000
-#: HalfSpaceTrees nodes per sensor (n_trees x 2^(height+1)): 10 x 2^9 by default.
-MAX_TREE_NODES = 2**20
+#: HalfSpaceTrees nodes per sensor (n_trees x 2^(height+1)): 10 x 2^9 by default; each tree is
+#: built whole when a sensor first reports (8 trees of height 16, 2^20 nodes, took 74 s).
+MAX_TREE_NODES = 2**16
 #: Sensor shards a file is read in: each is a partition that decodes the whole file.
 MAX_SHARDS = 1024
 #: Readings in one source batch (held in memory together).
