@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ from pathlib import Path
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from config.options import ConfigError, Group, fail, group, option
+from config.options import ConfigError, Group, fail, group, option, where
 from detectors.base import Detector
 from detectors.catalog import AIR_QUALITY_DETECTOR, DETECTORS, alarm_threshold, make_detector
 from detectors.hst import DEFAULT_FEATURES, DEFAULT_LIMITS, HalfSpaceTreesDetector
@@ -63,6 +64,55 @@ GC_THRESHOLD = 100_000
 Target = str | Sink | None
 Limits = Mapping[str, tuple[float, float]]
 
+# Bounds that keep a run within memory (each allocated per sensor, or per run, when it starts).
+#: Values a per-sensor window holds per field (imputation, scaling): 80 kB a field at most.
+MAX_WINDOW = 10_000
+#: HalfSpaceTrees nodes per sensor (n_trees x 2^(height+1)): 10 x 2^9 by default; each tree is
+#: built whole when a sensor first reports (8 trees of height 16, 2^20 nodes, took 74 s).
+MAX_TREE_NODES = 2**16
+#: Sensor shards a file is read in: each is a partition that decodes the whole file.
+MAX_SHARDS = 1024
+#: Readings in one source batch (held in memory together).
+MAX_BATCH = 1_000_000
+#: A neighbour radius reaches at most this many area sides: a reading is sent to every area it
+#: reaches, so (2 x this + 1)^2 areas at most (25 for 2).
+MAX_REACH = 2
+#: Seconds of event time per spatial window: an area holds its sensors' readings until it closes.
+MAX_SPATIAL_WINDOW = 86_400
+#: The longest connect or read timeout, seconds.
+MAX_TIMEOUT = 3600.0
+#: Fields of the flow's own records (`dataflows.steps.anomaly_record`, `reading_record`): a
+#: feature or field of that name would overwrite them.
+RECORD_FIELDS = (
+    "sensor_index", "last_seen", "time", "kind", "reasons", "score", "imputed", "flags",
+    "aqi_category", "status", "placeholder", "values", "missing", "details",
+)  # fmt: skip
+
+
+def _at_most(table: str, key: str, value: float, cap: float, why: str) -> None:
+    """A bound that keeps the run within memory (`why` says what it bounds)."""
+    if value > cap:
+        shown = f"{cap:,}" if isinstance(cap, int) else f"{cap:g}"
+        fail(table, key, value, f"at most {shown} ({why})", f"{value!r} is out of range")
+
+
+def _timeouts(table: str, key: str, value: tuple[float, ...]) -> None:
+    """Connect and read timeouts: each above 0 and at most `MAX_TIMEOUT` seconds."""
+    if not all(0 < t <= MAX_TIMEOUT for t in value):
+        allowed = f"seconds above 0 and at most {MAX_TIMEOUT:g}"
+        fail(table, key, value, allowed, f"{value!r} is out of range")
+
+
+def _not_record_fields(table: str, key: str, names: Sequence[str]) -> None:
+    """Refuse a field name that the flow's own records use (`RECORD_FIELDS`)."""
+    taken = [name for name in names if name in RECORD_FIELDS]
+    if taken:
+        fail(
+            table, key, tuple(names) if not isinstance(names, str) else names,
+            f"measurement names other than {', '.join(RECORD_FIELDS)}",
+            f"{taken[0]!r} is a field of the flow's own records",
+        )  # fmt: skip
+
 
 def _valid(table: str, build: Callable[[], object]) -> None:
     """Build a component to let it check its own options; its refusal names the table."""
@@ -96,12 +146,6 @@ def _seconds(table: str, key: str, value: float) -> None:
     """A duration must be a finite number of seconds above 0."""
     if not (math.isfinite(value) and value > 0):
         fail(table, key, value, "a finite number of seconds above 0")
-
-
-def _timeout(table: str, timeout: tuple[float, float]) -> None:
-    """(connect, read) seconds, both finite and above 0."""
-    if len(timeout) != 2 or not all(math.isfinite(t) and t > 0 for t in timeout):
-        fail(table, "timeout", list(timeout), "[connect, read]: finite seconds above 0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,7 +222,7 @@ class PurpleAirConfig(Group):
         return PurpleAirPoller(**options)
 
     def check(self) -> None:
-        _timeout(self.table, self.timeout)
+        _timeouts(self.table, "timeout", self.timeout)
         _valid(self.table, self.poller)
 
 
@@ -253,7 +297,7 @@ class UrlLimitsConfig(PollLimitsConfig):
 
     def check(self) -> None:
         super().check()
-        _timeout(self.table, self.timeout)
+        _timeouts(self.table, "timeout", self.timeout)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -285,6 +329,10 @@ class ImputationConfig(Group):
     )
     window: int = option(10, "observed values the imputer looks back on", min=1)
     strategy: str = option("mean", "how the window becomes a value", choices=STRATEGIES)
+
+    def check(self) -> None:
+        _not_record_fields(self.table, "fields", self.fields)
+        _at_most(self.table, "window", self.window, MAX_WINDOW, "values kept per sensor and field")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -419,6 +467,12 @@ class ScalingConfig(Group):
         example=720,
     )
 
+    def check(self) -> None:
+        _not_record_fields(self.table, "fields", self.fields)
+        if self.window is not None:
+            why = "values kept per sensor and field"
+            _at_most(self.table, "window", self.window, MAX_WINDOW, why)
+
 
 @dataclasses.dataclass(frozen=True)
 class CleaningConfig(Group):
@@ -494,6 +548,14 @@ class DetectionConfig(Group):
         return alarm_threshold(self.detector_factory()())
 
     def check(self) -> None:
+        _not_record_fields(self.table, "features", self.features)
+        nodes = self.n_trees * 2 ** min(self.height + 1, 64)
+        if nodes > MAX_TREE_NODES:
+            fail(
+                self.table, "height", self.height,
+                f"n_trees x 2^(height+1) at most {MAX_TREE_NODES:,} nodes per sensor",
+                f"{self.n_trees} trees of height {self.height} are {nodes:,} nodes per sensor",
+            )  # fmt: skip
         if self.detector != "hst" and len(self.features) != 1:
             fail(
                 self.table, "features", self.features, "one feature", f"{self.detector} scores one"
@@ -552,6 +614,16 @@ class SpatialConfig(Group):
         return NeighbourRule(**{name: getattr(self, name) for name in names})
 
     def check(self) -> None:
+        _not_record_fields(self.table, "field", [self.field])
+        why = "an area holds its readings until the window closes"
+        _at_most(self.table, "window", self.window, MAX_SPATIAL_WINDOW, why)
+        if self.radius_km > MAX_REACH * self.area_km:
+            fail(
+                self.table, "radius_km", self.radius_km,
+                f"at most {MAX_REACH} x area_km ({MAX_REACH * self.area_km:g}): a reading goes to "
+                "every area its radius reaches",
+                f"{self.radius_km!r} is out of range",
+            )  # fmt: skip
         _valid(self.table, self.rule)
 
 
@@ -612,7 +684,7 @@ class WebhookConfig(Group):
         return WebhookSink(**options)
 
     def check(self) -> None:
-        _timeout(self.table, self.timeout)
+        _timeouts(self.table, "timeout", self.timeout)
         if self.url is not None and not self.url.startswith(("http://", "https://")):
             fail(self.table, "url", self.url, "an http:// or https:// URL")
 
@@ -693,15 +765,29 @@ class DatabaseConfig(Group):
     def check(self) -> None:
         if self.timeout <= 0:
             fail(self.table, "timeout", self.timeout, "more than 0")
+        _at_most(self.table, "timeout", self.timeout, MAX_TIMEOUT, "seconds")
 
 
-#: Each output (also the name of its table in a database), and the stream it goes to when unset.
+#: Each output (also the name of its table in a database), and the stream it goes to when unset
+#: (incidents: none are made unless the option is set).
 OUTPUT_STREAMS = {
     "anomalies": "stdout",
     "dead_letters": "stderr",
     "readings": "stdout",
     "events": "stderr",
+    "incidents": "stdout",
 }
+#: The first bytes of every SQLite database file.
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _is_sqlite_file(path: Path) -> bool:
+    """Whether `path` is an existing SQLite database file (appending JSON lines would ruin it)."""
+    try:
+        with path.open("rb") as file:
+            return file.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+    except OSError:
+        return False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -737,8 +823,9 @@ class OutputsConfig(Group):
     sample: SampleConfig = group(SampleConfig)
 
     def sink(self, name: str) -> Sink:
-        """The sink of output `name` (`anomalies`, `dead_letters`, `readings`, `events`): its
-        table of a database, a JSON-lines file, its stream when unset, or the sink given."""
+        """The sink of output `name` (`anomalies`, `dead_letters`, `readings`, `events`,
+        `incidents`): its table of a database, a JSON-lines file, its stream when unset, or the
+        sink given."""
         target = getattr(self, name)
         url = database_url(target)
         if url is not None:
@@ -746,6 +833,14 @@ class OutputsConfig(Group):
         if target is None or isinstance(target, str):
             return JsonLinesSink(target, stream=OUTPUT_STREAMS[name])
         return target
+
+    def files(self) -> list[tuple[str, str, str]]:
+        """Every output this run writes to a file or a database: (table, key, target)."""
+        found = [(self.table, name, getattr(self, name)) for name in OUTPUT_STREAMS]
+        found.append((self.sample.table, "path", self.sample.path))
+        if self.webhook.url is not None:
+            found.append((self.webhook.table, "dead_letters", self.webhook.dead_letters))
+        return [(t, k, v) for t, k, v in found if isinstance(v, str) and v != "-"]
 
     def check(self) -> None:
         for name in OUTPUT_STREAMS:
@@ -756,6 +851,39 @@ class OutputsConfig(Group):
             fail(
                 self.sample.table, "path", self.sample.path, "a JSON-lines file path", "a database"
             )
+        self._check_files()
+
+    def _check_files(self) -> None:
+        """No output loses data silently: a JSON-lines file is not a database's file, nor another
+        output's file, and its folder exists (several outputs into one database, each its own
+        table, are fine)."""
+        files = self.files()
+        databases = {}  # an SQLite file's real path → the output writing it
+        for table, key, target in files:
+            url = database_url(target)
+            if url is not None and url.startswith("sqlite:///"):
+                real = os.path.realpath(url.removeprefix("sqlite:///"))
+                databases.setdefault(real, where(table, key))
+        seen: dict[str, str] = {}
+        own = "a JSON-lines file of its own"
+        for table, key, target in files:
+            if database_url(target) is not None:
+                continue
+            path, real = Path(target), os.path.realpath(target)
+            if real in databases:
+                problem = f"{target!r} is the database file of {databases[real]}"
+                fail(table, key, target, own, problem)
+            if path.is_dir():
+                fail(table, key, target, own, f"{target!r} is a folder")
+            if not path.parent.is_dir():
+                fail(table, key, target, own, f"the folder {str(path.parent)!r} does not exist")
+            if _is_sqlite_file(path):
+                fail(table, key, target, own, f"{target!r} is an SQLite database file")
+            if path.exists() and not path.is_file():
+                continue  # /dev/null, a pipe: what is written there is meant to go
+            if real in seen:
+                fail(table, key, target, own, f"{target!r} is also the file of {seen[real]}")
+            seen[real] = where(table, key)
 
 
 # --- run ----------------------------------------------------------------------------------
@@ -784,6 +912,11 @@ class RunConfig(Group):
         '"readings": an object per reading; "columns": numpy batches per shard',
         choices=ENGINES,
     )
+
+    def check(self) -> None:
+        why = "each shard is a partition that reads the whole file"
+        _at_most(self.table, "shards", self.shards, MAX_SHARDS, why)
+        _at_most(self.table, "batch_size", self.batch_size, MAX_BATCH, "readings held at once")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import math
 import sys
 import types
 import typing
 from pathlib import Path
 from typing import Any, ClassVar
+
+from sinks.redaction import redact
 
 #: Metadata keys of an option.
 DOC, KEYWORD, CHOICES, MIN, MAX, SHORTHAND, EXAMPLE = (
@@ -44,7 +47,11 @@ DOC, KEYWORD, CHOICES, MIN, MAX, SHORTHAND, EXAMPLE = (
 
 
 class ConfigError(ValueError):
-    """A configuration that cannot run: one line naming the table, the key and what is wrong."""
+    """A configuration that cannot run: one line naming the table, the key and what is wrong
+    (with any credential in it masked: a value quoted back may be a database URL)."""
+
+    def __init__(self, message: str):
+        super().__init__(redact(" ".join(str(message).split())))
 
 
 def option(
@@ -151,12 +158,20 @@ class _Mismatch(Exception):
     """A value does not fit a type (internal: becomes a ConfigError naming the option)."""
 
 
+class _NotFinite(Exception):
+    """A number that is NaN or infinite (no option takes one: `nan > threshold` is never true,
+    so a NaN threshold would silently report nothing)."""
+
+
 def conform(table: str, key: str, value: Any, hint: Any) -> Any:
     """`value` in the canonical form of `hint`, or a ConfigError naming what is allowed."""
     try:
         return _conform(value, hint)
     except _Mismatch:
         fail(table, key, value, describe(hint), f"{value!r} is the wrong type")
+    except _NotFinite:
+        what = "is not" if isinstance(value, float) else "holds a number that is not"
+        fail(table, key, value, "finite numbers", f"{value!r} {what} finite")
 
 
 def _is_union(hint: Any) -> bool:
@@ -186,6 +201,8 @@ def _conform(value: Any, hint: Any) -> Any:
         raise _Mismatch
     if hint is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise _NotFinite
             return float(value)
         raise _Mismatch
     if hint is int:

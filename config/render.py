@@ -2,7 +2,9 @@
 
 Generated from the groups themselves, so the README's example file and `python -m config` can
 never drift from the code. Options unset by default are shown commented out, with an example;
-what only Python can give (a Bytewax sink, a function) is shown as a comment.
+what only Python can give (a Bytewax sink, a function) is shown as a comment. Credentials are
+masked (`***`): a URL's password or secret parameter (`sinks/redaction.py`), and the value of an
+HTTP header whose name says it is one (Authorization, X-API-Key, a token, a cookie).
 
 >>> from config.flow import RunConfig
 >>> print(to_toml(RunConfig(batch_size=500), header=False))
@@ -29,6 +31,7 @@ from typing import Any
 
 from config.flow import FlowConfig
 from config.options import DOC, EXAMPLE, KEYWORD, Group, is_group
+from sinks.redaction import MASK, redact
 
 HEADER = """\
 # The air-quality flow's configuration: every option, its default and what it does
@@ -40,6 +43,8 @@ HEADER = """\
 COMMENT_COLUMN = 46
 WIDTH = 100
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+#: A mapping's text value under a key like these is a credential (an HTTP header's, say).
+SECRET_KEY = re.compile(r"auth|key|token|secret|pass|cookie|session|signature", re.IGNORECASE)
 
 
 class _NotToml(Exception):
@@ -62,14 +67,20 @@ def value_text(value: Any) -> str:
             return "nan"
         return repr(value) if math.isfinite(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, str | Path):
-        return json.dumps(str(value))  # JSON's escapes are TOML's
+        return json.dumps(redact(str(value)))  # JSON's escapes are TOML's
     if isinstance(value, list | tuple):
         return "[" + ", ".join(value_text(v) for v in value) + "]"
     if isinstance(value, Mapping):
         if not value:
             return "{}"
-        return "{ " + ", ".join(f"{key_text(k)} = {value_text(v)}" for k, v in value.items()) + " }"
+        items = ", ".join(f"{key_text(k)} = {value_text(_masked(k, v))}" for k, v in value.items())
+        return "{ " + items + " }"
     raise _NotToml
+
+
+def _masked(key: str, value: Any) -> Any:
+    """A mapping's value as shown: masked when its key names a credential."""
+    return MASK if isinstance(value, str) and SECRET_KEY.search(str(key)) else value
 
 
 def _table_doc(cls: type) -> str:
@@ -137,7 +148,7 @@ def _render(config: Group, path: tuple[str, ...], out: list[str]) -> None:
     for name, mapping, doc in tables:
         header = ".".join((*path, key_text(name)))
         out += ["", *_comment(doc), f"[{header}]"]
-        out += [f"{key_text(k)} = {value_text(v)}" for k, v in mapping.items()]
+        out += [f"{key_text(k)} = {value_text(_masked(k, v))}" for k, v in mapping.items()]
     for spec in specs:
         if is_group(spec):
             _render(getattr(config, spec.name), (*path, spec.name), out)

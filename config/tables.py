@@ -203,14 +203,21 @@ def _unknown_keyword(name: str) -> ConfigError:
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """A TOML file's tables; a missing or malformed file is a ConfigError naming it."""
+    """A TOML file's tables; a missing or malformed file (bad syntax, not UTF-8, nested deeper
+    than the parser recurses) is a ConfigError naming it."""
     try:
         with open(path, "rb") as file:
             return tomllib.load(file)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such configuration file") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path}: not valid TOML: not UTF-8 text (byte {error.start}: {error.reason})"
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
     except OSError as error:
         raise ConfigError(f"{path}: cannot be read: {error.strerror}") from None
 

@@ -59,7 +59,6 @@ from preparation.incidents import Incident, incident_record
 from preparation.metrics import count_events, count_preparation, count_readings, count_sampled
 from preparation.sampling import SampleLogic
 from preparation.validation import RangeValidator
-from sinks.jsonlines import JsonLinesSink
 from sinks.log import LogSink
 from sinks.metrics import Progress
 from sources.documents import is_url
@@ -455,9 +454,8 @@ def dataflow(config: FlowConfig) -> Dataflow:
         found = op.flat_map_batch("take_incidents", per_key, lambda b: unkeyed(b, Incident))
         if placed is not None:
             found = op.merge("all_incidents", found, area_incidents)
-        target = outputs.incidents
-        sink = JsonLinesSink(target, stream="stdout") if isinstance(target, str) else target
-        op.output("incidents_out", op.map("incident_json", found, incident_record), sink)
+        records = op.map("incident_json", found, incident_record)
+        op.output("incidents_out", records, outputs.sink("incidents"))
     alert_counts = _alerts(scored, config.detection, outputs, counter, placed)
     if alert_counts is not None:
         extra_counts.append(alert_counts)

@@ -15,21 +15,22 @@ resumed from the recovery directory writes it again: nothing is lost.
 ('sqlite:///anomalies.db', 'sqlite:///data/x.sqlite')
 >>> database_url("postgresql://me@db.example/aq"), database_url("anomalies.jsonl")
 ('postgresql://me@db.example/aq', None)
->>> redact("postgresql://me:secret@db.example:5432/aq")
-'postgresql://me:***@db.example:5432/aq'
+
+Every message (a retry's warning, the final error, the driver's error it quotes) goes through
+`sinks.redaction.redact` with the URL it is about: no password reaches the log.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from sinks.redaction import redact
 from sinks.tables import TABLES, SchemaMismatch, Table
 from sources.retry import Backoff, attempts, cause, retrying
 
@@ -91,16 +92,6 @@ def database_url(target: Any) -> str | None:
     return None
 
 
-def redact(url: str) -> str:
-    """The URL without its password, whether in the user part or a `password=` parameter.
-
-    >>> redact("postgresql://me@db.example/aq?sslmode=require&password=secret")
-    'postgresql://me@db.example/aq?sslmode=require&password=***'
-    """
-    url = re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
-    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url, flags=re.IGNORECASE)
-
-
 def dialect_for(url: str, timeout: float) -> Dialect:
     """The dialect of a `database_url`; `timeout`: seconds to wait for a lock or a connection."""
     if url.startswith("sqlite:///"):
@@ -144,22 +135,31 @@ class _DatabasePartition(StatelessSinkPartition[Mapping[str, Any]]):
             rng=self._rng,
             transient=lambda exc: isinstance(exc, dialect.errors) and dialect.transient(exc),
             log=log,
+            describe=lambda exc: cause(self._redacted(exc)),
         )
         try:
             return retryer(self._once, action)
         except (*dialect.errors, SchemaMismatch) as exc:
+            # from None: the driver's own error, shown in a traceback, may hold the URL
             if isinstance(exc, SchemaMismatch) or not dialect.transient(exc):
                 raise DatabaseRejected(
-                    f"{table} in {dialect.where}: could not {what}: {type(exc).__name__}: {exc}"
-                ) from exc
+                    f"{table} in {dialect.where}: could not {what}: "
+                    f"{type(exc).__name__}: {self._redacted(exc)}"
+                ) from None
             fix = "Fix the database"
             if what.startswith("write"):
                 fix = "Nothing of this batch was written; fix the database"
             raise DatabaseUnavailable(
                 f"{table} in {dialect.where}: could not {what} after {attempts(retryer)} "
-                f"attempts, last: {cause(exc)}. {fix}, then run the same command again "
-                "(with -r, it resumes from the last snapshot and writes what is missing)"
-            ) from exc
+                f"attempts, last: {cause(self._redacted(exc))}. {fix}, then run the same "
+                "command again (with -r, it resumes from the last snapshot and writes what is "
+                "missing)"
+            ) from None
+
+    def _redacted(self, exc: BaseException) -> str:
+        """The error's text on one line, with every piece of the target's credentials masked
+        (redacted whole before any truncation, so no cut can leave part of a secret)."""
+        return redact(" ".join(str(exc).split()), self._sink.url)
 
     def _once(self, action: Callable[[Any], T]) -> T:
         """One attempt on a live connection (opened, and the table created, if need be); a
@@ -185,10 +185,10 @@ class _DatabasePartition(StatelessSinkPartition[Mapping[str, Any]]):
 class DatabaseSink(DynamicSink[Mapping[str, Any]]):
     """Upsert the flow's records (dicts) into `table` of the database at `url`.
 
-    `table` is one of `sinks.tables.TABLES` (`anomalies`, `readings`, `dead_letters`, `events`),
-    matching the records the sink receives. `url` is anything `database_url` accepts. `timeout`
-    is how long one attempt waits for a lock or a connection; `retries` and `backoff` (a
-    `Backoff` or its options) how long trouble is ridden out before the flow stops.
+    `table` is one of `sinks.tables.TABLES` (`anomalies`, `readings`, `dead_letters`, `events`,
+    `incidents`), matching the records the sink receives. `url` is anything `database_url`
+    accepts. `timeout` is how long one attempt waits for a lock or a connection; `retries` and
+    `backoff` (a `Backoff` or its options) how long trouble is ridden out before the flow stops.
     """
 
     def __init__(
@@ -211,6 +211,11 @@ class DatabaseSink(DynamicSink[Mapping[str, Any]]):
             raise ValueError(f"table must be one of {sorted(TABLES)}, got {table!r}")
         if retries < 0 or timeout <= 0:
             raise ValueError("retries must be >= 0 and timeout > 0")
+        if resolved.removeprefix("sqlite:///") in ("", ":memory:"):
+            raise ValueError(
+                f"{table}: {url!r} keeps nothing (an in-memory database); "
+                "allowed: a database file path or postgresql://..."
+            )
         if resolved.startswith("sqlite:///"):
             folder = Path(resolved.removeprefix("sqlite:///")).parent
             if not folder.is_dir():

@@ -17,7 +17,7 @@ import zlib
 
 import psycopg
 
-from sinks.database import redact
+from sinks.redaction import redact
 from sinks.tables import Table, quote
 
 TYPES = {

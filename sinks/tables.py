@@ -270,6 +270,32 @@ def _dead_letter_row(d: Mapping[str, Any]) -> tuple:
     return (storable_text(d["origin"]), digest, storable_text(d["reason"]), raw)
 
 
+#: An incident record's fields with a column of their own; any other (a kind's own facts) is
+#: kept in the `details` JSON column, so new incident kinds need no new schema.
+_INCIDENT_FIXED = frozenset(
+    {"id", "state", "kind", "time", "started", "reasons", "count", "sensor_index", "area",
+     "sensors"}
+)  # fmt: skip
+
+
+def _incident_row(i: Mapping[str, Any]) -> tuple:
+    details = {k: v for k, v in i.items() if k not in _INCIDENT_FIXED}
+    sensors = i.get("sensors")
+    return (
+        storable_text(i["id"]),
+        storable_text(i["state"]),
+        storable_text(i["kind"]),
+        i["time"],
+        i["started"],
+        to_json(i.get("reasons", [])),
+        i.get("count"),
+        i.get("sensor_index"),
+        None if i.get("area") is None else storable_text(i["area"]),
+        None if sensors is None else to_json(sensors),
+        to_json(details),
+    )
+
+
 _MEASUREMENT_COLUMNS = tuple(Column(column_name(f), "real") for f in MEASUREMENTS)
 
 TABLES: dict[str, Table] = {
@@ -334,5 +360,25 @@ TABLES: dict[str, Table] = {
         ("origin", "raw_sha256"),
         (),
         _dead_letter_row,
+    ),
+    # an incident's `open` and its `close` record, each once (a replayed one is the same row)
+    "incidents": Table(
+        "incidents",
+        (
+            Column("id", "text", False),
+            Column("state", "text", False),
+            Column("kind", "text", False),
+            Column("time", "time", False),
+            Column("started", "time", False),
+            Column("reasons", "json", False),
+            Column("count", "int"),
+            Column("sensor_index", "int"),
+            Column("area", "text"),
+            Column("sensors", "json"),
+            Column("details", "json", False),
+        ),
+        ("id", "state"),
+        (("time",), ("sensor_index",)),
+        _incident_row,
     ),
 }

@@ -14,17 +14,19 @@ KEYS = {
     "readings": ("sensor_index", "time"),
     "events": ("sensor_index", "last_seen", "event"),
     "dead_letters": ("origin", "raw"),
+    "incidents": ("id", "state"),
 }
-JSON_COLUMNS = {"values", "imputed", "missing", "flags", "details", "reasons", "raw"}
-TIME_COLUMNS = {"time", "last_seen"}
+JSON_COLUMNS = {"values", "imputed", "missing", "flags", "details", "reasons", "raw", "sensors"}
+TIME_COLUMNS = {"time", "last_seen", "started"}
 
 
-#: build_flow's options for the four outputs, and the table each writes.
+#: build_flow's options for the five outputs, and the table each writes.
 OUTPUTS = {
     "output": "anomalies",
     "readings": "readings",
     "dead_letters": "dead_letters",
     "events": "events",
+    "incidents": "incidents",
 }
 
 
@@ -45,6 +47,11 @@ def expected(table: str, records: list[dict[str, Any]]) -> dict[tuple, dict[str,
                 row[field.replace(".", "_")] = r["values"].get(field)
         elif table == "events":
             row = {k: r[k] for k in ("time", "seconds", "missed", "clock")}
+        elif table == "incidents":
+            fixed = ("id", "state", "kind", "time", "started", "reasons", "count")
+            fixed += ("sensor_index", "area", "sensors")  # absent: NULL
+            row = {k: r.get(k) for k in fixed[2:]}
+            row["details"] = {k: v for k, v in r.items() if k not in fixed}
         else:
             row = {"reason": r["reason"]}
         key = tuple(

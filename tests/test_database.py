@@ -70,6 +70,7 @@ def assert_holds(url, reference):
 def test_the_database_holds_exactly_what_the_flow_emits(polls_file, reference, database_url):
     assert len(reference["anomalies"]) >= 4 and len(reference["dead_letters"]) == 2
     assert len(reference["events"]) > 0
+    assert {r["state"] for r in reference["incidents"]} == {"open", "close"}
     keys = {(r["sensor_index"], r["time"]) for r in reference["readings"]}
     # a sensor that did not report between two polls repeats its row: one row, the later one
     assert 0 < len(reference["readings"]) - len(keys) < 20
@@ -105,6 +106,32 @@ def test_a_replayed_batch_with_a_repeated_key_keeps_one_row_the_last(database_ur
     assert got[(5, "2026-04-01T00:00:00Z")]["pm1_0_cf_1"] == 3.5
     assert got[(5, "2026-04-01T00:00:00Z")]["imputed"] == ["humidity"]
     assert len(got) == 2
+
+
+def test_incidents_of_every_shape_are_one_row_each_and_a_replay_changes_nothing(database_url):
+    """An area's incident (no sensor, its sensors), a sensor's (no area), and a kind with facts
+    of its own (another issue adds kinds): each `open` and `close` once, the extras kept."""
+    area = {"id": "area:1:2:600", "state": "open", "kind": "pollution_event",
+            "time": "2026-04-01T00:10:00Z", "started": "2026-04-01T00:10:00Z",
+            "reasons": ["pollution_event"], "count": 1, "area": "1:2",
+            "sensors": [5, 6]}  # fmt: skip
+    closed = {**area, "state": "close", "time": "2026-04-01T01:00:00Z", "count": 4}
+    sensor = {"id": "sensor:7:600", "state": "open", "kind": "sensor_fault",
+              "time": "2026-04-01T00:10:00Z", "started": "2026-04-01T00:10:00Z",
+              "reasons": ["flatline"], "count": 1, "sensor_index": 7}  # fmt: skip
+    novel = {**sensor, "id": "sensor:8:600", "kind": "drift", "sensor_index": 8,
+             "slope": 0.25, "reference": {"sensor": 9}}  # fmt: skip
+    records = [area, sensor, novel, closed]
+    for _ in range(2):  # the second time: a batch replayed after a resume
+        part = DatabaseSink(database_url, "incidents").build("incidents_out", 0, 1)
+        part.write_batch(records)
+        part.close()
+    got = fetch(database_url, "incidents")
+    assert sorted(got) == sorted((r["id"], r["state"]) for r in records)
+    assert matches(got, expected("incidents", records))
+    assert got[("sensor:8:600", "open")]["details"] == {"slope": 0.25, "reference": {"sensor": 9}}
+    assert got[("area:1:2:600", "close")]["sensor_index"] is None
+    assert got[("sensor:7:600", "open")]["area"] is None
 
 
 def test_two_workers_write_what_one_worker_emits(polls_file, reference, database_url):
