@@ -277,11 +277,10 @@ def test_a_password_given_as_a_url_parameter_is_not_shown(postgres_server, caplo
     assert all("wrong-in-query" not in text and "password=***" in text for text in shown)
 
 
-def test_field_names_no_database_takes_are_stored_with_a_replacement_character(
-    tmp_path, database_url
-):
-    """A NUL (PostgreSQL's JSONB refuses it) or a lone surrogate (no UTF-8 encoder takes it) in
-    a payload's field name must not stop the flow at the database."""
+def test_field_names_no_database_takes_are_stored_or_dead_letters(tmp_path, database_url):
+    """A NUL in a payload's field name (PostgreSQL's JSONB refuses it) is stored with a
+    replacement character; a lone surrogate (no UTF-8 encoder takes it) makes its payload's rows
+    dead letters (docs/edges.md). Neither stops the flow at the database."""
     polls = write_lines(
         tmp_path / "odd.jsonl",
         [
@@ -293,6 +292,8 @@ def test_field_names_no_database_takes_are_stored_with_a_replacement_character(
     )
     run_main(build_flow(str(polls), **dict.fromkeys(OUTPUTS, database_url)))
     rows = fetch(database_url, "readings")
-    assert sorted(rows) == [(1, "1970-01-01T00:16:40Z"), (2, "1970-01-01T00:16:40Z")]
-    assert [r["values"]["pm\ufffdx"] for _, r in sorted(rows.items())] == [1.0, 3.0]
-    assert [r["pm1_0_cf_1"] for _, r in sorted(rows.items())] == [2.0, 4.0]
+    assert sorted(rows) == [(1, "1970-01-01T00:16:40Z")]
+    assert rows[(1, "1970-01-01T00:16:40Z")]["values"]["pm\ufffdx"] == 1.0
+    assert rows[(1, "1970-01-01T00:16:40Z")]["pm1_0_cf_1"] == 2.0
+    reasons = [row["reason"] for row in fetch(database_url, "dead_letters").values()]
+    assert len(reasons) == 1 and "not valid Unicode" in reasons[0]
