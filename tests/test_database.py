@@ -253,8 +253,9 @@ def test_a_password_given_as_a_url_parameter_is_not_shown(postgres_server, caplo
 def test_field_names_no_database_takes_are_stored_with_a_replacement_character(
     tmp_path, database_url
 ):
-    """A NUL (PostgreSQL's JSONB refuses it) or a lone surrogate (no UTF-8 encoder takes it) in
-    a payload's field name must not stop the flow at the database."""
+    """A NUL (PostgreSQL's JSONB refuses it) in a payload's field name must not stop the flow at
+    the database; a lone surrogate (no UTF-8 encoder takes it) makes the payload's rows dead
+    letters, stored with their reason (docs/edges.md)."""
     polls = write_lines(
         tmp_path / "odd.jsonl",
         [
@@ -266,6 +267,10 @@ def test_field_names_no_database_takes_are_stored_with_a_replacement_character(
     )
     run_main(build_flow(str(polls), **dict.fromkeys(OUTPUTS, database_url)))
     rows = fetch(database_url, "readings")
-    assert sorted(rows) == [(1, "1970-01-01T00:16:40Z"), (2, "1970-01-01T00:16:40Z")]
-    assert [r["values"]["pm\ufffdx"] for _, r in sorted(rows.items())] == [1.0, 3.0]
-    assert [r["pm1_0_cf_1"] for _, r in sorted(rows.items())] == [2.0, 4.0]
+    assert sorted(rows) == [(1, "1970-01-01T00:16:40Z")]
+    assert [r["values"]["pm\ufffdx"] for _, r in sorted(rows.items())] == [1.0]
+    assert [r["pm1_0_cf_1"] for _, r in sorted(rows.items())] == [2.0]
+    dead = fetch(database_url, "dead_letters")
+    assert [(row["raw"], row["reason"]) for row in dead.values()] == [
+        ([2, 1000, 3.0, 4.0], "payload field name 'pm\\ud800x' is not valid Unicode")
+    ]
