@@ -23,6 +23,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from sinks.dead_letters import dead_letter_record
 from sinks.jsonlines import JsonLinesSink, to_line
+from sinks.redaction import redact
 from sources.backoff import Backoff, parse_retry_after
 
 log = logging.getLogger("air_quality.webhook")
@@ -44,9 +45,10 @@ class _WebhookPartition(StatelessSinkPartition[Any]):
             failure = self._deliver(chunk)
             if failure is not None:
                 log.error(
-                    "could not deliver %d records to %s: %s", len(chunk), self._sink.url, failure
-                )
-                origin = f"webhook:{self._sink.url}"
+                    "could not deliver %d records to %s: %s",
+                    len(chunk), redact(self._sink.url), failure,
+                )  # fmt: skip
+                origin = f"webhook:{redact(self._sink.url)}"
                 if self._dead_letters is None:
                     self._dead_letters = self._build_dead_letters()
                 self._dead_letters.write_batch(
@@ -63,7 +65,7 @@ class _WebhookPartition(StatelessSinkPartition[Any]):
             try:
                 response = self._session.post(sink.url, data=body, timeout=sink.timeout)
             except (requests.Timeout, requests.ConnectionError) as exc:
-                failure = f"{type(exc).__name__}: {exc}"
+                failure = redact(f"{type(exc).__name__}: {exc}", sink.url)
             else:
                 status = response.status_code
                 if 200 <= status < 300:
@@ -75,7 +77,8 @@ class _WebhookPartition(StatelessSinkPartition[Any]):
             if attempt == sink.retries:
                 break
             wait = sink.backoff.delay(attempt, retry_after=retry_after, rng=self._rng)
-            log.warning("%s from %s, retry %d in %.2f s", failure, sink.url, attempt + 1, wait)
+            shown = redact(sink.url)
+            log.warning("%s from %s, retry %d in %.2f s", failure, shown, attempt + 1, wait)
             time.sleep(wait)
         return f"{failure} (after {sink.retries + 1} attempts)"
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from sinks.redaction import redact
 from sources.payload import PayloadError, decode_line
 
 #: (connect, read) timeout in seconds for http(s) sources.
@@ -22,7 +23,11 @@ DEFAULT_TIMEOUT = (5.0, 60.0)
 
 
 class SourceError(RuntimeError):
-    """A source location that cannot be read at all (missing file, unreachable URL, HTTP error)."""
+    """A source location that cannot be read at all (missing file, unreachable URL, HTTP error);
+    its message with any credential in it masked (`sinks.redaction`)."""
+
+    def __init__(self, message: str):
+        super().__init__(redact(message))
 
 
 def skip_rest(file: BinaryIO, chunk: int) -> int:
