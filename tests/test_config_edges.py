@@ -11,6 +11,7 @@ key, before any data is read, with the exit code `python -m config` uses (1).
 from __future__ import annotations
 
 import math
+import os
 import sqlite3
 import subprocess
 import sys
@@ -79,6 +80,9 @@ def test_several_outputs_into_one_database_and_discarded_streams_stay_allowed(tm
     config = resolve(output=db, readings=db, events=db, dead_letters=db, incidents=db)
     assert config.outputs.incidents == db
     resolve(events="/dev/null", dead_letters="/dev/null", readings="-", output="-")
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)  # checked without being opened: opening a pipe with no reader would block
+    resolve(events=str(pipe), dead_letters=str(pipe))
 
 
 # --- checks that match what runs ----------------------------------------------------------
