@@ -782,7 +782,10 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def _is_sqlite_file(path: Path) -> bool:
-    """Whether `path` is an existing SQLite database file (appending JSON lines would ruin it)."""
+    """Whether `path` is an existing SQLite database file (appending JSON lines would ruin it);
+    only a regular file is opened (a pipe would block)."""
+    if not path.is_file():
+        return False
     try:
         with path.open("rb") as file:
             return file.read(len(SQLITE_HEADER)) == SQLITE_HEADER

@@ -24,6 +24,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from sinks.dead_letters import dead_letter_record
 from sinks.jsonlines import JsonLinesSink, to_line
+from sinks.redaction import redact
 from sources.http import (
     DEADLINE,
     TRANSIENT,
@@ -35,7 +36,7 @@ from sources.http import (
     limits_from,
     where,
 )
-from sources.retry import Backoff, attempts, cause, parse_retry_after, retrying
+from sources.retry import CAUSE_CHARS, Backoff, attempts, cause, parse_retry_after, retrying
 
 log = logging.getLogger("air_quality.webhook")
 #: What an answer to a webhook may cost (its body is only quoted in a dead letter's reason).
@@ -73,7 +74,7 @@ class _WebhookPartition(StatelessSinkPartition[Any]):
                     where(self._sink.url),
                     failure,
                 )
-                origin = f"webhook:{self._sink.url}"
+                origin = f"webhook:{redact(self._sink.url)}"
                 if self._dead_letters is None:
                     self._dead_letters = self._build_dead_letters()
                 self._dead_letters.write_batch(
@@ -111,7 +112,7 @@ class _WebhookPartition(StatelessSinkPartition[Any]):
                 raise _Retryable(exc.reason) from None
             return exc.reason  # a redirect elsewhere, an answer that does not decode
         except TRANSIENT as exc:
-            raise _Retryable(cause(exc)) from None
+            raise _Retryable(redact(cause(exc, limit=10**6), sink.url)[:CAUSE_CHARS]) from None
         if 200 <= answer.status < 300:
             return None
         failure = f"HTTP {answer.status}: {answer.snippet()}"

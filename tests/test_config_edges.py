@@ -11,15 +11,19 @@ key, before any data is read, with the exit code `python -m config` uses (1).
 from __future__ import annotations
 
 import math
+import os
 import sqlite3
 import subprocess
 import sys
 import time
 
 import pytest
+from bytewax.testing import TestingSink, run_main
 
 from config import ConfigError, resolve
 from config.__main__ import main as print_config
+from config.flow import RECORD_FIELDS
+from data import simulate
 from dataflows.air_quality import build_flow
 from tests.conftest import ROOT
 
@@ -79,6 +83,9 @@ def test_several_outputs_into_one_database_and_discarded_streams_stay_allowed(tm
     config = resolve(output=db, readings=db, events=db, dead_letters=db, incidents=db)
     assert config.outputs.incidents == db
     resolve(events="/dev/null", dead_letters="/dev/null", readings="-", output="-")
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)  # checked without being opened: opening a pipe with no reader would block
+    resolve(events=str(pipe), dead_letters=str(pipe))
 
 
 # --- checks that match what runs ----------------------------------------------------------
@@ -113,6 +120,20 @@ def test_an_option_the_run_cannot_do_names_its_key_and_what_is_allowed(options, 
     message = refused(**options)
     assert message.startswith(start)
     assert "allowed: " in message
+
+
+def test_the_reserved_names_are_every_field_the_flows_records_have_of_their_own(tmp_path):
+    """What the flow writes beside the measurements (the detector's features, the AQI) must be
+    in RECORD_FIELDS, or a feature of that name would overwrite it."""
+    polls, _ = simulate.write(simulate.generate(seed=5, n_sensors=8, hours=12), tmp_path)
+    anomalies, readings = [], []
+    sinks = {"output": TestingSink(anomalies), "readings": TestingSink(readings)}
+    run_main(build_flow(str(polls), events="/dev/null", dead_letters="/dev/null", **sinks))
+    assert anomalies and readings
+    config = resolve()
+    own = {key for record in [*anomalies, *readings] for key in record}
+    own -= {*config.detection.features, "aqi"}
+    assert own <= set(RECORD_FIELDS)
 
 
 def test_the_largest_allowed_values_build_quickly():

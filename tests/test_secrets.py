@@ -138,3 +138,26 @@ def test_the_configuration_printer_masks_passwords_and_api_keys(tmp_path, capsys
     assert 'events = "postgres://me:***@db.example/aq"' in out
     assert '"X-API-Key" = "***"' in out or 'X-API-Key = "***"' in out
     assert 'Accept = "application/json"' in out  # what is no secret is shown
+
+
+def test_a_webhooks_warnings_errors_and_dead_letters_show_no_secret(tmp_path, caplog):
+    from sources.backoff import Backoff
+
+    from sinks.webhook import WebhookSink
+
+    dead = tmp_path / "undelivered.jsonl"
+    url = "http://hook:Wh1-secret@127.0.0.1:9/alerts?token=Wh2-secret"
+    sink = WebhookSink(url, dead_letters=str(dead), retries=1, backoff=Backoff(0.01, 0.01))
+    with caplog.at_level(logging.WARNING, "air_quality.webhook"):
+        sink.build("webhook_out", 0, 1).write_batch([{"sensor_index": 1, "score": 0.9}])
+    shown = "\n".join([*(r.getMessage() for r in caplog.records), dead.read_text()])
+    assert "retry 1" in shown and "could not deliver" in shown and "127.0.0.1:9" in shown
+    assert "Wh1" not in shown and "Wh2" not in shown
+
+
+def test_an_unreachable_url_source_is_named_without_its_secret():
+    from sources.documents import SourceError, check_reachable
+
+    with pytest.raises(SourceError) as raised:
+        check_reachable("http://me:Src1-secret@127.0.0.1:9/polls.json?api_key=Src2-secret")
+    assert "cannot reach http://me:***@127.0.0.1:9/polls.json?api_key=***" in str(raised.value)
