@@ -141,9 +141,8 @@ def test_the_configuration_printer_masks_passwords_and_api_keys(tmp_path, capsys
 
 
 def test_a_webhooks_warnings_errors_and_dead_letters_show_no_secret(tmp_path, caplog):
-    from sources.backoff import Backoff
-
     from sinks.webhook import WebhookSink
+    from sources.retry import Backoff
 
     dead = tmp_path / "undelivered.jsonl"
     url = "http://hook:Wh1-secret@127.0.0.1:9/alerts?token=Wh2-secret"
