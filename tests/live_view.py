@@ -9,6 +9,8 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,43 +23,92 @@ from tests.postgres import free_port
 SHIPPED = Path(__file__).resolve().parent.parent / "data" / "polls.jsonl"
 
 
-def write_incidents(path: Path, records: list[dict[str, Any]]) -> None:
-    """The flow's incident records into an `incidents` table of the SQLite file, for as long as
-    the flow has no database table of its own for them (`sinks/tables.py`)."""
-    with sqlite3.connect(path) as conn:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS incidents (id TEXT NOT NULL, state TEXT NOT NULL, "
-            "kind TEXT NOT NULL, time TEXT NOT NULL, started TEXT NOT NULL, reasons TEXT NOT NULL,"
-            " count INTEGER NOT NULL, sensor_index INTEGER, area TEXT, sensors TEXT, "
-            "PRIMARY KEY (id, state))"
-        )
-        conn.executemany(
-            "INSERT OR REPLACE INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    r["id"], r["state"], r["kind"], r["time"], r["started"],
-                    json.dumps(r["reasons"]), r["count"], r.get("sensor_index"),
-                    r.get("area"), json.dumps(r.get("sensors", [])),
-                )  # fmt: skip
-                for r in records
-            ],
-        )
+INCIDENT_COLUMNS = (
+    "id", "state", "kind", "time", "started", "reasons", "count", "sensor_index", "area", "sensors"
+)
 
 
-def flow_database(path: Path, source: Path = SHIPPED) -> list[dict[str, Any]]:
-    """Run the flow on `source` with every output into the SQLite file `path`; returns the
-    incident records (also in the database's `incidents` table)."""
-    db = str(path)
+def write_incidents(url: str, records: list[dict[str, Any]]) -> None:
+    """The flow's incident records into an `incidents` table (SQLite or PostgreSQL), for as long
+    as the flow has no database table of its own for them (`sinks/tables.py`)."""
+    pg = not url.startswith("sqlite:///")
+    time, js = ("TIMESTAMPTZ", "JSONB") if pg else ("TEXT", "TEXT")
+    create = (
+        f"CREATE TABLE IF NOT EXISTS incidents (id TEXT NOT NULL, state TEXT NOT NULL, "
+        f"kind TEXT NOT NULL, time {time} NOT NULL, started {time} NOT NULL, "
+        f"reasons {js} NOT NULL, count BIGINT NOT NULL, sensor_index BIGINT, area TEXT, "
+        f"sensors {js}, PRIMARY KEY (id, state))"
+    )
+    rows = [
+        (
+            r["id"], r["state"], r["kind"], r["time"], r["started"], json.dumps(r["reasons"]),
+            r["count"], r.get("sensor_index"), r.get("area"), json.dumps(r.get("sensors", [])),
+        )  # fmt: skip
+        for r in records
+    ]
+    if pg:
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            conn.execute(create)
+            with conn.cursor() as cursor:
+                cursor.executemany(f"INSERT INTO incidents VALUES ({', '.join(['%s'] * 10)})", rows)
+        return
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+        conn.execute(create)
+        conn.executemany("INSERT INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def rows(url: str, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
+    """Rows of plain SQL as dicts, times as ISO text and JSON parsed (either dialect)."""
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            cursor = conn.execute(sql, params)
+            names = [d[0] for d in cursor.description]
+            found = cursor.fetchall()
+    else:
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            conn.execute("SET TIME ZONE 'UTC'")
+            cursor = conn.execute(sql.replace("?", "%s"), params)
+            names = [d.name for d in cursor.description]
+            found = cursor.fetchall()
+    return [{n: _normal(n, v) for n, v in zip(names, r, strict=True)} for r in found]
+
+
+def _normal(name: str, value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if name in ("reasons", "sensors", "flags", "imputed", "values") and isinstance(value, str):
+        return json.loads(value)
+    return value
+
+
+@dataclass
+class FlowRun:
+    """What the flow emitted besides its database: its incident records and totals."""
+
+    incidents: list[dict[str, Any]]
+    totals: dict[str, int]
+
+
+def flow_database(url: str, source: Path = SHIPPED) -> FlowRun:
+    """Run the flow on `source` with every output into the database `url`."""
     incidents: list[dict[str, Any]] = []
-    outputs = dict.fromkeys(("output", "readings", "dead_letters", "events"), db)
-    if "incidents" in TABLES:  # the flow writes them itself
-        run_main(build_flow(str(source), incidents=db, **outputs))
-        with sqlite3.connect(path) as conn:
-            conn.row_factory = sqlite3.Row
-            return [dict(r) for r in conn.execute("SELECT * FROM incidents")]
-    run_main(build_flow(str(source), incidents=TestingSink(incidents), **outputs))
-    write_incidents(path, incidents)
-    return incidents
+    totals: list[dict[str, int]] = []
+    outputs = dict.fromkeys(("output", "readings", "dead_letters", "events"), url)
+    outputs["totals"] = TestingSink(totals)
+    if "incidents" in TABLES:  # the flow writes them itself: read them back
+        outputs["incidents"] = url
+    else:
+        outputs["incidents"] = TestingSink(incidents)
+    run_main(build_flow(str(source), **outputs))
+    if "incidents" in TABLES:
+        incidents = rows(url, "SELECT * FROM incidents")
+    else:
+        write_incidents(url, incidents)
+    return FlowRun(incidents, totals[-1])
 
 
 @contextmanager

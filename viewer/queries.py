@@ -350,7 +350,8 @@ class Store:
             for r in rows:
                 r["time"] = iso(r["time"])
         else:  # averaged in the database into buckets of `bucket` seconds
-            bucket = -(-int((end - start).total_seconds()) // points)
+            # `points` buckets hold the whole span, both ends included
+            bucket = int((end - start).total_seconds()) // points + 1
             origin = int(start.timestamp())
             select = ", ".join(f"avg({sql}) AS {name}" for name, sql in series)
             rows = self._rows(
