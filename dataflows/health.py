@@ -3,9 +3,11 @@ offline events, and the newest reading's time, upserted into the `health` table 
 database for the live view (`viewer/`).
 
 Each batch leaving the per-key step (and each batch of dead letters) becomes one tally under the
-minute it was processed in; a keyed step sums a minute's tallies (the minute is the key, so one
-worker holds it) and writes its running total, which replaces the row. A minute's state is let
-go `KEEP` after its last tally, so memory stays bounded in a run of any length.
+minute it was processed in and the run (process) that processed it; a keyed step sums a minute's
+tallies (minute and run are the key, so one worker holds them) and writes its running total,
+which replaces the row. Rows of several processes, or of a run started again, sit side by side
+and the view adds them up. A minute's state is let go `KEEP` after its last tally, so memory
+stays bounded in a run of any length.
 
 Minutes are processing time, not event time: a replayed file lands in the minutes it took to
 replay, and a run resumed after a crash counts its replayed batches again in the minutes they
@@ -13,15 +15,16 @@ are replayed in (the readings themselves are still written once). Like the Prome
 these rows describe the run, not the data.
 
 >>> m = "2026-04-01T00:02:00Z"
->>> out, _ = HealthLogic().on_batch([Tally(m, readings=3, newest=120), Tally(m, 1, gaps=2)])
+>>> out, _ = HealthLogic().on_batch([Tally(m, "r", readings=3, newest=120), Tally(m, "r", 1)])
 >>> {k: out[-1][k] for k in ("minute", "readings", "dead_letters", "gaps", "offline", "newest")}
 ... # doctest: +NORMALIZE_WHITESPACE
-{'minute': '2026-04-01T00:02:00Z', 'readings': 4, 'dead_letters': 0, 'gaps': 2, 'offline': 0,
+{'minute': '2026-04-01T00:02:00Z', 'readings': 4, 'dead_letters': 0, 'gaps': 0, 'offline': 0,
  'newest': '1970-01-01T00:02:00Z'}
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -49,6 +52,7 @@ class Tally:
     """What one batch added in one minute (and a minute's running totals)."""
 
     minute: str  # ISO UTC minute of the system clock
+    run: str  # the process's run: when it started, and its process id
     readings: int = 0
     dead_letters: int = 0
     gaps: int = 0
@@ -65,10 +69,17 @@ def minute_of(epoch: float) -> str:
     return _iso(epoch - epoch % 60)
 
 
-def tally_per_key(batch: list[tuple[str, Any]], clock: Callable[[], float] = time.time) -> list:
-    """One `(minute, Tally)` of a batch of the per-key step's output (readings, column tallies,
+def run_id() -> str:
+    """This process's run: its start (the flow built) and process id."""
+    return f"{_iso(time.time())}/{os.getpid()}"
+
+
+def tally_per_key(
+    batch: list[tuple[str, Any]], run: str, clock: Callable[[], float] = time.time
+) -> list:
+    """One `(key, Tally)` of a batch of the per-key step's output (readings, column tallies,
     gap events; other items are not counted), or none when it holds nothing to count."""
-    tally = Tally(minute_of(clock()))
+    tally = Tally(minute_of(clock()), run)
     for _key, value in batch:
         kind = type(value)
         if kind is Reading:
@@ -84,16 +95,16 @@ def tally_per_key(batch: list[tuple[str, Any]], clock: Callable[[], float] = tim
             else:
                 tally.offline += 1
     if tally.readings or tally.gaps or tally.offline:
-        return [(tally.minute, tally)]
+        return [(f"{tally.minute} {run}", tally)]
     return []
 
 
-def tally_dead_letters(batch: list[Any], clock: Callable[[], float] = time.time) -> list:
-    """One `(minute, Tally)` of a batch of dead letters."""
+def tally_dead_letters(batch: list[Any], run: str, clock: Callable[[], float] = time.time) -> list:
+    """One `(key, Tally)` of a batch of dead letters."""
     if not batch:
         return []
     minute = minute_of(clock())
-    return [(minute, Tally(minute, dead_letters=len(batch)))]
+    return [(f"{minute} {run}", Tally(minute, run, dead_letters=len(batch)))]
 
 
 class HealthLogic(StatefulBatchLogic):
@@ -105,7 +116,7 @@ class HealthLogic(StatefulBatchLogic):
 
     def on_batch(self, values: list[Tally]) -> tuple[list[dict[str, Any]], bool]:
         if self.totals is None:
-            self.totals = Tally(values[0].minute)
+            self.totals = Tally(values[0].minute, values[0].run)
         t = self.totals
         for v in values:
             t.readings += v.readings
@@ -117,6 +128,7 @@ class HealthLogic(StatefulBatchLogic):
         self.expires = datetime.now(UTC) + KEEP
         record = {
             "minute": t.minute,
+            "run": t.run,
             "readings": t.readings,
             "dead_letters": t.dead_letters,
             "gaps": t.gaps,
@@ -134,7 +146,7 @@ class HealthLogic(StatefulBatchLogic):
 
     def snapshot(self) -> tuple:
         t = self.totals
-        return (t.minute, t.readings, t.dead_letters, t.gaps, t.offline, t.newest)
+        return (t.minute, t.run, t.readings, t.dead_letters, t.gaps, t.offline, t.newest)
 
 
 def health_url(outputs: Any) -> str | None:
@@ -150,10 +162,11 @@ def write_health(
     per_key: Stream[tuple[str, Any]], rejected: Stream[Any], sink: Sink[Mapping[str, Any]]
 ) -> None:
     """The per-minute health rows of the per-key step's output and the dead letters, to `sink`."""
+    run = run_id()
     tallies = op.merge(
         "health_tallies",
-        op.flat_map_batch("health_per_key", per_key, tally_per_key),
-        op.flat_map_batch("health_dead_letters", rejected, tally_dead_letters),
+        op.flat_map_batch("health_per_key", per_key, lambda b: tally_per_key(b, run)),
+        op.flat_map_batch("health_dead_letters", rejected, lambda b: tally_dead_letters(b, run)),
     )
     rows = op.stateful_batch("health_minutes", tallies, HealthLogic)
     op.output("health_out", op.key_rm("health_rows", rows), sink)

@@ -340,17 +340,18 @@ TABLES: dict[str, Table] = {
 
 def _health_row(h: Mapping[str, Any]) -> tuple:
     return (
-        h["minute"], h["readings"], h["dead_letters"], h["gaps"], h["offline"], h["newest"],
-        h["updated"],
+        h["minute"], h["run"], h["readings"], h["dead_letters"], h["gaps"], h["offline"],
+        h["newest"], h["updated"],
     )  # fmt: skip
 
 
-#: The run's health, one row per minute of the system clock (`dataflows/health.py`): what the
-#: flow took in that minute, for the live view (`viewer/`).
+#: The run's health, one row per minute of the system clock and run (`dataflows/health.py`):
+#: what the flow took in that minute, for the live view (`viewer/`).
 TABLES["health"] = Table(
     "health",
     (
         Column("minute", "time", False),
+        Column("run", "text", False),
         Column("readings", "int", False),
         Column("dead_letters", "int", False),
         Column("gaps", "int", False),
@@ -358,7 +359,7 @@ TABLES["health"] = Table(
         Column("newest", "time"),
         Column("updated", "time", False),
     ),
-    ("minute",),
+    ("minute", "run"),
     (),
     _health_row,
 )

@@ -56,7 +56,8 @@ def write_incidents(url: str, records: list[dict[str, Any]]) -> None:
         return
     with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
         conn.execute(create)
-        conn.executemany("INSERT INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        marks = ", ".join("?" * 10)
+        conn.executemany(f"INSERT OR REPLACE INTO incidents VALUES ({marks})", rows)
 
 
 def rows(url: str, sql: str, params: tuple = ()) -> list[dict[str, Any]]:

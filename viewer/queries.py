@@ -424,10 +424,18 @@ class Store:
         tables = self.tables()
         out: dict[str, Any] = {"minutes": [], "totals": {}, "dead_letter_reasons": []}
         if "health" in tables:
-            rows = self._rows("SELECT * FROM health ORDER BY minute DESC LIMIT ?", (minutes,))
+            rows = self._rows(
+                "SELECT minute, sum(readings) AS readings, sum(dead_letters) AS dead_letters, "
+                "sum(gaps) AS gaps, sum(offline) AS offline, max(newest) AS newest, "
+                "max(updated) AS updated FROM health GROUP BY minute ORDER BY minute DESC "
+                "LIMIT ?",
+                (minutes,),
+            )
             for r in rows:
                 for name in ("minute", "newest", "updated"):
                     r[name] = iso(r[name])
+                for name in ("readings", "dead_letters", "gaps", "offline"):
+                    r[name] = int(r[name])
             out["minutes"] = rows[::-1]
             totals = self._rows(
                 "SELECT sum(readings) AS readings, sum(dead_letters) AS dead_letters, "

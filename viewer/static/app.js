@@ -296,6 +296,9 @@ function mapEvents() {
 // --- incidents -------------------------------------------------------------------------------
 
 function renderIncidents(data) {
+  const key = JSON.stringify(data) + state.newest;
+  if (key === state.incidentsKey) return;  // unchanged: the list (and its selection) stays
+  state.incidentsKey = key;
   const list = el("incidents");
   state.incidents = data.incidents;
   el("incident-count").textContent = data.available ? `(${data.open})` : "";
@@ -486,10 +489,11 @@ function drawStory() {
   // imputed points: hollow circles on the cleaned line; flagged readings: red crosses
   let imputed = 0;
   for (const r of rows) {
-    if (!r.imputed || r.pm2_5_cf_1 == null) continue;
-    imputed++;
+    if (!r.imputed) continue;
+    imputed++;  // on the cleaned line, else the corrected one, else the axis
+    const v = r.pm2_5_cf_1 != null ? r.pm2_5_cf_1 : r.pm2_5_epa != null ? r.pm2_5_epa : 0;
     ctx.strokeStyle = "#1f4e9c"; ctx.lineWidth = 1.5;
-    ctx.beginPath(); ctx.arc(X(secs(r.time)), Y(r.pm2_5_cf_1), 3.5, 0, 2 * Math.PI); ctx.stroke();
+    ctx.beginPath(); ctx.arc(X(secs(r.time)), Y(v), 3.5, 0, 2 * Math.PI); ctx.stroke();
   }
   const byTime = new Map(rows.map((r) => [r.time, r]));
   for (const f of story.flagged) {
@@ -650,6 +654,7 @@ async function refresh() {
     renderHealth(health);
     if (state.storySensor != null && !state.storyEnd && previous !== state.newest) loadStory();
     state.refreshes++;
+    if (!document.body.dataset.ready) document.body.dataset.ready = performance.now().toFixed(0);
     document.body.dataset.refreshes = String(state.refreshes);
     status.className = "status live";
     status.textContent = `live · refreshed ${new Date().toISOString().slice(11, 19)} UTC`
