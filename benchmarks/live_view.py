@@ -58,7 +58,7 @@ def _readings_sql(first: int, last: int, steps: int) -> str:
         greatest(0.5, 7 + 5 * sin(k / 40.0 + s) + (s % 7)) AS epa,
         least(200, greatest(1, 30 + 20 * sin(k / 40.0 + s) + (s % 7) * 4)) AS aqi,
         30 + (s % 40) AS hum, ((s + k) % 97) / 100.0 AS score
-      FROM generate_series({first}, {last - 1}) AS s, generate_series(0, {steps - 1}) AS k
+      FROM generate_series({first}::bigint, {last - 1}) AS s, generate_series(0, {steps - 1}) AS k
     ) g
     """
 

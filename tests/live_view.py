@@ -23,8 +23,26 @@ from tests.postgres import free_port
 SHIPPED = Path(__file__).resolve().parent.parent / "data" / "polls.jsonl"
 
 
+def polls_with_bad_lines(folder: Path) -> Path:
+    """The shipped polls with two lines that are not payloads (two dead letters)."""
+    path = folder / "polls.jsonl"
+    lines = SHIPPED.read_text().splitlines()
+    lines[5:5] = ["not json {", '{"fields": 3}']
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 INCIDENT_COLUMNS = (
-    "id", "state", "kind", "time", "started", "reasons", "count", "sensor_index", "area", "sensors"
+    "id",
+    "state",
+    "kind",
+    "time",
+    "started",
+    "reasons",
+    "count",
+    "sensor_index",
+    "area",
+    "sensors",
 )
 
 
@@ -41,8 +59,16 @@ def write_incidents(url: str, records: list[dict[str, Any]]) -> None:
     )
     rows = [
         (
-            r["id"], r["state"], r["kind"], r["time"], r["started"], json.dumps(r["reasons"]),
-            r["count"], r.get("sensor_index"), r.get("area"), json.dumps(r.get("sensors", [])),
+            r["id"],
+            r["state"],
+            r["kind"],
+            r["time"],
+            r["started"],
+            json.dumps(r["reasons"]),
+            r["count"],
+            r.get("sensor_index"),
+            r.get("area"),
+            json.dumps(r.get("sensors", [])),
         )  # fmt: skip
         for r in records
     ]

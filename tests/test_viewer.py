@@ -11,23 +11,13 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.live_view import SHIPPED, flow_database, rows, served
+from tests.live_view import SHIPPED, flow_database, polls_with_bad_lines, rows, served
 from viewer.app import create_app
 from viewer.queries import Store
-
-
-def polls_with_bad_lines(folder: Path) -> Path:
-    """The shipped polls with two lines that are not payloads (two dead letters)."""
-    path = folder / "polls.jsonl"
-    lines = SHIPPED.read_text().splitlines()
-    lines[5:5] = ["not json {", '{"fields": 3}']
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

@@ -17,7 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.live_view import SHIPPED, flow_database, rows, served
+from tests.live_view import (
+    SHIPPED,
+    flow_database,
+    polls_with_bad_lines,
+    rows,
+    served,
+    write_incidents,
+)
 from viewer.app import create_app
 from viewer.queries import Store
 
@@ -86,7 +93,7 @@ def view(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("browser")
     url = f"sqlite:///{folder / 'results.db'}"
-    run = flow_database(url)
+    run = flow_database(url, polls_with_bad_lines(folder))
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in (
@@ -116,7 +123,8 @@ def markers(driver) -> dict[int, dict]:
           if (!p) continue;
           const px = ctx.getImageData(Math.round(p[0]), Math.round(p[1]), 1, 1).data;
           out[s.sensor_index] = {x: p[0], y: p[1], rgb: [px[0], px[1], px[2]],
-                                 offline: s.offline};
+                                 offline: s.offline, width: canvas.clientWidth,
+                                 height: canvas.clientHeight};
         }
         return out;
         """
@@ -125,16 +133,17 @@ def markers(driver) -> dict[int, dict]:
 
 
 def colours_match(found: dict, aqi: dict[int, float]) -> int:
-    """How many markers that stand apart (no other within 16 px) show their AQI's colour;
-    asserts none shows another."""
+    """How many markers that stand apart (no other within 24 px, the reach of its marks) show
+    their AQI's colour; asserts none shows another."""
     matched = 0
     for index, m in found.items():
         near = [
             o
             for j, o in found.items()
-            if j != index and abs(o["x"] - m["x"]) + abs(o["y"] - m["y"]) < 16
+            if j != index and max(abs(o["x"] - m["x"]), abs(o["y"] - m["y"])) < 24
         ]
-        if near or m["offline"] or aqi.get(index) is None:
+        inside = 0 <= m["x"] < m["width"] and 0 <= m["y"] < m["height"]
+        if near or not inside or m["offline"] or aqi.get(index) is None:
             continue
         assert tuple(m["rgb"]) == epa_colour(aqi[index]), (index, aqi[index], m["rgb"])
         matched += 1
@@ -212,6 +221,36 @@ def test_the_open_incidents_and_a_sensors_story(view, shots):
     driver.find_element("id", "story-view").screenshot(str(shots / "sensor.png"))
 
 
+def test_an_area_incident_appears_first_and_rings_its_sensors(view):
+    driver, url, _run, _ = view
+    sensors = [17128, 25394, 27606]
+    area = {
+        "id": "area:12:34:1775087000", "state": "open", "kind": "pollution_event",
+        "time": "2026-04-01T23:58:00Z", "started": "2026-04-01T23:58:00Z",
+        "reasons": ["area_event"], "count": 2, "area": "12:34", "sensors": sensors,
+    }  # fmt: skip
+    write_incidents(url, [area])  # as the flow's incident record of an area
+    first = wait(
+        lambda: (
+            (items := driver.find_elements("css selector", "#incidents li[data-id]"))
+            and items[0].get_attribute("data-id") == area["id"]
+            and items[0]
+        ),
+        what="the area's incident first",
+    )
+    assert "area 12:34 · 3 sensors" in first.text and "area_event" in first.text
+    first.click()
+    buttons = wait(lambda: driver.find_elements("css selector", "#area button"), what="area")
+    assert [b.text for b in buttons] == [f"sensor {s}" for s in sensors]
+    assert sorted(driver.execute_script("return [...window.viewer.state.highlight]")) == sensors
+    found = markers(driver)
+    canvas = driver.find_element("id", "map")
+    width, height = canvas.size["width"], canvas.size["height"]
+    assert all(0 <= found[s]["x"] <= width and 0 <= found[s]["y"] <= height for s in sensors)
+    buttons[1].click()
+    wait(lambda: driver.find_element("id", "story-title").text == "Sensor 25394", what="story")
+
+
 def test_the_page_updates_when_the_flow_writes(view, shots):
     driver, url, _run, folder = view
     before = int(driver.find_element("tag name", "body").get_attribute("data-refreshes") or 0)
@@ -241,6 +280,7 @@ def test_the_page_updates_when_the_flow_writes(view, shots):
         ),
         what="the health counts",
     )
+    driver.find_element("id", "show-all").click()  # the whole map again
     aqi = newest_aqi(url)
     assert min(v for v in aqi.values() if v is not None) > 150  # unhealthy or worse
     assert colours_match(markers(driver), aqi) >= 20

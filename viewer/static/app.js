@@ -291,6 +291,9 @@ function mapEvents() {
     canvas.title = title;
   });
   window.addEventListener("resize", () => { drawMap(); if (state.story) drawStory(); });
+  el("show-all").addEventListener("click", () => {
+    state.view = null; state.highlight = new Set(); el("area").hidden = true; drawMap();
+  });
 }
 
 // --- incidents -------------------------------------------------------------------------------
@@ -530,8 +533,9 @@ function drawStory() {
     pen = true;
   }
   actx.stroke();
-  const legend = SERIES.map(([, name, c]) =>
-    `<span><i class="swatch line" style="background:${c}"></i>${name}</span>`);
+  const legend = SERIES.map(([key, name, c]) => rows.some((r) => r[key] != null)
+    ? `<span><i class="swatch line" style="background:${c}"></i>${name}</span>`
+    : `<span class="note">${name}: not in this data</span>`);
   legend.push('<span>○ imputed</span><span style="color:#d62728">✕ flagged</span>');
   legend.push('<span><i class="swatch box" style="background:rgba(231,76,60,.3)"></i>incident</span>');
   legend.push('<span><i class="swatch box" style="background:rgba(120,120,120,.35)"></i>gap</span>');
@@ -544,9 +548,9 @@ function drawStory() {
     `${fmtTime(a.time)}: ${a.kind.replace("_", " ")} (${a.reasons.join(", ")})`);
 }
 
-function fillRows(id, items, text) {
+function fillRows(id, items, text, none = "none in this span") {
   const list = el(id);
-  if (!items.length) { list.innerHTML = '<li class="empty">none in this span</li>'; return; }
+  if (!items.length) { list.innerHTML = `<li class="empty">${none}</li>`; return; }
   list.replaceChildren(...items.map((x) => {
     const li = document.createElement("li"); li.textContent = text(x); return li;
   }));
@@ -589,7 +593,7 @@ function renderHealth(health) {
     b.textContent = String(stats[i][1]);
   });
   el("health-stats").dataset.readings = String(t.readings ?? "");
-  fillRows("dead-letters", health.dead_letter_reasons, (d) => `${d.n} × ${d.reason}`);
+  fillRows("dead-letters", health.dead_letter_reasons, (d) => `${d.n} × ${d.reason}`, "none");
   el("offline").textContent = health.offline_sensors.length
     ? health.offline_sensors.join(", ") : "none";
   const [ctx, w, h] = fit(el("health-chart"));
@@ -601,7 +605,9 @@ function renderHealth(health) {
     return;
   }
   const box = { x: 40, y: 14, w: w - 50, h: h - 32 };
-  const t0 = Date.parse(rows[0].minute) / 1000, t1 = Date.parse(rows[rows.length - 1].minute) / 1000 + 60;
+  // at least the last hour, so a short run is a bar among empty minutes
+  const t1 = Date.parse(rows[rows.length - 1].minute) / 1000 + 60;
+  const t0 = Math.min(Date.parse(rows[0].minute) / 1000, t1 - 3600);
   const ymax = Math.max(1, ...rows.map((r) => r.readings)) * 1.1;
   axes(ctx, box, t0, t1, 0, ymax, "readings / minute (bars), dead letters (red)");
   const bw = Math.max(2, (box.w * 60) / (t1 - t0) - 1);
