@@ -1,7 +1,8 @@
 """The live view's web application (Starlette): the page, its assets, and the JSON endpoints the
 page polls and that scripts can call.
 
-- `GET /api/sensors`: every sensor's newest reading, alert kinds and offline state.
+- `GET /api/sensors`: every sensor's newest reading, alert kinds and offline state (at most
+  one refresh interval old: `computed` says when).
 - `GET /api/incidents?limit=200`: the open incidents, newest first.
 - `GET /api/sensors/{sensor}?start=&end=&points=1000`: a sensor's story over a span.
 - `GET /api/health?minutes=60`: the run's per-minute counts, dead letters, offline sensors.
@@ -14,7 +15,12 @@ A bad parameter is a 400 with `{"error": ...}`; with a token, every `/api/` call
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +36,7 @@ from starlette.staticfiles import StaticFiles
 from viewer.queries import BadRequest, Store, parse_time
 
 STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("air_quality.viewer")
 
 
 class JSON(Response):
@@ -42,6 +49,48 @@ class JSON(Response):
 
     def __init__(self, content: Any, status_code: int = 200):
         super().__init__(content, status_code, headers={"Cache-Control": "no-store"})
+
+
+class Cached:
+    """A value that requests get at once, recomputed in the background when it is older than
+    `max_age` seconds (stale while it revalidates): the map of every sensor costs one query
+    per refresh interval, whatever the number of pages open, and no page waits for it but the
+    first after the server starts."""
+
+    def __init__(self, compute: Callable[[], dict[str, Any]], max_age: float):
+        self.compute = compute
+        self.max_age = max_age
+        self.value: dict[str, Any] | None = None
+        self.at = 0.0
+        self.refreshing = False
+        self._lock = threading.Lock()
+        self._first = threading.Lock()
+
+    def get(self) -> dict[str, Any]:
+        if self.value is None:
+            with self._first:  # one request computes it; the others wait for it
+                if self.value is None:
+                    self._store(self.compute())
+            return self.value
+        with self._lock:
+            start = time.monotonic() - self.at > self.max_age and not self.refreshing
+            if start:
+                self.refreshing = True
+        if start:
+            threading.Thread(target=self._refresh, daemon=True).start()
+        return self.value
+
+    def _store(self, value: dict[str, Any]) -> None:
+        self.value = {**value, "computed": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        self.at = time.monotonic()
+
+    def _refresh(self) -> None:
+        try:
+            self._store(self.compute())
+        except Exception:  # the last value stays; the next request tries again
+            log.exception("could not refresh the sensors")
+        finally:
+            self.refreshing = False
 
 
 def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -121,8 +170,10 @@ def create_app(
     """The application over `store`; `poll`: seconds between the page's refreshes; `tiles`: a
     tile URL template (`https://.../{z}/{x}/{y}.png`) drawn under the map, or None (offline)."""
 
+    map_data = Cached(store.sensors, max_age=poll)
+
     def sensors(_request: Request) -> Any:
-        return store.sensors()
+        return map_data.get()
 
     def incidents(request: Request) -> Any:
         return store.incidents(limit=_int(request, "limit", 200, 1, 5000))
@@ -163,4 +214,10 @@ def create_app(
         Route("/api/config", _answer(config)),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    return Starlette(routes=routes, middleware=middleware)
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        # the map's first query starts with the server, not with the first page
+        threading.Thread(target=map_data.get, daemon=True).start()
+        yield
+
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

@@ -170,6 +170,10 @@ class Store:
             names = [c[0] for c in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
+    def _tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        with self._conn() as conn:
+            return conn.execute(sql if self.sqlite else sql.replace("?", "%s"), params).fetchall()
+
     def tables(self) -> set[str]:
         """The tables the database holds."""
         if self.sqlite:
@@ -197,54 +201,45 @@ class Store:
             return {"newest": None, "columns": [], "sensors": []}
         if self.sqlite:
             # SQLite: the row of max(time) per group, over the primary key's index
-            latest = self._rows(
+            latest = self._tuples(
                 "SELECT sensor_index, max(time) AS time, pm2_5_epa, aqi, "
-                "json_extract(\"values\", '$.latitude') AS lat, "
-                "json_extract(\"values\", '$.longitude') AS lon "
+                "json_extract(\"values\", '$.latitude'), json_extract(\"values\", '$.longitude') "
                 "FROM readings WHERE placeholder = 0 GROUP BY sensor_index"
             )
         else:
-            # PostgreSQL: a skip scan of the sensors, then each one's newest row (two index
-            # descents per sensor, not a scan of every reading)
-            latest = self._rows(
-                "WITH RECURSIVE s AS ("
-                " (SELECT sensor_index FROM readings ORDER BY sensor_index LIMIT 1)"
-                " UNION ALL SELECT (SELECT r.sensor_index FROM readings r"
-                "  WHERE r.sensor_index > s.sensor_index ORDER BY r.sensor_index LIMIT 1)"
-                " FROM s WHERE s.sensor_index IS NOT NULL)"
-                " SELECT l.* FROM s CROSS JOIN LATERAL ("
-                "  SELECT sensor_index, time, pm2_5_epa, aqi,"
-                "   (\"values\"->>'latitude')::double precision AS lat,"
-                "   (\"values\"->>'longitude')::double precision AS lon"
-                "  FROM readings r WHERE r.sensor_index = s.sensor_index AND NOT placeholder"
-                "  ORDER BY time DESC LIMIT 1) l"
+            # PostgreSQL: a skip scan down the primary key (sensor_index, time): each step is
+            # one index descent to the next sensor's newest reading, not a scan of every reading
+            newest_row = (
+                "SELECT sensor_index, time, pm2_5_epa, aqi, "
+                "(\"values\"->>'latitude')::float8 AS lat, "
+                "(\"values\"->>'longitude')::float8 AS lon FROM readings r WHERE NOT placeholder"
             )
-        newest = max((r["time"] for r in latest), default=None)
+            latest = self._tuples(
+                f"WITH RECURSIVE s AS (({newest_row} "
+                "ORDER BY sensor_index DESC, time DESC LIMIT 1) UNION ALL "
+                f"SELECT n.* FROM s CROSS JOIN LATERAL ({newest_row} "
+                "AND r.sensor_index < s.sensor_index "
+                "ORDER BY sensor_index DESC, time DESC LIMIT 1) n) "
+                "SELECT sensor_index, to_char(time, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+                "pm2_5_epa, aqi, lat, lon FROM s ORDER BY sensor_index"
+            )
+        newest = max((r[1] for r in latest), default=None)
         marks: dict[int, list[str]] = {}
         if newest is not None and "anomalies" in tables:
             since = self._since(newest, MARK_SECONDS)
-            for r in self._rows(
+            for sensor, kind in self._tuples(
                 "SELECT sensor_index, kind FROM anomalies WHERE time > ? "
                 "GROUP BY sensor_index, kind",
                 (since,),
             ):
-                marks.setdefault(r["sensor_index"], []).append(r["kind"])
+                marks.setdefault(sensor, []).append(kind)
         offline = set(self.offline()) if "events" in tables else set()
         columns = ["sensor_index", "lat", "lon", "time", "pm2_5_epa", "aqi", "kinds", "offline"]
         rows = [
-            [
-                r["sensor_index"],
-                r["lat"],
-                r["lon"],
-                iso(r["time"]),
-                r["pm2_5_epa"],
-                r["aqi"],
-                sorted(marks.get(r["sensor_index"], ())),
-                r["sensor_index"] in offline,
-            ]
-            for r in latest
+            [sensor, lat, lon, when, epa, aqi, sorted(marks.get(sensor, ())), sensor in offline]
+            for sensor, when, epa, aqi, lat, lon in latest
         ]
-        return {"newest": iso(newest), "columns": columns, "sensors": rows}
+        return {"newest": newest, "columns": columns, "sensors": rows}
 
     def _since(self, newest: Any, seconds: int) -> Any:
         when = parse_time(newest, "newest") if isinstance(newest, str) else newest
