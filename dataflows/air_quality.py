@@ -457,7 +457,8 @@ def dataflow(config: FlowConfig) -> Dataflow:
     _dead_letters(rejected, outputs.sink("dead_letters"), counter)
     health_db = health_url(outputs)
     if health_db is not None:  # the run's health per minute, for the live view
-        write_health(per_key, rejected, outputs.database.sink(health_db, "health"))
+        health = outputs.database.sink(health_db, "health")
+        write_health(per_key, rejected, health, columns=run.engine == "columns")
     if outputs.readings is not None:
         readings = op.map("reading_json", scored, reading_record)
         op.output("readings_out", readings, outputs.sink("readings"))

@@ -75,19 +75,23 @@ def run_id() -> str:
 
 
 def tally_per_key(
-    batch: list[tuple[str, Any]], run: str, clock: Callable[[], float] = time.time
+    batch: list[tuple[str, Any]],
+    run: str,
+    columns: bool = False,
+    clock: Callable[[], float] = time.time,
 ) -> list:
-    """One `(key, Tally)` of a batch of the per-key step's output (readings, column tallies,
-    gap events; other items are not counted), or none when it holds nothing to count."""
+    """One `(key, Tally)` of a batch of the per-key step's output (readings, gap events; with
+    the column engine, `columns`, its batch tallies count the readings, as most never become
+    objects), or none when it holds nothing to count."""
     tally = Tally(minute_of(clock()), run)
     for _key, value in batch:
         kind = type(value)
         if kind is Reading:
             if not value.placeholder:
-                tally.readings += 1
+                tally.readings += not columns
                 if tally.newest is None or value.time > tally.newest:
                     tally.newest = value.time
-        elif kind is BatchTally:
+        elif kind is BatchTally and columns:
             tally.readings += value.received
         elif kind is GapEvent:
             if value.kind == "gap":
@@ -159,13 +163,17 @@ def health_url(outputs: Any) -> str | None:
 
 
 def write_health(
-    per_key: Stream[tuple[str, Any]], rejected: Stream[Any], sink: Sink[Mapping[str, Any]]
+    per_key: Stream[tuple[str, Any]],
+    rejected: Stream[Any],
+    sink: Sink[Mapping[str, Any]],
+    columns: bool = False,
 ) -> None:
-    """The per-minute health rows of the per-key step's output and the dead letters, to `sink`."""
+    """The per-minute health rows of the per-key step's output and the dead letters, to `sink`
+    (`columns`: the per-key step is the column engine's)."""
     run = run_id()
     tallies = op.merge(
         "health_tallies",
-        op.flat_map_batch("health_per_key", per_key, lambda b: tally_per_key(b, run)),
+        op.flat_map_batch("health_per_key", per_key, lambda b: tally_per_key(b, run, columns)),
         op.flat_map_batch("health_dead_letters", rejected, lambda b: tally_dead_letters(b, run)),
     )
     rows = op.stateful_batch("health_minutes", tallies, HealthLogic)

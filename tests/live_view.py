@@ -120,8 +120,8 @@ class FlowRun:
     totals: dict[str, int]
 
 
-def flow_database(url: str, source: Path = SHIPPED) -> FlowRun:
-    """Run the flow on `source` with every output into the database `url`."""
+def flow_database(url: str, source: Path = SHIPPED, **options: Any) -> FlowRun:
+    """Run the flow on `source` with every output into the database `url` (and `options`)."""
     incidents: list[dict[str, Any]] = []
     totals: list[dict[str, int]] = []
     outputs = dict.fromkeys(("output", "readings", "dead_letters", "events"), url)
@@ -130,7 +130,7 @@ def flow_database(url: str, source: Path = SHIPPED) -> FlowRun:
         outputs["incidents"] = url
     else:
         outputs["incidents"] = TestingSink(incidents)
-    run_main(build_flow(str(source), **outputs))
+    run_main(build_flow(str(source), **outputs, **options))
     if "incidents" in TABLES:
         incidents = rows(url, "SELECT * FROM incidents")
     else:
