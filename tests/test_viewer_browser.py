@@ -285,4 +285,8 @@ def test_the_page_updates_when_the_flow_writes(view, shots):
     assert min(v for v in aqi.values() if v is not None) > 150  # unhealthy or worse
     assert colours_match(markers(driver), aqi) >= 20
     driver.find_element("id", "health-view").screenshot(str(shots / "health.png"))
+    driver.set_window_size(1400, 2300)  # the whole page, for the how-to
+    driver.execute_script("window.scrollTo(0, 0)")
+    wait(lambda: driver.find_element("id", "map").size["width"] > 800, what="the resize")
+    time.sleep(0.5)
     driver.save_screenshot(str(shots / "page.png"))
