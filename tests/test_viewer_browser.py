@@ -66,10 +66,16 @@ def epa_colour(aqi: float) -> tuple[int, int, int]:
 
 
 def wait(condition, seconds: float = 8.0, what: str = ""):
-    """Poll `condition` until it returns something true, for at most `seconds`."""
+    """Poll `condition` until it returns something true, for at most `seconds` (a list the
+    page redrew meanwhile is looked at again)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
     deadline = time.monotonic() + seconds
     while True:
-        value = condition()
+        try:
+            value = condition()
+        except StaleElementReferenceException:  # the page redrew that list: look again
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:
