@@ -40,6 +40,7 @@ from config import (
     resolve,
 )
 from dataflows.areas import Placed, Registry, file_registry, spatial_stage
+from dataflows.health import health_url, write_health
 from dataflows.steps import (
     Counts,
     SensorConfig,
@@ -460,6 +461,10 @@ def dataflow(config: FlowConfig) -> Dataflow:
     if alert_counts is not None:
         extra_counts.append(alert_counts)
     _dead_letters(rejected, outputs.sink("dead_letters"), counter)
+    health_db = health_url(outputs)
+    if health_db is not None:  # the run's health per minute, for the live view
+        health = outputs.database.sink(health_db, "health")
+        write_health(per_key, rejected, health, columns=run.engine == "columns")
     if outputs.readings is not None:
         readings = op.map("reading_json", scored, reading_record)
         op.output("readings_out", readings, outputs.sink("readings"))

@@ -382,3 +382,30 @@ TABLES: dict[str, Table] = {
         _incident_row,
     ),
 }
+
+
+def _health_row(h: Mapping[str, Any]) -> tuple:
+    return (
+        h["minute"], h["run"], h["readings"], h["dead_letters"], h["gaps"], h["offline"],
+        h["newest"], h["updated"],
+    )  # fmt: skip
+
+
+#: The run's health, one row per minute of the system clock and run (`dataflows/health.py`):
+#: what the flow took in that minute, for the live view (`viewer/`).
+TABLES["health"] = Table(
+    "health",
+    (
+        Column("minute", "time", False),
+        Column("run", "text", False),
+        Column("readings", "int", False),
+        Column("dead_letters", "int", False),
+        Column("gaps", "int", False),
+        Column("offline", "int", False),
+        Column("newest", "time"),
+        Column("updated", "time", False),
+    ),
+    ("minute", "run"),
+    (),
+    _health_row,
+)
