@@ -17,7 +17,7 @@ from typing import Any
 from bytewax.testing import TestingSink, run_main
 
 from dataflows.air_quality import build_flow
-from sinks.tables import TABLES
+from sinks.database import DatabaseSink
 from tests.postgres import free_port
 
 SHIPPED = Path(__file__).resolve().parent.parent / "data" / "polls.jsonl"
@@ -32,58 +32,13 @@ def polls_with_bad_lines(folder: Path) -> Path:
     return path
 
 
-INCIDENT_COLUMNS = (
-    "id",
-    "state",
-    "kind",
-    "time",
-    "started",
-    "reasons",
-    "count",
-    "sensor_index",
-    "area",
-    "sensors",
-)
-
-
 def write_incidents(url: str, records: list[dict[str, Any]]) -> None:
-    """The flow's incident records into an `incidents` table (SQLite or PostgreSQL), for as long
-    as the flow has no database table of its own for them (`sinks/tables.py`)."""
-    pg = not url.startswith("sqlite:///")
-    time, js = ("TIMESTAMPTZ", "JSONB") if pg else ("TEXT", "TEXT")
-    create = (
-        f"CREATE TABLE IF NOT EXISTS incidents (id TEXT NOT NULL, state TEXT NOT NULL, "
-        f"kind TEXT NOT NULL, time {time} NOT NULL, started {time} NOT NULL, "
-        f"reasons {js} NOT NULL, count BIGINT NOT NULL, sensor_index BIGINT, area TEXT, "
-        f"sensors {js}, PRIMARY KEY (id, state))"
-    )
-    rows = [
-        (
-            r["id"],
-            r["state"],
-            r["kind"],
-            r["time"],
-            r["started"],
-            json.dumps(r["reasons"]),
-            r["count"],
-            r.get("sensor_index"),
-            r.get("area"),
-            json.dumps(r.get("sensors", [])),
-        )  # fmt: skip
-        for r in records
-    ]
-    if pg:
-        import psycopg
-
-        with psycopg.connect(url) as conn:
-            conn.execute(create)
-            with conn.cursor() as cursor:
-                cursor.executemany(f"INSERT INTO incidents VALUES ({', '.join(['%s'] * 10)})", rows)
-        return
-    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-        conn.execute(create)
-        marks = ", ".join("?" * 10)
-        conn.executemany(f"INSERT OR REPLACE INTO incidents VALUES ({marks})", rows)
+    """Incident records into the database's `incidents` table, as the flow's sink writes them."""
+    partition = DatabaseSink(url, "incidents").build("incidents_out", 0, 1)
+    try:
+        partition.write_batch(records)
+    finally:
+        partition.close()
 
 
 def rows(url: str, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
@@ -122,20 +77,11 @@ class FlowRun:
 
 def flow_database(url: str, source: Path = SHIPPED, **options: Any) -> FlowRun:
     """Run the flow on `source` with every output into the database `url` (and `options`)."""
-    incidents: list[dict[str, Any]] = []
     totals: list[dict[str, int]] = []
-    outputs = dict.fromkeys(("output", "readings", "dead_letters", "events"), url)
+    outputs = dict.fromkeys(("output", "readings", "dead_letters", "events", "incidents"), url)
     outputs["totals"] = TestingSink(totals)
-    if "incidents" in TABLES:  # the flow writes them itself: read them back
-        outputs["incidents"] = url
-    else:
-        outputs["incidents"] = TestingSink(incidents)
     run_main(build_flow(str(source), **outputs, **options))
-    if "incidents" in TABLES:
-        incidents = rows(url, "SELECT * FROM incidents")
-    else:
-        write_incidents(url, incidents)
-    return FlowRun(incidents, totals[-1])
+    return FlowRun(rows(url, "SELECT * FROM incidents"), totals[-1])
 
 
 @contextmanager
