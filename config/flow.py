@@ -385,18 +385,22 @@ class SpatialConfig(Group):
     area_km: float = option(30.0, "side of an area, km", keyword="area_km", min=1)
     radius_km: float = option(10.0, "neighbours within this, km", keyword="radius_km", min=0.1)
     min_neighbours: int = option(3, "neighbours needed to judge", keyword="min_neighbours", min=1)
-    low_level: float = option(
-        50.0, "below this centre: an absolute limit; above: z", keyword="neighbour_low", min=0
-    )
     abs_limit: float = option(
-        30.0, "|x - centre| above this disagrees (low levels)", keyword="neighbour_abs", min=0
-    )
-    z_limit: float = option(
-        2.0,
-        "|x - centre| / spread above this disagrees (high levels)",
-        keyword="neighbour_z",
+        30.0,
+        "off the neighbours: |x - centre| above this, µg/m³ ...",
+        keyword="neighbour_abs",
         min=0,
     )
+    rel_limit: float = option(
+        0.5, "... and above this share of the centre ...", keyword="neighbour_rel", min=0
+    )
+    z_limit: float = option(
+        2.0, "... and above this many spreads of the neighbours", keyword="neighbour_z", min=0
+    )
+    open_windows: int = option(
+        3, "reported after this many windows off ...", keyword="neighbour_open", min=1
+    )
+    of_windows: int = option(4, "... of the last this many", keyword="neighbour_of", min=1, max=60)
     min_spread: float = option(
         1.0, "the spread is at least this, µg/m³", keyword="neighbour_min_spread", min=0
     )
@@ -412,6 +416,14 @@ class SpatialConfig(Group):
     baseline_windows: int = option(
         3, "baseline: windows before it is used", keyword="baseline_windows", min=1
     )
+    drift_level: float = option(
+        5.0, "calibration drift: windows whose centre is at least this, µg/m³", min=0
+    )
+    drift_ratio: float = option(
+        0.3, "... a day off when its median ratio is beyond 1 ± this (EPA: 30 % CV)", min=0.01
+    )
+    drift_windows: int = option(24, "... a day judged on at least this many windows", min=1)
+    drift_days: int = option(3, "... this many off days in a row: a finding", min=1)
 
     def rule(self) -> NeighbourRule:
         names = [f.name for f in dataclasses.fields(NeighbourRule)]

@@ -319,7 +319,7 @@ def _alerts(
 
     def placed_alerts(batch: list[Placed]) -> list[dict[str, Any]]:
         found = [
-            anomaly_record(p.reading, features, threshold, p.event, p.reasons)
+            anomaly_record(p.reading, features, threshold, p.event, p.reasons, p.neighbours)
             for p in batch
             if (faults and p.reasons) or is_anomaly(p.reading, threshold, faults)
         ]
@@ -440,7 +440,7 @@ def dataflow(config: FlowConfig) -> Dataflow:
         offline_after = config.cleaning.gaps.offline_after
         registry = _registry(config)
         placed, area_incidents, area_counts = spatial_stage(
-            scored, config.spatial, offline_after, registry, clear
+            scored, config.spatial, offline_after, registry, clear, outputs.incident_clear
         )
         extra_counts.append(area_counts)
     if clear is not None:

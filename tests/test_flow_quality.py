@@ -57,10 +57,16 @@ def raw_rows():
 
 def test_every_alert_has_a_kind_and_reasons_and_counts_add_up(shipped):
     out, totals = shipped
-    assert {a["kind"] for a in out} == {"sensor_fault", "anomaly"}
+    # no channels in the shipped data: off its neighbours is a local source (above) or an
+    # anomaly (below), never a sensor fault
+    assert {a["kind"] for a in out} == {"sensor_fault", "local_source", "anomaly"}
+    faults = {"flatline", "out_of_range"}
     for a in out:
         assert a["reasons"], a
-        assert (a["kind"] == "anomaly") == (a["reasons"] == ["score"])
+        fault = bool(faults.intersection(a["reasons"]))
+        assert (a["kind"] == "sensor_fault") == fault
+        assert (a["kind"] == "local_source") == (not fault and "above_neighbours" in a["reasons"])
+        assert (a["kind"] == "anomaly") == (set(a["reasons"]) <= {"score", "below_neighbours"})
         assert ("score" in a["reasons"]) == (a["score"] is not None and a["score"] > THRESHOLD)
     assert totals["anomalies"] == len(out)
     assert totals["kind:sensor_fault"] == sum(a["kind"] == "sensor_fault" for a in out)
