@@ -23,9 +23,10 @@ one-moment snapshot (`evaluation/spatial.py`) apply the same code.
   neighbours' MAD alone (a few µg/m³ at 50) called a smoky area's lower-reading units broken.
   The absolute term is the earlier rule's low-level limit (30 µg/m³, six times the EPA's
   5 µg/m³ SD: at low levels a unit a few metres from a grill or a chimney differs by tens of
-  µg/m³ for minutes, and the simulator's sensors sit at their own real levels). (The US EPA's AirNow Fire and Smoke
-  Map compares a PurpleAir sensor with its neighbours this way, with the mean and standard
-  deviation; here the median and MAD, so that one bad neighbour does not move them.) Only on
+  µg/m³ for minutes, and the simulator's sensors sit at their own real levels). (The US
+  EPA's AirNow Fire and Smoke Map compares a PurpleAir sensor with its neighbours this way,
+  with the mean and standard deviation; here the median and MAD, so that one bad neighbour
+  does not move them.) Only on
   agreeing channels: a sensor whose channels disagree is a `sensor_fault` already. A sensor is
   reported only once `open_windows` (3) of its last `of_windows` (4) windows were off on the
   same side, until a quiet span clears it (`preparation.incidents.NeighbourTrack`).
