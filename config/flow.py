@@ -46,6 +46,8 @@ from sources.poller import API_KEY_ENV, PUBLIC_API, PurpleAirPoller
 from sources.poller import DEFAULT_FIELDS as POLLED_FIELDS
 from sources.shards import DEFAULT_SHARDS
 
+#: What the detector scores by default (but `hst`, the example's, scores `DEFAULT_FEATURES`).
+SCORED_FEATURES = ("pm2.5_cf_1",)
 #: The example's imputed fields.
 DEFAULT_IMPUTE_FIELDS = ("temperature", "humidity", "pressure", "pm1.0_cf_1")
 KEY_MODES = ("sensor", "global")
@@ -324,7 +326,11 @@ class DetectionConfig(Group):
     faults: bool = option(
         True, "report a reading a rule flags, whatever its score", keyword="report_faults"
     )
-    features: tuple[str, ...] = option(DEFAULT_FEATURES, "detector features (one but for hst)")
+    features: tuple[str, ...] | None = option(
+        None,
+        "detector features (one but for hst); unset: pm2.5_cf_1, hst: the example's pm1.0_cf_1",
+        example=SCORED_FEATURES,
+    )
     limits: Limits = option(DEFAULT_LIMITS, "hst: [lo, hi] per feature, needed for every feature")
     n_trees: int = option(10, "HalfSpaceTrees (hst, learned_hst, hst_ensemble): trees", min=1)
     height: int = option(8, "HalfSpaceTrees: tree height", min=0)
@@ -360,6 +366,9 @@ class DetectionConfig(Group):
         return alarm_threshold(self.detector_factory()())
 
     def check(self) -> None:
+        if self.features is None:  # PM2.5, the EPA correction's and the AQI's pollutant
+            default = DEFAULT_FEATURES if self.detector == "hst" else SCORED_FEATURES
+            object.__setattr__(self, "features", default)
         if self.detector != "hst" and len(self.features) != 1:
             fail(
                 self.table, "features", self.features, "one feature", f"{self.detector} scores one"
@@ -406,6 +415,9 @@ class SpatialConfig(Group):
     )
     rise_abs: float = option(10.0, "a rise: more than this above baseline", keyword="rise_abs")
     rise_ratio: float = option(1.5, "... and more than this times it", keyword="rise_ratio", min=1)
+    join_abs: float = option(
+        5.0, "during an event, a sensor up by more than this is in it, µg/m³", min=0
+    )
     event_share: float = option(
         0.5, "an event: this share of an area's sensors rise", keyword="event_share", min=0, max=1
     )

@@ -233,8 +233,17 @@ class AreaLogic(StatefulBatchLogic):
                     rising.append(sensor)
         event = len(rising) >= max(rule.min_rising, rule.event_share * ready)
         up = set(rising)
-        for sensor in home:  # learn the baselines of the sensors that did not rise
-            if sensor not in up:
+        inside = list(rising)  # the event's sensors: those that rose, and (during it) those
+        if event:  # up by more than `join_abs` on agreeing channels, however high they sat
+            for sensor in home:
+                base = self.baselines.get(sensor)
+                ready_base = base is not None and base[1] >= rule.baseline_windows
+                joins = ready_base and values[sensor] - base[0] > rule.join_abs
+                if sensor not in up and ok[sensor] and joins:
+                    inside.append(sensor)
+        up = set(inside)
+        for sensor in home:  # learn the baselines of the sensors that did not rise, not during an
+            if not event and sensor not in up:  # event (a plume's slow edge is no baseline)
                 base = self.baselines.setdefault(sensor, [values[sensor], 0])
                 base[0] += rule.baseline_alpha * (values[sensor] - base[0])
                 base[1] += 1
@@ -246,7 +255,7 @@ class AreaLogic(StatefulBatchLogic):
             for sensor, (side, centre) in judged.items():
                 if side > 0 and sensor in up or side < 0:  # the event explains it
                     judged[sensor] = (0, centre)
-        reported = self._judge(start, end, values, judged, (event, rising), out)
+        reported = self._judge(start, end, values, judged, (event, inside), out)
         for sensor, observations in by_sensor.items():
             if observations[0].reading is None:
                 continue

@@ -40,9 +40,11 @@ one-moment snapshot (`evaluation/spatial.py`) apply the same code.
   agreeing channels (no channel fault in the window). An area is in an event when at least
   `event_share` (half) of its sensors with a baseline rise, and at least `min_rising` (3). The
   baseline is an exponential average of the sensor's window values (weight `baseline_alpha`,
-  0.1 a window), learnt only while the sensor is not rising, ready after `baseline_windows` (3).
-  During an event a rising sensor is not off its neighbours (a plume's edge is pollution), nor
-  is one below them.
+  0.1 a window), learnt only while the sensor is not rising and its area is not in an event
+  (a plume's slow edge would otherwise become the baseline), ready after `baseline_windows` (3).
+  During an event, a sensor of the area up by more than `join_abs` (5 µg/m³) on its baseline
+  (on agreeing channels) is inside it too, however high it sat before; such a sensor is not off its
+  neighbours (a plume's edge is pollution), nor is one below them.
 
 These numbers are this project's, except where a source is named, and every one is an option.
 """
@@ -74,6 +76,7 @@ class NeighbourRule:
     min_spread: float = 1.0
     rise_abs: float = 10.0
     rise_ratio: float = 1.5
+    join_abs: float = 5.0
     event_share: float = 0.5
     min_rising: int = 3
     baseline_alpha: float = 0.1

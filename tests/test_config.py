@@ -100,6 +100,7 @@ CHANGED = {
     "neighbour_open": ("spatial.open_windows", 2),
     "neighbour_of": ("spatial.of_windows", 6),
     "drift_level": ("spatial.drift_level", 8.0),
+    "join_abs": ("spatial.join_abs", 7.0),
     "drift_ratio": ("spatial.drift_ratio", 0.25),
     "drift_windows": ("spatial.drift_windows", 30),
     "drift_days": ("spatial.drift_days", 2),

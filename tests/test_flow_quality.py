@@ -138,7 +138,7 @@ def test_channel_faults_name_themselves_and_keep_the_good_channel():
     assert {tuple(faults[i]["reasons"]) for i in range(100, 120)} == {("channel_zero",)}
     assert {tuple(faults[i]["reasons"]) for i in range(150, 170)} == {("channel_disagreement",)}
     for i, a in faults.items():
-        assert a["pm1.0_cf_1"] == pytest.approx((6.0 + (i % 7) * 0.3) / 1.4)
+        assert a["pm2.5_cf_1"] == pytest.approx(6.0 + (i % 7) * 0.3)  # the scored feature
         assert a["flags"]["channels"].endswith("A kept")
     assert totals["channels:channel_zero"] == 20 and totals["channels:channel_disagreement"] == 20
     assert not [a for a in out if a["kind"] == "anomaly"]

@@ -14,6 +14,7 @@ from bytewax.testing import TestingSink, cluster_main, run_main
 
 from dataflows.air_quality import build_flow
 from dataflows.areas import AreaLogic, AreaWindow, Observation, Placed
+from preparation.incidents import Incident
 from preparation.neighbours import (
     Neighbourhood,
     NeighbourRule,
@@ -275,3 +276,38 @@ def test_the_snapshot_evaluation_applies_the_flows_rule(tmp_path):
     assert (found["sensors"], found["placed"], found["judged"]) == (6, 5, 5)
     assert [c["sensor_index"] for c in found["cases"]] == [3]  # 90 against a median of 5.75
     assert found["cases"][0]["centre"] == 5.75 and found["high"] == 1
+
+
+def test_calibration_drift_is_a_daily_finding_never_an_alert():
+    """One sensor reads 1.5 times its neighbours (within the tolerance: never off them) for
+    two days, then as they do: one calibration_drift incident, open at the end of the second
+    day, closed at the end of the first day back; no reading carries a reason."""
+    rule = NeighbourRule(drift_windows=2, drift_days=2)
+    day = 86400
+    logic = AreaLogic(rule, window=600, grace=0, offline_after=3 * day, incidents=1800)
+    found, reasons = [], []
+    for d, ratio in enumerate((1.5, 1.5, 1.0, 1.0)):
+        for k in range(3):
+            out = scene(logic, [20.0 * ratio, 20.0, 20.5, 19.5, 20.0], d * day + 600 * k)
+            found += [i for i in out if type(i) is Incident]
+            reasons += [p.reasons for p in out if type(p) is Placed and p.reasons]
+    assert reasons == []
+    drift = [(i.state, i.kind, i.sensor_index, i.time, i.started, i.details) for i in found]
+    assert drift == [
+        ("open", "calibration_drift", 0, 2 * day, 0, {"ratio": 1.5, "days": 2}),
+        ("close", "calibration_drift", 0, 3 * day, 0, {"ratio": 1.0, "days": 2}),
+    ]
+
+
+def test_a_plume_sensor_that_sat_high_is_inside_the_event():
+    """During an event, a sensor up by more than `join_abs` on its own baseline is among the
+    event's sensors though it did not rise by half (it sat at 40); one below is not."""
+    logic = AreaLogic(NeighbourRule(), window=600, grace=0, offline_after=3600, incidents=1800)
+    clean = [5.0, 5.2, 5.4, 5.6, 40.0, 6.0]
+    for k in range(5):
+        scene(logic, clean, 600 * k)
+    smoke = [25.0, 25.2, 25.4, 25.6, 47.0, 8.0]  # the 40 sensor rose by 7 only, the 6 by 2
+    out = scene(logic, smoke, 3000)
+    [opened] = [i for i in out if type(i) is Incident and i.kind == "pollution_event"]
+    assert opened.sensors == [0, 1, 2, 3, 4]
+    assert {p.reading.sensor_index for p in out if type(p) is Placed and p.event} == {0, 1, 2, 3, 4}
