@@ -231,3 +231,15 @@ def test_default_alerts_find_the_labelled_faults_with_few_false_alarms(shipped):
     assert report.precision >= 0.9 and report.recall >= 0.9
     score_only = [a for a in out if a["kind"] == "anomaly"]
     assert score_only and all(a["score"] > THRESHOLD for a in score_only)
+
+
+def test_a_detector_feature_no_reading_carries_is_said_once_and_counted(caplog):
+    """hst scores the example's pm1.0_cf_1; a history without it is said once (a warning) and
+    counted in the totals; the default detector scores its pm2.5_cf_1."""
+    items = [Reading(5, 1000 + 600 * i, {"pm2.5_cf_1": 4.0 + i % 3}) for i in range(30)]
+    out, totals = run(TestingSource(items), detector="hst")
+    assert totals["absent:pm1.0_cf_1"] == 30 == totals["status:unscored"]
+    warned = [r.getMessage() for r in caplog.records if "pm1.0_cf_1" in r.getMessage()]
+    assert len(warned) == 1 and "in none of the 30 readings" in warned[0]
+    _, totals = run(TestingSource(items))
+    assert not any(k.startswith("absent:") for k in totals) and totals["status:warming_up"] == 30
