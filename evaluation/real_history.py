@@ -243,6 +243,17 @@ def report(
             f"{hours(percentile(durations, 0.9)):>9}{len(group) - len(durations):>6}"
         )
 
+    faults_by_day = Counter(
+        datetime.fromtimestamp(s["opened"], tz=UTC).date().isoformat()
+        for s in by_kind.get("sensor_fault", [])
+    )
+    if faults_by_day:
+        busiest, n = max(faults_by_day.items(), key=lambda kv: (kv[1], kv[0]))
+        lines.append(
+            f"  busiest day: {n} sensor_fault incidents opened on {busiest} (UTC); "
+            f"2023-12-02: {faults_by_day.get('2023-12-02', 0)}"
+        )
+
     # channel-rule recall against the raw A/B values
     channel_alerts = {
         (a["sensor_index"], epoch(a["time"]))
