@@ -53,6 +53,8 @@ from sources.retry import Backoff
 from sources.shards import DEFAULT_SHARDS
 from sources.times import EARLIEST, EPOCH_RANGE, SKEW, TimeWindow, iso_time, parse_time
 
+#: What the detector scores by default (but `hst`, the example's, scores `DEFAULT_FEATURES`).
+SCORED_FEATURES = ("pm2.5_cf_1",)
 #: The example's imputed fields.
 DEFAULT_IMPUTE_FIELDS = ("temperature", "humidity", "pressure", "pm1.0_cf_1")
 KEY_MODES = ("sensor", "global")
@@ -512,7 +514,11 @@ class DetectionConfig(Group):
     faults: bool = option(
         True, "report a reading a rule flags, whatever its score", keyword="report_faults"
     )
-    features: tuple[str, ...] = option(DEFAULT_FEATURES, "detector features (one but for hst)")
+    features: tuple[str, ...] | None = option(
+        None,
+        "detector features (one but for hst); unset: pm2.5_cf_1, hst: the example's pm1.0_cf_1",
+        example=SCORED_FEATURES,
+    )
     limits: Limits = option(DEFAULT_LIMITS, "hst: [lo, hi] per feature, needed for every feature")
     n_trees: int = option(10, "HalfSpaceTrees (hst, learned_hst, hst_ensemble): trees", min=1)
     height: int = option(8, "HalfSpaceTrees: tree height", min=0)
@@ -548,6 +554,9 @@ class DetectionConfig(Group):
         return alarm_threshold(self.detector_factory()())
 
     def check(self) -> None:
+        if self.features is None:  # PM2.5, the EPA correction's and the AQI's pollutant
+            default = DEFAULT_FEATURES if self.detector == "hst" else SCORED_FEATURES
+            object.__setattr__(self, "features", default)
         _not_record_fields(self.table, "features", self.features)
         nodes = self.n_trees * 2 ** min(self.height + 1, 64)
         if nodes > MAX_TREE_NODES:
@@ -581,23 +590,30 @@ class SpatialConfig(Group):
     area_km: float = option(30.0, "side of an area, km", keyword="area_km", min=1)
     radius_km: float = option(10.0, "neighbours within this, km", keyword="radius_km", min=0.1)
     min_neighbours: int = option(3, "neighbours needed to judge", keyword="min_neighbours", min=1)
-    low_level: float = option(
-        50.0, "below this centre: an absolute limit; above: z", keyword="neighbour_low", min=0
-    )
     abs_limit: float = option(
-        30.0, "|x - centre| above this disagrees (low levels)", keyword="neighbour_abs", min=0
-    )
-    z_limit: float = option(
-        2.0,
-        "|x - centre| / spread above this disagrees (high levels)",
-        keyword="neighbour_z",
+        30.0,
+        "off the neighbours: |x - centre| above this, µg/m³ ...",
+        keyword="neighbour_abs",
         min=0,
     )
+    rel_limit: float = option(
+        0.5, "... and above this share of the centre ...", keyword="neighbour_rel", min=0
+    )
+    z_limit: float = option(
+        2.0, "... and above this many spreads of the neighbours", keyword="neighbour_z", min=0
+    )
+    open_windows: int = option(
+        3, "reported after this many windows off ...", keyword="neighbour_open", min=1
+    )
+    of_windows: int = option(4, "... of the last this many", keyword="neighbour_of", min=1, max=60)
     min_spread: float = option(
         1.0, "the spread is at least this, µg/m³", keyword="neighbour_min_spread", min=0
     )
     rise_abs: float = option(10.0, "a rise: more than this above baseline", keyword="rise_abs")
     rise_ratio: float = option(1.5, "... and more than this times it", keyword="rise_ratio", min=1)
+    join_abs: float = option(
+        5.0, "during an event, a sensor up by more than this is in it, µg/m³", min=0
+    )
     event_share: float = option(
         0.5, "an event: this share of an area's sensors rise", keyword="event_share", min=0, max=1
     )
@@ -608,6 +624,14 @@ class SpatialConfig(Group):
     baseline_windows: int = option(
         3, "baseline: windows before it is used", keyword="baseline_windows", min=1
     )
+    drift_level: float = option(
+        5.0, "calibration drift: windows whose centre is at least this, µg/m³", min=0
+    )
+    drift_ratio: float = option(
+        0.3, "... a day off when its median ratio is beyond 1 ± this (EPA: 30 % CV)", min=0.01
+    )
+    drift_windows: int = option(24, "... a day judged on at least this many windows", min=1)
+    drift_days: int = option(3, "... this many off days in a row: a finding", min=1)
 
     def rule(self) -> NeighbourRule:
         names = [f.name for f in dataclasses.fields(NeighbourRule)]

@@ -14,6 +14,7 @@ Anomalies go to stdout (or `output=PATH`) as JSON lines, dead letters to stderr 
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,7 @@ from preparation.metrics import count_events, count_preparation, count_readings,
 from preparation.sampling import SampleLogic
 from preparation.validation import RangeValidator
 from sinks.log import LogSink
-from sinks.metrics import Progress
+from sinks.metrics import Progress, ensure_stderr_handler
 from sources.documents import is_url
 from sources.payload import DeadLetter, Reading
 from sources.poller import DEFAULT_FIELDS as POLLED_FIELDS
@@ -326,7 +327,7 @@ def _alerts(
 
     def placed_alerts(batch: list[Placed]) -> list[dict[str, Any]]:
         found = [
-            anomaly_record(p.reading, features, threshold, p.event, p.reasons)
+            anomaly_record(p.reading, features, threshold, p.event, p.reasons, p.neighbours)
             for p in batch
             if (faults and p.reasons) or is_anomaly(p.reading, threshold, faults)
         ]
@@ -371,14 +372,47 @@ def _sample(scored: Stream[Reading], sample: SampleConfig) -> Stream[Counts]:
     return op.map("sample_counts", picked, lambda _r: {"sampled": 1})
 
 
-def _totals(counts: list[Stream[Counts]], rejected: Stream[Any], target: Sink | None) -> None:
-    """The run's totals, to the log or to `target`, at the end of a finite run."""
+def _totals(
+    counts: list[Stream[Counts]],
+    rejected: Stream[Any],
+    target: Sink | None,
+    features: tuple[str, ...] = (),
+) -> None:
+    """The run's totals, to the log or to `target`, at the end of a finite run; a detector
+    feature that no reading carried is said there once (`absent_features`)."""
     merged = counts[0] if len(counts) == 1 else op.merge("preparation_counts", *counts)
-    totals = _count_totals(merged, rejected)
+    totals = op.map("absent_features", _count_totals(merged, rejected),
+                    lambda t: absent_features(t, features))  # fmt: skip
     if target is None:
         op.output("totals_log", op.map("totals_line", totals, totals_line), LogSink())
     else:
         op.output("totals_out", totals, target)
+
+
+def absent_features(totals: Counts, features: tuple[str, ...]) -> Counts:
+    """The totals, with `absent:<feature>` (the readings) for each detector feature that no
+    reading carried: one warning line says so, since nothing was scored on it.
+
+    >>> absent_features({"readings": 5, "status:unscored": 5}, ("pm1.0_cf_1",))["absent:pm1.0_cf_1"]
+    5
+    """
+    readings = totals.get("readings", 0)
+    scored = totals.get("status:scored", 0) + totals.get("status:warming_up", 0)
+    if not readings or not features:
+        return totals
+    absent = [f for f in features if totals.get("missing:" + f) == readings]
+    if not scored and not absent:  # not imputed, so not counted: no reading was scored at all
+        absent = list(features)
+    if absent:
+        totals = {**totals, **{"absent:" + f: readings for f in absent}}
+        logger = logging.getLogger("air_quality")
+        ensure_stderr_handler(logger)
+        logger.warning(
+            "detector feature %s in none of the %d readings: nothing was scored on it; set "
+            "[detection] features to a field of the data (e.g. pm2.5_cf_1)",
+            ", ".join(absent), readings,
+        )  # fmt: skip
+    return totals
 
 
 def build_flow(
@@ -448,7 +482,7 @@ def dataflow(config: FlowConfig) -> Dataflow:
         offline_after = config.cleaning.gaps.offline_after
         registry = _registry(config)
         placed, area_incidents, area_counts = spatial_stage(
-            scored, config.spatial, offline_after, registry, clear
+            scored, config.spatial, offline_after, registry, clear, outputs.incident_clear
         )
         extra_counts.append(area_counts)
     if clear is not None:
@@ -471,7 +505,7 @@ def dataflow(config: FlowConfig) -> Dataflow:
     if outputs.sample.size:
         extra_counts.append(_sample(scored, outputs.sample))
     counts = op.flat_map_batch("take_counts", per_key, lambda b: unkeyed(b, dict))
-    _totals([counts, *extra_counts], rejected, outputs.totals)
+    _totals([counts, *extra_counts], rejected, outputs.totals, config.detection.features)
     return flow
 
 

@@ -41,14 +41,16 @@ from bytewax.dataflow import Stream
 from bytewax.operators import StatefulBatchLogic
 
 from config.flow import SpatialConfig
-from preparation.incidents import AreaIncidents, Incident, SensorIncidents
+from preparation.incidents import CLEAR_AFTER, AreaIncidents, DriftTrack, Incident, NeighbourTrack
 from preparation.neighbours import Neighbourhood, NeighbourRule, areas_near, robust_centre
 from preparation.reasons import (
+    ABOVE_NEIGHBOURS,
+    BELOW_NEIGHBOURS,
     CHANNEL_DISAGREEMENT,
     CHANNEL_DOWNGRADED,
     CHANNEL_ZERO,
     FAULTS,
-    NEIGHBOUR_DISAGREEMENT,
+    LOCAL_SOURCE,
 )
 from sources.payload import DEFAULT_WINDOW, PayloadError, Reading, check_field_names
 from sources.times import TimeWindow
@@ -82,6 +84,7 @@ class Placed:
     reading: Reading
     reasons: list[str] = field(default_factory=list)
     event: bool = False
+    neighbours: dict[str, float] | None = None  # centre, excess, ratio when off them
 
 
 @dataclass(slots=True)
@@ -120,8 +123,10 @@ class AreaLogic(StatefulBatchLogic):
         resume: dict[str, Any] | None = None,
         registry: Registry | None = None,
         incidents: int | None = None,
+        clear: int = CLEAR_AFTER,
     ):
         self.rule = rule
+        self.clear = clear  # seconds of quiet that clear a sensor off its neighbours
         self.window = window
         self.grace = grace
         self.offline_after = offline_after
@@ -134,7 +139,8 @@ class AreaLogic(StatefulBatchLogic):
         self.registry = registry  # members known in advance (a file's), loaded on first use
         self.incidents = incidents  # seconds that clear an incident; None: no incident records
         self.event_incident: AreaIncidents | None = state.get("event_incident")
-        self.neighbour_incidents: dict[int, SensorIncidents] = state.get("neighbour_incidents", {})
+        self.tracks: dict[int, NeighbourTrack] = state.get("tracks", {})
+        self.drifts: dict[int, DriftTrack] = state.get("drifts", {})
         self.registered = bool(state)
         self._near: dict[int, list[int]] | None = None  # members' neighbours (rebuilt on resume)
 
@@ -213,13 +219,12 @@ class AreaLogic(StatefulBatchLogic):
                 ok[sensor] = all(o.channels_ok for o in observations)
         home = sorted(s for s in values if by_sensor[s][0].reading is not None)
         near = self._neighbours() if home else {}
-        disagreeing = set()
+        judged: dict[int, tuple[int, float]] = {}  # sensor: (side, centre), agreeing channels
         for sensor in home:
             around = [values[n] for n in near.get(sensor, ()) if n in values]
-            if len(around) >= rule.min_neighbours:
+            if len(around) >= rule.min_neighbours and ok[sensor]:
                 centre, spread = robust_centre(around)
-                if rule.disagrees(values[sensor], centre, spread):
-                    disagreeing.add(sensor)
+                judged[sensor] = (rule.side(values[sensor], centre, spread), centre)
         rising, ready = [], 0
         for sensor in home:
             base = self.baselines.get(sensor)
@@ -229,51 +234,91 @@ class AreaLogic(StatefulBatchLogic):
                     rising.append(sensor)
         event = len(rising) >= max(rule.min_rising, rule.event_share * ready)
         up = set(rising)
-        for sensor in home:  # learn the baselines of the sensors that did not rise
-            if sensor not in up:
+        inside = list(rising)  # the event's sensors: those that rose, and (during it) those
+        if event:  # up by more than `join_abs` on agreeing channels, however high they sat
+            for sensor in home:
+                base = self.baselines.get(sensor)
+                ready_base = base is not None and base[1] >= rule.baseline_windows
+                joins = ready_base and values[sensor] - base[0] > rule.join_abs
+                if sensor not in up and ok[sensor] and joins:
+                    inside.append(sensor)
+        up = set(inside)
+        for sensor in home:  # learn the baselines of the sensors that did not rise, not during an
+            if not event and sensor not in up:  # event (a plume's slow edge is no baseline)
                 base = self.baselines.setdefault(sensor, [values[sensor], 0])
                 base[0] += rule.baseline_alpha * (values[sensor] - base[0])
                 base[1] += 1
         start = index * self.window
-        out: list[Any] = [AreaWindow("", start, start + self.window, event, rising, ready)]
+        end = start + self.window
+        out: list[Any] = [AreaWindow("", start, end, event, rising, ready)]
         if event:
             self._count("spatial:event_windows")
-            disagreeing -= up  # during an event, a sensor that rose with it is not a fault
-        if self.incidents is not None:
-            out.extend(self._incidents(start, event, rising, home, disagreeing))
+            for sensor, (side, centre) in judged.items():
+                if side > 0 and sensor in up or side < 0:  # the event explains it
+                    judged[sensor] = (0, centre)
+        reported = self._judge(start, end, values, judged, (event, inside), out)
         for sensor, observations in by_sensor.items():
             if observations[0].reading is None:
                 continue
-            reasons = [NEIGHBOUR_DISAGREEMENT] if sensor in disagreeing else []
+            found = reported.get(sensor)
+            reasons = [] if found is None else [found[0]]
+            detail = None if found is None else found[1]
             in_event = event and sensor in up
             for obs in observations:
-                out.append(Placed(obs.reading, list(reasons), in_event))
+                out.append(Placed(obs.reading, list(reasons), in_event, detail))
             if reasons:
-                self._count("spatial:neighbour_disagreement", len(observations))
+                self._count("spatial:" + reasons[0], len(observations))
             if in_event:
                 self._count("spatial:in_event", len(observations))
         return out
 
-    def _incidents(
-        self, start: int, event: bool, rising: list[int], home: list[int], disagreeing: set[int]
-    ) -> list[Incident]:
-        """The window's incident records: the area's event, its sensors' neighbour faults."""
-        assert self.incidents is not None
-        if self.event_incident is None:
-            self.event_incident = AreaIncidents(self.incidents)
-        end = start + self.window
-        out = self.event_incident.observe("", start, end, event, rising)
-        for sensor in home:
-            track = self.neighbour_incidents.get(sensor)
-            if track is None:
-                if sensor not in disagreeing:
-                    continue
-                track = self.neighbour_incidents[sensor] = SensorIncidents(
-                    self.incidents, "neighbour"
+    def _judge(
+        self,
+        start: int,
+        end: int,
+        values: dict[int, float],
+        judged: dict[int, tuple[int, float]],
+        verdict: tuple[bool, list[int]],
+        out: list[Any],
+    ) -> dict[int, tuple[str, dict[str, float]]]:
+        """Each judged sensor's standing over its recent windows (`NeighbourTrack`) and its daily
+        ratio (`DriftTrack`); the sensors reported off their neighbours, with the reason and
+        how far off; incident records (when kept) into `out`."""
+        rule, emit, (event, rising) = self.rule, self.incidents is not None, verdict
+        if emit:
+            if self.event_incident is None:
+                self.event_incident = AreaIncidents(self.incidents)
+            out.extend(self.event_incident.observe("", start, end, event, rising))
+        reported: dict[int, tuple[str, dict[str, float]]] = {}
+        for sensor, (side, centre) in judged.items():
+            x = values[sensor]
+            track = self.tracks.get(sensor)
+            if track is None and side != 0:
+                track = self.tracks[sensor] = NeighbourTrack(
+                    rule.open_windows, rule.of_windows, self.clear
                 )
-            flagged = [NEIGHBOUR_DISAGREEMENT] if sensor in disagreeing else []
-            out.extend(track.observe(sensor, start if flagged else end, flagged))
-        return out
+            if track is not None:
+                kind = LOCAL_SOURCE if side > 0 or (side == 0 and track.side > 0) else "anomaly"
+                shown, records = track.observe(sensor, start, end, side, x, centre, kind)
+                if shown:
+                    ratio = round(x / centre, 3) if centre > 0 else None
+                    detail = {"centre": round(centre, 2), "excess": round(x - centre, 2)}
+                    if ratio is not None:
+                        detail["ratio"] = ratio
+                    code = ABOVE_NEIGHBOURS if side > 0 else BELOW_NEIGHBOURS
+                    reported[sensor] = (code, detail)
+                if emit:
+                    out.extend(records)
+            ratio = x / centre if not event and centre >= rule.drift_level else None
+            drift = self.drifts.get(sensor)
+            if drift is None:
+                drift = self.drifts[sensor] = DriftTrack()
+            found = drift.observe(rule, sensor, start, ratio)
+            if found:
+                self._count("spatial:calibration_drift", sum(i.state == "open" for i in found))
+                if emit:
+                    out.extend(found)
+        return reported
 
     def on_eof(self) -> tuple[list[Any], bool]:
         out: list[Any] = []
@@ -292,7 +337,8 @@ class AreaLogic(StatefulBatchLogic):
             "event_incident": None
             if self.event_incident is None
             else copy.deepcopy(self.event_incident),
-            "neighbour_incidents": {s: t.copy() for s, t in self.neighbour_incidents.items()},
+            "tracks": {s: copy.copy(t) for s, t in self.tracks.items()},
+            "drifts": {s: copy.copy(t) for s, t in self.drifts.items()},
         }
 
 
@@ -385,10 +431,12 @@ def spatial_stage(
     offline_after: int,
     registry: Registry | None = None,
     incidents: int | None = None,
+    clear: int = CLEAR_AFTER,
 ) -> tuple[Stream[Placed], Stream[Incident], Stream[dict]]:
     """The area stage: readings placed (with spatial reasons), incident records (when
     `incidents`, the seconds that clear one), and the stage's counts (at the end of a finite
-    run). `registry`: the members known in advance."""
+    run). `registry`: the members known in advance; `clear`: the seconds of quiet that clear a
+    sensor off its neighbours (the incidents' clear time, kept also when no incident is)."""
     places: dict = {}
     field_name, area_km, radius_km = config.field, config.area_km, config.radius_km
     rule = config.rule()
@@ -401,7 +449,7 @@ def spatial_stage(
         "areas",
         keyed,
         lambda resume: AreaLogic(
-            rule, config.window, config.grace, offline_after, resume, registry, incidents
+            rule, config.window, config.grace, offline_after, resume, registry, incidents, clear
         ),
     )
 

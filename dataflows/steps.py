@@ -258,10 +258,12 @@ def anomaly_record(
     threshold: float,
     event: bool = False,
     extra: Sequence[str] = (),
+    neighbours: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """The anomaly line: sensor, time, kind and reasons, score, feature values, imputed fields,
     the AQI when computed, and what the rules saw (`flags`) when a rule fired. `event`: the
-    reading is part of its area's pollution event; `extra`: the area stage's reasons."""
+    reading is part of its area's pollution event; `extra`: the area stage's reasons;
+    `neighbours`: how far off its neighbours it read (centre, excess, ratio), when it did."""
     reasons = reasons_of(reading, threshold, extra)
     record: dict[str, Any] = {
         "sensor_index": reading.sensor_index,
@@ -279,6 +281,8 @@ def anomaly_record(
         record["aqi_category"] = category(values[AQI_FIELD])
     if reading.reasons:
         record["flags"] = reading.flags
+    if neighbours is not None:
+        record["neighbours"] = dict(neighbours)
     return record
 
 

@@ -57,10 +57,16 @@ def raw_rows():
 
 def test_every_alert_has_a_kind_and_reasons_and_counts_add_up(shipped):
     out, totals = shipped
-    assert {a["kind"] for a in out} == {"sensor_fault", "anomaly"}
+    # no channels in the shipped data: off its neighbours is a local source (above) or an
+    # anomaly (below), never a sensor fault
+    assert {a["kind"] for a in out} == {"sensor_fault", "local_source", "anomaly"}
+    faults = {"flatline", "out_of_range"}
     for a in out:
         assert a["reasons"], a
-        assert (a["kind"] == "anomaly") == (a["reasons"] == ["score"])
+        fault = bool(faults.intersection(a["reasons"]))
+        assert (a["kind"] == "sensor_fault") == fault
+        assert (a["kind"] == "local_source") == (not fault and "above_neighbours" in a["reasons"])
+        assert (a["kind"] == "anomaly") == (set(a["reasons"]) <= {"score", "below_neighbours"})
         assert ("score" in a["reasons"]) == (a["score"] is not None and a["score"] > THRESHOLD)
     assert totals["anomalies"] == len(out)
     assert totals["kind:sensor_fault"] == sum(a["kind"] == "sensor_fault" for a in out)
@@ -132,7 +138,7 @@ def test_channel_faults_name_themselves_and_keep_the_good_channel():
     assert {tuple(faults[i]["reasons"]) for i in range(100, 120)} == {("channel_zero",)}
     assert {tuple(faults[i]["reasons"]) for i in range(150, 170)} == {("channel_disagreement",)}
     for i, a in faults.items():
-        assert a["pm1.0_cf_1"] == pytest.approx((6.0 + (i % 7) * 0.3) / 1.4)
+        assert a["pm2.5_cf_1"] == pytest.approx(6.0 + (i % 7) * 0.3)  # the scored feature
         assert a["flags"]["channels"].endswith("A kept")
     assert totals["channels:channel_zero"] == 20 and totals["channels:channel_disagreement"] == 20
     assert not [a for a in out if a["kind"] == "anomaly"]
@@ -225,3 +231,15 @@ def test_default_alerts_find_the_labelled_faults_with_few_false_alarms(shipped):
     assert report.precision >= 0.9 and report.recall >= 0.9
     score_only = [a for a in out if a["kind"] == "anomaly"]
     assert score_only and all(a["score"] > THRESHOLD for a in score_only)
+
+
+def test_a_detector_feature_no_reading_carries_is_said_once_and_counted(caplog):
+    """hst scores the example's pm1.0_cf_1; a history without it is said once (a warning) and
+    counted in the totals; the default detector scores its pm2.5_cf_1."""
+    items = [Reading(5, 1000 + 600 * i, {"pm2.5_cf_1": 4.0 + i % 3}) for i in range(30)]
+    out, totals = run(TestingSource(items), detector="hst")
+    assert totals["absent:pm1.0_cf_1"] == 30 == totals["status:unscored"]
+    warned = [r.getMessage() for r in caplog.records if "pm1.0_cf_1" in r.getMessage()]
+    assert len(warned) == 1 and "in none of the 30 readings" in warned[0]
+    _, totals = run(TestingSource(items))
+    assert not any(k.startswith("absent:") for k in totals) and totals["status:warming_up"] == 30

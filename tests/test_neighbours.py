@@ -14,6 +14,7 @@ from bytewax.testing import TestingSink, cluster_main, run_main
 
 from dataflows.air_quality import build_flow
 from dataflows.areas import AreaLogic, AreaWindow, Observation, Placed
+from preparation.incidents import Incident
 from preparation.neighbours import (
     Neighbourhood,
     NeighbourRule,
@@ -73,14 +74,22 @@ def test_every_neighbour_reaches_the_home_area(lat_range, lon_range):
 def test_robust_centre_and_the_rule_by_hand():
     assert robust_centre([10.0, 12.0, 11.0, 13.0]) == (11.5, 1.4826 * 1.0)
     rule = NeighbourRule()
-    # below 50: |x − centre| > 30
-    assert rule.disagrees(41.0, 10.0, 0.5) and not rule.disagrees(40.0, 10.0, 0.5)
-    assert rule.disagrees(-25.0, 5.5, 0.5)
-    # from 50: |x − centre| / max(spread, 1) > 2
-    assert rule.disagrees(121.0, 100.0, 10.0) and not rule.disagrees(119.0, 100.0, 10.0)
-    assert rule.disagrees(52.5, 50.0, 0.1)  # spread floored at 1: 2.5 > 2
+    # low levels: |x − centre| > 30 µg/m³
+    assert rule.side(40.1, 10.0, 0.5) == 1 and rule.side(40.0, 10.0, 0.5) == 0
+    assert rule.side(-24.6, 5.5, 0.5) == -1
+    # in proportion to the level: |x − centre| > 50 % of it (a 17 % unit-to-unit gap is not off)
+    assert rule.side(150.1, 100.0, 10.0) == 1 and rule.side(149.9, 100.0, 10.0) == 0
+    assert rule.side(49.9, 100.0, 10.0) == -1 and rule.side(83.0, 100.0, 2.0) == 0
+    assert rule.side(30.0, 100.0, 2.0) == -1
+    # or more than twice the neighbours' spread when they spread wider (spread floored at 1)
+    assert rule.side(160.0, 100.0, 31.0) == 0 and rule.side(163.0, 100.0, 31.0) == 1
+    assert NeighbourRule(abs_limit=15).side(25.1, 10.0, 0.5) == 1
+    assert NeighbourRule(abs_limit=0, rel_limit=0).side(52.5, 50.0, 0.1) == 1  # 2.5 > 2 × 1
+    assert rule.disagrees(30.0, 80.0, 5.0) and not rule.disagrees(60.0, 80.0, 5.0)
     with pytest.raises(ValueError):
         NeighbourRule(event_share=0.0)
+    with pytest.raises(ValueError):
+        NeighbourRule(open_windows=5, of_windows=4)
 
 
 def test_disagreements_need_enough_neighbours():
@@ -164,21 +173,30 @@ def scene(logic, values, start, ok=True):
     return logic.on_batch(batch)[0]
 
 
-def test_neighbour_disagreement_and_a_pollution_event():
-    logic = AreaLogic(NeighbourRule(), window=600, grace=0, offline_after=3600)
+def test_a_local_source_is_reported_after_three_of_four_windows_and_a_pollution_event():
+    logic = AreaLogic(NeighbourRule(), window=600, grace=0, offline_after=3600, clear=1200)
     clean = [5.0 + s * 0.1 for s in range(10)]
     scene(logic, clean, 0)
     for k in range(1, 5):  # baselines
         scene(logic, clean, 600 * k)
     bad = list(clean)
-    bad[3] = 60.0  # one sensor 55 µg/m³ above its neighbours
-    out = scene(logic, bad, 3000)
-    flagged = {s for s, _t, reasons, _e in placed(out) if reasons}
-    assert flagged == {3}
+    bad[3] = 60.0  # one sensor 55 µg/m³ above its neighbours (on agreeing channels)
+    bad[7] = 0.5  # one 5 below: within the tolerance
+    got = []
+    for start in (3000, 3600, 4200):
+        out = scene(logic, bad, start)
+        got.append({(s, reasons) for s, _t, reasons, _e in placed(out) if reasons})
+    # judged over several windows: reported from the third off window on, as a local source
+    assert got == [set(), set(), {(3, ("above_neighbours",))}]
+    alert = next(p for p in out if type(p) is Placed and p.reasons)
+    # the median of the nine others (0.5, 5.0, 5.1, 5.2, 5.4, 5.5, 5.6, 5.8, 5.9)
+    assert alert.neighbours == {"centre": 5.4, "excess": 54.6, "ratio": 11.111}
     windows = [w for w in out if type(w) is AreaWindow]
     assert [w.event for w in windows] == [False]
+    out = scene(logic, clean, 4800)  # back among its neighbours: not reported
+    assert not any(p.reasons for p in out if type(p) is Placed)
     smoke = [v + 80.0 for v in clean]  # everyone rises together
-    out = scene(logic, smoke, 3600)
+    out = scene(logic, smoke, 5400)
     windows = [w for w in out if type(w) is AreaWindow]
     assert windows[0].event and sorted(windows[0].rising) == list(range(10))
     assert all(e and not reasons for _s, _t, reasons, e in placed(out))
@@ -233,7 +251,7 @@ def test_spatial_alerts_are_the_same_on_one_and_two_workers(smoky):
     assert "pollution_event" in kinds
     states = [json.loads(a).get("state") for a in one]
     assert states.count("open") >= states.count("close") > 0  # incidents, the same too
-    assert any("neighbour_disagreement" in json.loads(a)["reasons"] for a in one)
+    assert any("above_neighbours" in json.loads(a)["reasons"] for a in one)
     # with smaller batches the readings interleave otherwise: still the same
     assert one == alerts(smoky, workers=2, batch_size=37)
 
@@ -241,7 +259,7 @@ def test_spatial_alerts_are_the_same_on_one_and_two_workers(smoky):
 def test_the_spatial_stage_can_be_turned_off(smoky):
     off = [json.loads(a) for a in alerts(smoky, spatial=False)]
     assert {a["kind"] for a in off} <= {"sensor_fault", "anomaly"}
-    assert not any("neighbour_disagreement" in a["reasons"] for a in off)
+    assert not any("above_neighbours" in a["reasons"] for a in off)
     assert math.isfinite(len(off))
 
 
@@ -258,3 +276,38 @@ def test_the_snapshot_evaluation_applies_the_flows_rule(tmp_path):
     assert (found["sensors"], found["placed"], found["judged"]) == (6, 5, 5)
     assert [c["sensor_index"] for c in found["cases"]] == [3]  # 90 against a median of 5.75
     assert found["cases"][0]["centre"] == 5.75 and found["high"] == 1
+
+
+def test_calibration_drift_is_a_daily_finding_never_an_alert():
+    """One sensor reads 1.5 times its neighbours (within the tolerance: never off them) for
+    two days, then as they do: one calibration_drift incident, open at the end of the second
+    day, closed at the end of the first day back; no reading carries a reason."""
+    rule = NeighbourRule(drift_windows=2, drift_days=2)
+    day = 86400
+    logic = AreaLogic(rule, window=600, grace=0, offline_after=3 * day, incidents=1800)
+    found, reasons = [], []
+    for d, ratio in enumerate((1.5, 1.5, 1.0, 1.0)):
+        for k in range(3):
+            out = scene(logic, [20.0 * ratio, 20.0, 20.5, 19.5, 20.0], d * day + 600 * k)
+            found += [i for i in out if type(i) is Incident]
+            reasons += [p.reasons for p in out if type(p) is Placed and p.reasons]
+    assert reasons == []
+    drift = [(i.state, i.kind, i.sensor_index, i.time, i.started, i.details) for i in found]
+    assert drift == [
+        ("open", "calibration_drift", 0, 2 * day, 0, {"ratio": 1.5, "days": 2}),
+        ("close", "calibration_drift", 0, 3 * day, 0, {"ratio": 1.0, "days": 2}),
+    ]
+
+
+def test_a_plume_sensor_that_sat_high_is_inside_the_event():
+    """During an event, a sensor up by more than `join_abs` on its own baseline is among the
+    event's sensors though it did not rise by half (it sat at 40); one below is not."""
+    logic = AreaLogic(NeighbourRule(), window=600, grace=0, offline_after=3600, incidents=1800)
+    clean = [5.0, 5.2, 5.4, 5.6, 40.0, 6.0]
+    for k in range(5):
+        scene(logic, clean, 600 * k)
+    smoke = [25.0, 25.2, 25.4, 25.6, 47.0, 8.0]  # the 40 sensor rose by 7 only, the 6 by 2
+    out = scene(logic, smoke, 3000)
+    [opened] = [i for i in out if type(i) is Incident and i.kind == "pollution_event"]
+    assert opened.sensors == [0, 1, 2, 3, 4]
+    assert {p.reading.sensor_index for p in out if type(p) is Placed and p.event} == {0, 1, 2, 3, 4}
