@@ -30,15 +30,15 @@ import os
 import random
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import requests
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from sources.backoff import Backoff, parse_retry_after
 from sources.documents import SourceError
+from sources.http import DEADLINE, HttpLimitError, HttpLimits, fetch
 from sources.payload import DeadLetter, Item, PayloadError, Reading, decode_line, parse_payload
 from sources.points import (
     BASE_COST,
@@ -106,27 +106,6 @@ class PaymentRequired(SourceError):
 
 class PointsBudgetExceeded(SourceError):
     """The points budget says stop."""
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A whole HTTP answer: status, headers, body."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-
-def http_get(
-    session: requests.Session,
-    url: str,
-    params: Mapping[str, Any],
-    timeout: tuple[float, float],
-) -> Answer:
-    """One GET and its whole answer: the one place the source talks HTTP (to become
-    `sources.http.fetch`, the project's bounded fetch)."""
-    response = session.get(url, params=params, timeout=timeout)
-    return Answer(response.status_code, response.headers, response.content)
 
 
 def parse_time(text: str) -> int:
@@ -296,9 +275,13 @@ class _HistoryPartition(StatefulSourcePartition[Item, HistoryPosition]):
         params = source.params(sensor, start, end)
         where = f"{url}?start_timestamp={start}&end_timestamp={end}"
         try:
-            answer = http_get(self._session, url, params, source.timeout)
+            answer = fetch(self._session, url, params=params, limits=source.limits)
         except TRANSIENT as exc:
             return self._retry(f"{type(exc).__name__}: {exc}", where, None)
+        except HttpLimitError as exc:
+            if exc.kind == DEADLINE:
+                return self._retry(exc.reason, where, None)
+            return self._bad_answer(DeadLetter(exc.reason, where, where), where)
         status = answer.status
         if status == 402:
             source.ledger.spend("history", 0)
@@ -324,17 +307,22 @@ class _HistoryPartition(StatefulSourcePartition[Item, HistoryPosition]):
         items, points = history_items(answer.body, sensor, start, end, source.positions, where)
         if points < 0:  # not a history answer: its dead letter now, and the chunk asked again
             source.ledger.spend("history", BASE_COST["history"])
-            self._bad += 1
-            if self._bad < MAX_BAD_ANSWERS:
-                return [*items, *self._retry("a body that is not a history answer", where, None)]
-            reason = f"chunk given up after {self._bad} answers that were not history answers"
-            items.append(DeadLetter(reason, where, where))
-            self._advance(0)
-            return items  # emitted at once: a resumed run may not meet the same answers
+            return self._bad_answer(items[0], where)
         source.ledger.spend("history", points)
         self._fetched.extend(items)
         self._advance(sum(type(i) is Reading for i in items))
         return []
+
+    def _bad_answer(self, letter: DeadLetter, where: str) -> list[Item]:
+        """An answer that is not a history answer: its dead letter, emitted at once (a resumed
+        run may not meet it again), and the chunk asked again, or given up after
+        `MAX_BAD_ANSWERS` in a row (one more dead letter: nothing is dropped unsaid)."""
+        self._bad += 1
+        if self._bad < MAX_BAD_ANSWERS:
+            return [letter, *self._retry(letter.reason, where, None)]
+        reason = f"chunk given up after {self._bad} answers that were not history answers"
+        self._advance(0)
+        return [letter, DeadLetter(reason, where, where)]
 
     def _advance(self, rows: int) -> None:
         """The chunk is done: on to the next sensor of the window."""
@@ -431,8 +419,9 @@ class HistorySource(FixedPartitionedSource[Item, HistoryPosition]):
     excluded); `average`: minutes (0 real time, 10, 30, 60, 360, 1440, ...); `fields`: what to
     ask for; `chunk`: seconds per request (default and at most the API's span for `average`);
     `read_keys`: private sensors' read keys (else from `PURPLEAIR_READ_KEYS`); `shards`:
-    partitions; `ledger`: the points budget and count; `progress(part, done, total, rows)`
-    is told of each chunk. `positions` (sensor: latitude, longitude) skips the positions request.
+    partitions; `ledger`: the points budget and count; `limits`: each request's
+    (`sources.http`); `progress(part, done, total, rows)` is told of each chunk. `positions`
+    (sensor: latitude, longitude) skips the positions request.
     """
 
     def __init__(
@@ -453,7 +442,7 @@ class HistorySource(FixedPartitionedSource[Item, HistoryPosition]):
         batch_size: int = 1000,
         ledger: PointsLedger | None = None,
         backoff: Backoff | None = None,
-        timeout: tuple[float, float] = (5.0, 60.0),
+        limits: HttpLimits | None = None,
         positions: Mapping[int, tuple[float | None, float | None]] | None = None,
         progress: Callable[[str, int, int, int], None] | None = None,
         seed: int | None = None,
@@ -471,7 +460,7 @@ class HistorySource(FixedPartitionedSource[Item, HistoryPosition]):
         self.shards, self.batch_size = shards, batch_size
         self.ledger = ledger or PointsLedger()
         self.backoff = backoff or Backoff()
-        self.timeout = timeout
+        self.limits = limits or HttpLimits(deadline_s=120.0)
         self.progress = progress
         self.seed = seed
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -527,9 +516,9 @@ class HistorySource(FixedPartitionedSource[Item, HistoryPosition]):
         session = requests.Session()
         session.headers["X-API-Key"] = self.api_key()
         try:
-            answer = http_get(session, url, params, self.timeout)
-        except TRANSIENT as exc:
-            raise SourceError(f"cannot reach {url}: {type(exc).__name__}: {exc}") from None
+            answer = fetch(session, url, params=params, limits=self.limits)
+        except (*TRANSIENT, HttpLimitError) as exc:
+            raise SourceError(f"cannot read {url}: {type(exc).__name__}: {exc}") from None
         finally:
             session.close()
         if answer.status in (401, 403):

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 import requests
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
+from sinks.metrics import POINTS
 from sources.backoff import Backoff, parse_retry_after
 from sources.documents import SourceError
 from sources.payload import (
@@ -41,6 +42,7 @@ from sources.payload import (
     parse_payload,
     payload_shape,
 )
+from sources.points import BASE_COST, request_cost, row_cost
 
 #: The public API; `base_url` replaces it (tests use a server on 127.0.0.1).
 PUBLIC_API = "https://api.purpleair.com/v1"
@@ -175,6 +177,8 @@ class _PollerPartition(StatefulSourcePartition[Item, int | None]):
         except PayloadError as exc:
             log.warning("malformed body from %s: %s", self._url, exc)
             return [DeadLetter(str(exc), body, origin)]
+        rows = payload.get("data") if isinstance(payload, dict) else None
+        POINTS.labels("sensors").inc(request_cost("sensors", self._source.fields, len(rows or ())))
         items = [item for item in parse_payload(payload, origin=origin) if self._is_new(item)]
         try:  # the next poll asks from this answer's stamp only when its envelope is sound, and
             stamp = payload_shape(payload).data_time_stamp  # never back (a stale, cached answer)
@@ -273,4 +277,11 @@ class PurpleAirPoller(FixedPartitionedSource[Item, int | None]):
             raise PurpleAirAuthError(
                 f"no PurpleAir API key: set the environment variable {self.api_key_env}"
             )
+        log.info(
+            "polling %d fields at %d points a row (%s points a poll of N sensors: "
+            "python -m sources.points live --sensors N gives a day's)",
+            len(self.fields),
+            row_cost(self.fields),
+            f"{BASE_COST['sensors']} + {row_cost(self.fields)} N",
+        )
         return _PollerPartition(self, key, resume_state)
