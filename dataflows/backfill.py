@@ -48,7 +48,7 @@ import argparse
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -277,7 +277,7 @@ def history_source(
     base_url: str = PUBLIC_API,
     chunk: int | None = None,
     budget: Budget | None = None,
-    backoff: Backoff | None = None,
+    backoff: Backoff | Mapping[str, float] | None = None,
     progress: HistoryProgress | float | None = DEFAULT_PROGRESS,
     config: Any = None,
     **options: Any,
@@ -302,7 +302,7 @@ def history_source(
         chunk=chunk,
         batch_size=run.batch_size,
         ledger=ledger,
-        backoff=backoff,
+        backoff=Backoff(**backoff) if isinstance(backoff, Mapping) else backoff,
         progress=progress,
     )
 
@@ -320,8 +320,9 @@ def history_flow(
     `source_options` are `history_source`'s, `config` and `options` `build_flow`'s. For
     `bytewax.run` with `-r DIR` to resume."""
     options = {**options, "engine": "columns", "progress": None}
+    flow_options = {k: v for k, v in options.items() if k != "progress"}
     source = history_source(
-        sensors, start=start, end=end, config=config, **(source_options or {}), **options
+        sensors, start=start, end=end, config=config, **(source_options or {}), **flow_options
     )
     return build_flow(source, config=config, **options)
 

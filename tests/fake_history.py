@@ -6,8 +6,9 @@
 a private sensor. A span longer than the average allows is refused (400
 `InvalidTimestampSpanError`, the limits of PurpleAir's "Loop API Calls for Historical Data",
 written out here again, not imported), rows are answered in no particular order (a seeded
-shuffle: the API does not sort them), `fields` starts with `time_stamp`. The rows are served
-as stored, whatever the average. `GET /v1/sensors`
+shuffle: the API does not sort them), `fields` starts with `time_stamp`; the rows are served as
+stored, whatever the average. A private sensor (`read_keys`) answers only with its read key and
+is listed only for it. `GET /v1/sensors`
 (`show_only` or a bounding box) and `GET /v1/groups/{id}/members` give positions.
 
 Points: every answer is charged from this module's own table (base 5 a request; 2 a row for a
@@ -167,7 +168,8 @@ class FakeHistory:
                 for x in chosen
                 if w <= self.positions[x][1] <= e and s <= self.positions[x][0] <= n
             ]
-        chosen = [s for s in chosen if s not in self.read_keys]  # private: not listed
+        given = set(query.get("read_keys", "").split(","))
+        chosen = [s for s in chosen if s not in self.read_keys or self.read_keys[s] in given]
         cost = charge(fields, len(chosen))
         if cost > self.points - self.charged:
             return self._error(402, "PaymentRequiredError")
