@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from sinks.metrics import POINTS
+from sinks.metrics import POINTS, ensure_stderr_handler
 
 #: Points per request, by endpoint (see the module's docstring for the sources).
 BASE_COST = {"sensor": 1, "sensors": 5, "history": 5, "members": 5}
@@ -142,7 +142,7 @@ class PointsLedger:
     ):
         self.budget = budget or Budget()
         self._clock = clock
-        self._write = write or log.warning
+        self._write = write or _log_info
         self._lock = threading.Lock()
         self.spent = 0
         self.requests = 0
@@ -200,6 +200,11 @@ class PointsLedger:
         """`points: N spent in R requests this run`."""
         with self._lock:
             return f"points: {self.spent:,} spent in {self.requests:,} requests this run"
+
+
+def _log_info(line: str) -> None:
+    ensure_stderr_handler(log)
+    log.info(line)
 
 
 def live_day_cost(sensors: int, fields: Sequence[str], interval: float) -> tuple[int, int]:

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import requests
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from sinks.metrics import POINTS
+from sinks.metrics import POINTS, ensure_stderr_handler
 from sources.backoff import Backoff, parse_retry_after
 from sources.documents import SourceError
 from sources.payload import (
@@ -277,6 +277,7 @@ class PurpleAirPoller(FixedPartitionedSource[Item, int | None]):
             raise PurpleAirAuthError(
                 f"no PurpleAir API key: set the environment variable {self.api_key_env}"
             )
+        ensure_stderr_handler(log)
         log.info(
             "polling %d fields at %d points a row (%s points a poll of N sensors: "
             "python -m sources.points live --sensors N gives a day's)",

@@ -401,3 +401,23 @@ def test_killed_part_way_and_resumed_the_database_holds_each_row_once(tmp_path):
     # resumed, not restarted: after the hold, only the third window on were asked for
     after = asked[len(asked) - (3 * 6 - 6) :]
     assert min(a for _s, a, _b in after) == T0 + 2 * DAY
+
+
+def test_points_are_logged_each_hour_and_counted_in_prometheus():
+    from prometheus_client import REGISTRY
+
+    def counted() -> float:
+        return REGISTRY.get_sample_value("purpleair_points_total", {"endpoint": "history"}) or 0
+
+    now, lines = [0.0], []
+    ledger = PointsLedger(clock=lambda: now[0], write=lines.append)
+    before = counted()
+    ledger.spend("history", 500)
+    now[0] = 1800.0
+    ledger.spend("history", 250)
+    assert lines == []
+    now[0] = 3700.0
+    ledger.spend("history", 100)
+    assert lines == ["points: 750 in the last hour, 850 this run"]
+    assert counted() - before == 850
+    assert ledger.summary() == "points: 850 spent in 3 requests this run"
