@@ -25,6 +25,21 @@ to Bytewax, e.g. two processes (each prints its own progress, of its own shards'
         -i 0 -a "127.0.0.1:2101;127.0.0.1:2102"    # and -i 1 in a second shell
 
 and `-r DIR` for recovery, as for the air-quality flow.
+
+Straight from the PurpleAir API (`sources.history`, docs/history.md), with the key in
+`PURPLEAIR_API_KEY`:
+
+    python -m dataflows.backfill --from-api --sensors 1,2,3 --start 2024-01-01 \
+        --end 2024-02-01 --average 10 --recovery DIR
+    python -m dataflows.backfill --from-api --sensors 1,2,3 --start 2024-01-01 \
+        --end 2024-02-01 --dry-run            # the points it would cost, nothing sent
+
+`--bbox W,N,E,S` or `--group ID` instead of `--sensors`; `--budget-points N` stops before the
+run spends more, `--budget-per-hour N` slows down (or, with `--on-limit stop`, stops) at that
+rate; `--recovery DIR` (made once with `python -m bytewax.recovery DIR 1`) lets a stopped or
+killed run go on where it was, chunk by chunk. Its progress line:
+
+    backfill: chunk 40 of 143 (28.0%), 52,310 rows, 1,204 rows/s, 731,245 points, 0:01:10 left
 """
 
 from __future__ import annotations
@@ -33,17 +48,29 @@ import argparse
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from bytewax.dataflow import Dataflow
+from bytewax.recovery import RecoveryConfig
 
 from columns.csv_source import CsvColumnSource
 from columns.source import ColumnFileSource
 from config import resolve
 from config.options import ConfigError, configuration_error
-from dataflows.air_quality import build_flow
+from dataflows.air_quality import POLLED_FIELDS, build_flow
+from sources.history import (
+    NOT_HISTORY,
+    HistoryPlan,
+    HistorySource,
+    PaymentRequired,
+    PointsBudgetExceeded,
+    parse_time,
+)
+from sources.points import Budget, PointsLedger
+from sources.poller import PUBLIC_API
+from sources.retry import Backoff
 
 #: Seconds between progress lines, unless told otherwise.
 DEFAULT_PROGRESS = 5.0
@@ -163,11 +190,212 @@ def backfill_flow(
     return build_flow(source, config=config, **options)
 
 
+class HistoryProgress:
+    """The back-fill's progress from the API: told of each chunk (`HistorySource.progress`),
+    writes every `interval` seconds chunks done, rows, rows/s, points spent and time left
+    (at the average pace of this run's chunks so far). `interval=None`: only `finish`.
+
+    >>> clock = iter([0.0, 2.0, 4.0, 5.0]).__next__
+    >>> lines = []
+    >>> ledger = PointsLedger()
+    >>> p = HistoryProgress(ledger, 1.0, clock=clock, write=lines.append)
+    >>> p("history-0-of-1", 1, 4, 300)
+    >>> p("history-0-of-1", 2, 4, 300)
+    >>> print(lines[-1])
+    backfill: chunk 2 of 4 (50.0%), 600 rows, 150 rows/s, 0 points, 0:00:04 left
+    """
+
+    def __init__(
+        self,
+        ledger: PointsLedger,
+        interval: float | None = DEFAULT_PROGRESS,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        write: Callable[[str], Any] | None = None,
+    ):
+        self.ledger, self.interval, self._clock = ledger, interval, clock
+        self._write = write or (lambda line: print(line, file=sys.stderr, flush=True))
+        self._lock = threading.Lock()
+        self._parts: dict[str, tuple[int, int]] = {}  # part: (done, total)
+        self._first: dict[str, int] = {}  # part: chunks done when this run began
+        self.rows = 0
+        self._started = clock()
+        self._last = (self._started, 0)
+
+    def __call__(self, part: str, done: int, total: int, rows: int) -> None:
+        with self._lock:
+            self.rows += rows
+            self._first.setdefault(part, done - 1)
+            self._parts[part] = (done, total)
+            now = self._clock()
+            if self.interval is None or now - self._last[0] < self.interval:
+                return
+            line = self._line(now)
+        self._write(line)
+
+    def _line(self, now: float) -> str:
+        then, rows_then = self._last
+        rate = (self.rows - rows_then) / (now - then) if now > then else 0.0
+        self._last = (now, self.rows)
+        done = sum(d for d, _t in self._parts.values())
+        total = sum(t for _d, t in self._parts.values())
+        this_run = done - sum(self._first.values())
+        elapsed = now - self._started
+        left = "?" if this_run <= 0 else _clock_time(elapsed / this_run * (total - done))
+        return (
+            f"backfill: chunk {done:,} of {total:,} ({100 * done / max(total, 1):.1f}%), "
+            f"{self.rows:,} rows, {rate:,.0f} rows/s, {self.ledger.spent:,} points, {left} left"
+        )
+
+    def finish(self) -> str:
+        """The last line: rows, chunks, time taken, points spent (written, and returned)."""
+        with self._lock:
+            elapsed = self._clock() - self._started
+            done = sum(d for d, _t in self._parts.values())
+            line = (
+                f"backfill: done, {self.rows:,} rows from {done:,} chunks in "
+                f"{_clock_time(elapsed)}; {self.ledger.summary()}"
+            )
+        self._write(line)
+        return line
+
+
+def history_fields(config: Any = None, **options: Any) -> tuple[str, ...]:
+    """The fields a history back-fill asks for: those the flow needs (as the live poller asks
+    for them) that the history endpoint gives."""
+    flow = resolve(config, **{**options, "engine": "columns", "progress": None})
+    needed = (*POLLED_FIELDS, *flow.cleaning.imputation.fields, *flow.detection.features)
+    return tuple(f for f in dict.fromkeys(needed) if f not in NOT_HISTORY)
+
+
+def history_source(
+    sensors: Sequence[int] | None = None,
+    *,
+    start: int | str,
+    end: int | str,
+    average: int = 10,
+    fields: Sequence[str] | None = None,
+    bbox: Sequence[float] | None = None,
+    group: int | None = None,
+    base_url: str = PUBLIC_API,
+    chunk: int | None = None,
+    budget: Budget | None = None,
+    backoff: Backoff | Mapping[str, float] | None = None,
+    progress: HistoryProgress | float | None = DEFAULT_PROGRESS,
+    config: Any = None,
+    **options: Any,
+) -> HistorySource:
+    """The history source of a back-fill (`start`/`end`: epoch seconds, dates or ISO 8601;
+    `fields`: unset, what the flow's configuration needs); its sensors and positions are found
+    here, before the flow runs."""
+    options = {**options, "engine": "columns", "progress": None}
+    run = resolve(config, **options).run
+    ledger = progress.ledger if isinstance(progress, HistoryProgress) else PointsLedger(budget)
+    if not isinstance(progress, HistoryProgress):
+        progress = HistoryProgress(ledger, progress)
+    return HistorySource(
+        sensors,
+        start=parse_time(str(start)),
+        end=parse_time(str(end)),
+        average=average,
+        fields=fields or history_fields(config, **options),
+        bbox=bbox,
+        group=group,
+        base_url=base_url,
+        chunk=chunk,
+        batch_size=run.batch_size,
+        ledger=ledger,
+        backoff=Backoff(**backoff) if isinstance(backoff, Mapping) else backoff,
+        progress=progress,
+    )
+
+
+def history_flow(
+    sensors: Sequence[int] | None = None,
+    *,
+    start: int | str,
+    end: int | str,
+    config: Any = None,
+    source_options: dict[str, Any] | None = None,
+    **options: Any,
+) -> Dataflow:
+    """The air-quality flow on the column engine over sensors' history from the PurpleAir API;
+    `source_options` are `history_source`'s, `config` and `options` `build_flow`'s. For
+    `bytewax.run` with `-r DIR` to resume."""
+    options = {**options, "engine": "columns", "progress": None}
+    flow_options = {k: v for k, v in options.items() if k != "progress"}
+    source = history_source(
+        sensors, start=start, end=end, config=config, **(source_options or {}), **flow_options
+    )
+    return build_flow(source, config=config, **options)
+
+
+def _numbers(text: str | None, kind: type) -> list | None:
+    return None if text is None else [kind(x) for x in text.split(",") if x.strip()]
+
+
+def _from_api(args: argparse.Namespace, options: dict[str, Any]) -> int:
+    """`--from-api`: the dry run's line, or the back-fill; a stop is one line."""
+    from bytewax.testing import run_main
+
+    chosen = [x for x in (args.sensors, args.bbox, args.group) if x is not None]
+    if len(chosen) != 1 or args.start is None or args.end is None:
+        print(
+            "configuration error: --from-api needs one of --sensors, --bbox or --group, "
+            "and --start and --end",
+            file=sys.stderr,
+        )
+        return 1
+    progress = HistoryProgress(PointsLedger(), args.progress)
+    try:
+        sensors = _numbers(args.sensors, int)
+        start, end = parse_time(args.start), parse_time(args.end)
+        fields = args.fields.split(",") if args.fields else history_fields(args.config, **options)
+        chunk = None if args.chunk_days is None else int(args.chunk_days * 86400)
+        if args.dry_run and sensors is not None:  # nothing sent
+            print(HistoryPlan(sensors, start, end, args.average, fields, chunk).describe())
+            return 0
+        progress.ledger.budget = Budget(args.budget_points, args.budget_per_hour, args.on_limit)
+        source = history_source(
+            sensors,
+            start=start,
+            end=end,
+            average=args.average,
+            fields=fields,
+            bbox=_numbers(args.bbox, float),
+            group=args.group,
+            base_url=args.base_url,
+            chunk=chunk,
+            progress=progress,
+            config=args.config,
+            **options,
+        )
+        if args.dry_run:  # a box's or a group's sensors had to be asked for (one request)
+            print(source.plan.describe())
+            return 0
+        flow = build_flow(source, config=args.config, engine="columns", progress=None, **options)
+        recovery = None if args.recovery is None else RecoveryConfig(args.recovery)
+        run_main(flow, recovery_config=recovery)
+    except Exception as error:  # a stop or a configuration error is one line
+        cause = configuration_error(error)
+        if cause is None and isinstance(error, ValueError):
+            cause = error  # an option the source refused (its message names it)
+        if cause is None:
+            raise
+        stop = isinstance(cause, PaymentRequired | PointsBudgetExceeded)
+        print(f"{'backfill stopped' if stop else 'configuration error'}: {cause}", file=sys.stderr)
+        return 1
+    progress.finish()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m dataflows.backfill", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("path", help="JSON lines of polls (or one payload), or a .csv of readings")
+    parser.add_argument(
+        "path", nargs="?", help="JSON lines of polls (or one payload), or a .csv of readings"
+    )
     parser.add_argument("--config", help="a flow.toml (python -m config prints one)")
     parser.add_argument("--output", help="anomalies (a JSON-lines file or a database)")
     parser.add_argument("--readings", help="every reading (a JSON-lines file or a database)")
@@ -180,6 +408,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_PROGRESS,
         help=f"seconds between progress lines (default {DEFAULT_PROGRESS:g})",
     )
+    api = parser.add_argument_group("from the PurpleAir API (docs/history.md)")
+    api.add_argument("--from-api", action="store_true", help="sensors' history from the API")
+    api.add_argument("--sensors", help="sensor indexes, comma-separated")
+    api.add_argument("--bbox", help="or the sensors in nwlng,nwlat,selng,selat")
+    api.add_argument("--group", type=int, help="or the sensors of this group")
+    api.add_argument("--start", help="first time (a date, ISO 8601 or epoch seconds)")
+    api.add_argument("--end", help="end (excluded)")
+    api.add_argument("--average", type=int, default=10, help="minutes (0: real time); 10")
+    api.add_argument("--fields", help="fields to ask for; default: what the flow needs")
+    api.add_argument("--chunk-days", type=float, help="days per request; default: the API's most")
+    api.add_argument("--base-url", default=PUBLIC_API, help="the API's root")
+    api.add_argument("--budget-points", type=int, help="stop before the run spends more")
+    api.add_argument("--budget-per-hour", type=int, help="points an hour at most")
+    api.add_argument(
+        "--on-limit", choices=("slow", "stop"), default="slow", help="at the hour's limit"
+    )
+    api.add_argument("--dry-run", action="store_true", help="print the points it would cost")
+    api.add_argument("--recovery", help="a Bytewax recovery directory, to resume a stopped run")
     args = parser.parse_args(argv)
     options = {
         name: value
@@ -191,6 +437,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if value is not None
     }
+    if args.from_api:
+        return _from_api(args, options)
+    if args.path is None:
+        parser.error("give a PATH, or --from-api")
     from bytewax.testing import cluster_main, run_main
 
     try:

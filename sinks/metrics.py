@@ -29,6 +29,8 @@ READINGS = Counter("air_quality_readings", "Readings cleaned and scored")
 IMPUTED = Counter("air_quality_imputed_values", "Values filled in by the imputer", ["field"])
 ANOMALIES = Counter("air_quality_anomalies", "Readings reported as anomalies")
 DEAD_LETTERS = Counter("air_quality_dead_letters", "Rows and lines that could not be parsed")
+#: PurpleAir API points spent, by endpoint (`sources.points`: priced from rows and fields).
+POINTS = Counter("purpleair_points", "PurpleAir API points spent", ["endpoint"])
 
 log = logging.getLogger("air_quality.progress")
 

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
+from sinks.metrics import POINTS, ensure_stderr_handler
 from sources.documents import SourceError
 from sources.http import (
     DEADLINE,
@@ -58,6 +59,7 @@ from sources.payload import (
     parse_payload,
     payload_shape,
 )
+from sources.points import BASE_COST, request_cost, row_cost
 from sources.retry import Backoff, parse_retry_after, retry_line
 from sources.times import TimeWindow
 
@@ -198,6 +200,8 @@ class _PollerPartition(StatefulSourcePartition[Item, int | None]):
         except PayloadError as exc:
             log.warning("malformed body from %s: %s", self._url, exc)
             return [DeadLetter(str(exc), body, origin)]
+        data = payload.get("data") if isinstance(payload, dict) else None
+        POINTS.labels("sensors").inc(request_cost("sensors", self._source.fields, len(data or ())))
         rows = parse_payload(payload, origin=origin, window=self._source.window)
         items = [item for item in rows if self._is_new(item)]
         try:  # the next poll asks from this answer's stamp only when its envelope is sound, and
@@ -304,4 +308,12 @@ class PurpleAirPoller(FixedPartitionedSource[Item, int | None]):
             raise PurpleAirAuthError(
                 f"no PurpleAir API key: set the environment variable {self.api_key_env}"
             )
+        ensure_stderr_handler(log)
+        log.info(
+            "polling %d fields at %d points a row (%s points a poll of N sensors: "
+            "python -m sources.points live --sensors N gives a day's)",
+            len(self.fields),
+            row_cost(self.fields),
+            f"{BASE_COST['sensors']} + {row_cost(self.fields)} N",
+        )
         return _PollerPartition(self, key, resume_state)
