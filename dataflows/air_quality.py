@@ -63,6 +63,7 @@ from sinks.jsonlines import JsonLinesSink
 from sinks.log import LogSink
 from sinks.metrics import Progress
 from sources.documents import is_url
+from sources.extent import estimate_rows
 from sources.payload import DeadLetter, Reading
 from sources.poller import DEFAULT_FIELDS as POLLED_FIELDS
 from sources.purpleair import PurpleAirSource
@@ -108,6 +109,15 @@ def _count_totals(per_key: Stream[Counts], dead: Stream[Any]) -> Stream[Counts]:
         "fold_totals", op.key_on("one_key", parts, lambda _c: "totals"), dict, add_counts
     )
     return op.key_rm("unkey_totals", summary)
+
+
+def _expected_rows(config: FlowConfig) -> int | None:
+    """About how many rows a file source holds (for the progress's time left); None for a live
+    source, a URL, or a source given as an object."""
+    source = config.source.path or SHIPPED_DATA
+    if isinstance(source, Source) or source == "purpleair" or is_url(str(source)):
+        return None
+    return estimate_rows(source)
 
 
 def tune_gc(threshold: int = GC_THRESHOLD) -> None:
@@ -412,7 +422,7 @@ def dataflow(config: FlowConfig) -> Dataflow:
     spatial = config.spatial.enabled and run.key == "sensor"  # neighbours need time series
     clear = outputs.incident_clear if outputs.incidents is not None else None
     per_sensor = sensor_config(config.cleaning, config.detection, run.key, spatial, clear)
-    counter = Progress(run.progress)
+    counter = Progress(run.progress, total=_expected_rows(config))
     if run.gc_threshold is not None:
         tune_gc(run.gc_threshold)
     flow = Dataflow("air_quality")
