@@ -3,7 +3,9 @@
 This is the only package that `pip install .` puts into site-packages. The project's own
 folders (`dataflows`, `sources`, `sinks`, `data`, ...) have generic names that would clash with
 other projects' in a shared site-packages, so they stay in the checkout: the command finds the
-checkout (`checkout()`) and puts it first on its own `sys.path`, in its own process only.
+checkout (`checkout()`) and puts it first on its own `sys.path`, in its own process only. The
+installed package is only this launcher: on import it takes its modules (`cli`, `commands`,
+...) from the checkout's copy, so a `git pull` needs no reinstall.
 """
 
 from __future__ import annotations
@@ -46,3 +48,18 @@ def checkout() -> Path:
         f"cannot find the project's checkout (tried {', '.join(c for c in candidates if c)}); "
         f"set {HOME_ENV} to it"
     )
+
+
+def _use_checkout() -> None:
+    """Take this package's modules from the checkout (when found) rather than the installed
+    copy; a missing checkout is reported by `cli.main`."""
+    try:
+        home = checkout()
+    except CheckoutNotFound:
+        return
+    here = home / "air_quality_stream"
+    if here.is_dir():
+        __path__[:] = [str(here)]
+
+
+_use_checkout()

@@ -51,11 +51,18 @@ def parser() -> argparse.ArgumentParser:
     sub = main.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module in commands().items():
         command = sub.add_parser(
-            name, help=module.HELP, description=module.__doc__, add_help=module_help(module)
+            name,
+            help=module.HELP,
+            description=module.__doc__,
+            add_help=module_help(module),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        command.formatter_class = argparse.RawDescriptionHelpFormatter
+        if module_help(module):  # also after the command: `air-quality run --log-level debug`
+            command.add_argument(
+                "--log-level", choices=LEVELS, default=argparse.SUPPRESS, help="as above"
+            )
         module.add_arguments(command)
-        command.set_defaults(handler=module.run)
+        command.set_defaults(handler=module.run, pass_on=not module_help(module))
     return main
 
 
@@ -71,7 +78,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CheckoutNotFound as error:
         print(f"{PROG}: {error}", file=sys.stderr)
         return CONFIG_ERROR
-    args = parser().parse_args(argv)
+    main_parser = parser()
+    args, rest = main_parser.parse_known_args(argv)
+    if getattr(args, "pass_on", False):
+        args.arguments = rest  # a command that hands its arguments to a module's own parser
+    elif rest:
+        main_parser.error(f"unrecognized arguments: {' '.join(rest)}")
     setup_logging(args.log_level)
     try:
         return args.handler(args)
