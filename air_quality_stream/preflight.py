@@ -102,20 +102,21 @@ def check_outputs(config: FlowConfig) -> None:
 
 
 def check_writable(where: str, path: Path) -> None:
-    """`path` can be appended to, or created in its folder."""
+    """`path` can be appended to, or created (tried: a file made by the check is removed)."""
     if str(path) == "-":
         return
     if path.is_dir():
         raise ConfigError(f"{where}: {path} is a directory; allowed: a file path")
-    if path.exists():
-        if not os.access(path, os.W_OK):
-            raise ConfigError(f"{where}: {path} cannot be written (permission denied)")
-        return
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise ConfigError(f"{where}: no such folder: {folder}")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ConfigError(f"{where}: {path} cannot be created in {folder} (permission denied)")
+    existed = path.exists()
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
+    except OSError as error:
+        raise ConfigError(f"{where}: {path} cannot be written ({error.strerror})") from None
+    if not existed:
+        path.unlink()
 
 
 def check_postgres(where: str, url: str) -> None:

@@ -68,6 +68,8 @@ def run_processes(spec: dict[str, Any], processes: int) -> int:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     env[air_quality_stream.HOME_ENV] = str(air_quality_stream.checkout())
+    if spec.get("log_level") != "debug":
+        env["RUST_BACKTRACE"] = "0"  # a failed run's Python traceback says it; Rust's adds noise
     out, lock = sys.stdout.buffer, threading.Lock()
     sys.stdout.flush()
     children, relays = [], []
