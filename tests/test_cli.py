@@ -1,0 +1,192 @@
+"""The `air-quality` command: `--help` everywhere, flags that are the configuration's options,
+stdout that carries only results (also with two processes), one-line errors before the run."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from air_quality_stream import cli
+from air_quality_stream.commands import commands
+from air_quality_stream.commands.evaluate import EVALUATIONS
+from air_quality_stream.flags import flags, parse_value
+from air_quality_stream.preflight import check_postgres
+from config.options import ConfigError, is_group
+from config.tables import groups, resolve
+from data import simulate
+from tests.fake_purpleair import FakePurpleAir
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+TIMEOUT = 300
+
+
+def command(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`air-quality ARGS` in `cwd` (not the checkout), as a reader runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "air_quality_stream", *args],
+        cwd=cwd,
+        env=env or ENV,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+
+
+def helped(argv: list[str]) -> str:
+    """What `air-quality ARGV` prints, which must end with exit code 0."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            code = cli.main(argv)  # a command that hands its arguments on returns
+        except SystemExit as stop:  # argparse's own --help exits
+            code = stop.code
+    assert code == 0, argv
+    return out.getvalue()
+
+
+def test_help_works_at_every_level():
+    top = helped(["--help"])
+    names = list(commands())
+    assert {"run", "backfill", "config", "report", "evaluate"} <= set(names)
+    assert "serve" not in names and "serve: reserved" in top
+    for name in names:
+        assert f"usage: air-quality {name}" in helped([name, "--help"]), name
+    for action in ("show", "check", "explain", "reference"):
+        assert f"usage: air-quality config {action}" in helped(["config", action, "--help"])
+    for name in EVALUATIONS:
+        assert f"usage: air-quality evaluate {name}" in helped(["evaluate", name, "--help"])
+
+
+def test_every_option_of_the_configuration_is_one_flag():
+    options = [
+        (path, spec.name)
+        for path, cls in groups()
+        for spec in dataclasses.fields(cls)
+        if not is_group(spec)
+    ]
+    python_only = {(("outputs",), "totals")}  # a sink: from Python only
+    made = {(f.path, f.option) for f in flags()}
+    assert made == set(options) - python_only
+    names = [f.name for f in flags()]
+    assert len(names) == len(set(names))
+    run_help = helped(["run", "--help"])
+    assert all(f"--{name}" in run_help for name in names)
+
+
+def test_flags_give_what_the_keywords_give():
+    argv = [
+        "--threshold", "0.8", "--impute-fields", "humidity,temperature", "--no-validate",
+        "--bbox=-122.5,38.0,-121.8,37.3", "--flatline", "false", "--purpleair-interval", "60",
+        "--ranges", "{humidity = [0, 100]}", "--output", "a.db", "--show-only", "1,2",
+    ]  # fmt: skip
+    from air_quality_stream.runs import resolve_args
+
+    args = cli.parser().parse_args(["run", *argv])
+    got, _tree = resolve_args(args)
+    want = resolve(
+        threshold=0.8,
+        impute_fields=("humidity", "temperature"),
+        validate=False,
+        flatline=None,
+        purpleair={"bbox": (-122.5, 38.0, -121.8, 37.3), "interval": 60.0, "show_only": (1, 2)},
+        ranges={"humidity": (0, 100)},
+        output="a.db",
+    )
+    assert got == want
+    assert parse_value("data/polls.jsonl", str | None) == "data/polls.jsonl"
+    assert parse_value("123", str) == "123"
+
+
+def test_the_quick_start_runs_from_any_folder_and_its_stdout_is_only_results(tmp_path):
+    """(The doc test runs `air-quality run` in the README's figures; here: another folder.)"""
+    done = command("run", "-p", "2", "--summary-json", "summary.json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines and all(isinstance(json.loads(line), dict) for line in lines)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["totals"]["anomalies"] == len(lines)
+    assert summary["processes"] == 2 and summary["exit_code"] == 0
+    assert "summary: run finished" in done.stderr
+
+
+def test_one_process_and_two_give_the_same_anomalies(tmp_path):
+    one = command("run", "--output", "one.jsonl", cwd=tmp_path)
+    two = command("run", "-p", "2", "-w", "1", "--output", "two.jsonl", cwd=tmp_path)
+    assert one.returncode == two.returncode == 0, (one.stderr, two.stderr)
+    assert one.stdout == two.stdout == ""
+    read = [sorted((tmp_path / f).read_text().splitlines()) for f in ("one.jsonl", "two.jsonl")]
+    assert read[0] == read[1] and read[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["--threshold", "2"], "[detection] threshold: 2.0 is out of range"),
+        (["--source", "missing.jsonl"], "[source] path: no such file: missing.jsonl"),
+        (["--output", "nowhere/a.jsonl"], "[outputs] anomalies: no such folder: nowhere"),
+        (["--readings", "folder"], "[outputs] readings: folder is a directory"),
+        (["--source", "purpleair"], "[source.purpleair] no API key: set PURPLEAIR_API_KEY"),
+    ],
+)
+def test_what_cannot_work_is_one_line_and_the_config_exit_code(tmp_path, argv, error):
+    (tmp_path / "folder").mkdir()
+    env = {k: v for k, v in ENV.items() if k != "PURPLEAIR_API_KEY"}
+    done = command("run", *argv, cwd=tmp_path, env=env)
+    config_code = subprocess.run(
+        [sys.executable, "-m", "config", str(tmp_path / "bad.toml")], cwd=ROOT, env=ENV,
+        capture_output=True,
+    ).returncode  # fmt: skip
+    assert (done.returncode, done.stdout) == (config_code, "") and config_code != 0
+    assert done.stderr.splitlines() == [f"configuration error: {error}" + done.stderr.split(
+        error, 1)[1].rstrip("\n")]  # fmt: skip
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_key_the_api_refuses_is_one_line_before_the_run(tmp_path):
+    polls = simulate.generate(seed=3, n_sensors=5, hours=0.2).polls
+    with FakePurpleAir(polls) as server:
+        env = {**ENV, "PURPLEAIR_API_KEY": "not-the-key"}
+        argv = ["run", "--source", "purpleair", "--base-url", server.base_url]
+        done = command(*argv, cwd=tmp_path, env=env)
+        asked = [r["path"] for r in server.requests]
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "configuration error: [source.purpleair] the API refused the key in PURPLEAIR_API_KEY "
+        f"(401 from {server.base_url.split('/')[2]})"
+    ]
+    assert asked == ["/v1/keys"]  # no sensor data asked for
+
+
+def test_a_live_run_with_a_good_key_reads_the_api(tmp_path):
+    polls = simulate.generate(seed=3, n_sensors=5, hours=0.2).polls
+    with FakePurpleAir(polls) as server:
+        env = {**ENV, "PURPLEAIR_API_KEY": "test-key"}
+        argv = ["run", "--source", "purpleair", "--base-url", server.base_url]
+        argv += [
+            "--purpleair-interval",
+            "0.1",
+            "--max-polls",
+            str(len(polls)),
+            "--summary-json",
+            "s.json",
+        ]
+        done = command(*argv, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    rows = sum(len(p["data"]) for p in polls)
+    assert json.loads((tmp_path / "s.json").read_text())["totals"]["readings"] == rows
+
+
+def test_a_database_that_refuses_the_password_is_a_configuration_error(postgres_server):
+    with pytest.raises(ConfigError, match="refused the connection") as refused:
+        check_postgres("[outputs] anomalies", postgres_server.url_for(password="wrong"))
+    assert "wrong" not in str(refused.value)
+    check_postgres("[outputs] anomalies", postgres_server.url_for())  # the right one: no error
