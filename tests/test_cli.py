@@ -106,63 +106,84 @@ def test_flags_give_what_the_keywords_give():
     assert parse_value("123", str) == "123"
 
 
-def test_the_quick_start_runs_from_any_folder_and_its_stdout_is_only_results(tmp_path):
-    """(The doc test runs `air-quality run` in the README's figures; here: another folder.)"""
-    done = command("run", "-p", "2", "--summary-json", "summary.json", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
+def test_two_processes_give_only_the_one_process_anomalies_on_stdout(tmp_path):
+    """From a folder that is not the checkout: two processes' stdout is JSON lines only (their
+    engine's `error connecting to worker` messages go to stderr), the same lines as one
+    process writes to a file, and the summary counts them."""
+    one = command("run", "--output", "one.jsonl", cwd=tmp_path)
+    two = command("run", "-p", "2", "--summary-json", "summary.json", cwd=tmp_path)
+    assert one.returncode == two.returncode == 0, (one.stderr, two.stderr)
+    assert one.stdout == ""
+    lines = two.stdout.splitlines()
     assert lines and all(isinstance(json.loads(line), dict) for line in lines)
+    assert sorted(lines) == sorted((tmp_path / "one.jsonl").read_text().splitlines())
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["totals"]["anomalies"] == len(lines)
     assert summary["processes"] == 2 and summary["exit_code"] == 0
-    assert "summary: run finished" in done.stderr
+    assert "summary: run finished" in two.stderr
 
 
-def test_one_process_and_two_give_the_same_anomalies(tmp_path):
-    one = command("run", "--output", "one.jsonl", cwd=tmp_path)
-    two = command("run", "-p", "2", "-w", "1", "--output", "two.jsonl", cwd=tmp_path)
-    assert one.returncode == two.returncode == 0, (one.stderr, two.stderr)
-    assert one.stdout == two.stdout == ""
-    read = [sorted((tmp_path / f).read_text().splitlines()) for f in ("one.jsonl", "two.jsonl")]
-    assert read[0] == read[1] and read[0]
+def stopped(argv: list[str], cwd: Path, monkeypatch) -> tuple[int, str, str]:
+    """`air-quality ARGV` in this process (what stops before the run never starts the engine):
+    exit code, stdout, stderr."""
+    monkeypatch.chdir(cwd)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def config_error_code(tmp_path_factory) -> int:
+    """The exit code of `python -m config` on a bad file."""
+    bad = tmp_path_factory.mktemp("bad") / "bad.toml"
+    bad.write_text("[detection]\nthreshold = 2\n")
+    command = [sys.executable, "-m", "config", str(bad)]
+    return subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True).returncode
 
 
 @pytest.mark.parametrize(
     ("argv", "error"),
     [
-        (["--threshold", "2"], "[detection] threshold: 2.0 is out of range"),
+        (["--threshold", "2"], "[detection] threshold: 2.0 is out of range; allowed: from 0 to 1"),
         (["--source", "missing.jsonl"], "[source] path: no such file: missing.jsonl"),
         (["--output", "nowhere/a.jsonl"], "[outputs] anomalies: no such folder: nowhere"),
-        (["--readings", "folder"], "[outputs] readings: folder is a directory"),
-        (["--source", "purpleair"], "[source.purpleair] no API key: set PURPLEAIR_API_KEY"),
+        (
+            ["--readings", "folder"],
+            "[outputs] readings: folder is a directory; allowed: a file path",
+        ),
+        (
+            ["--source", "purpleair"],
+            "[source.purpleair] no API key: set PURPLEAIR_API_KEY (a PurpleAir read key, "
+            "from https://develop.purpleair.com)",
+        ),
+        (["-p", "0"], "--processes: 0 is out of range; allowed: at least 1"),
     ],
 )
-def test_what_cannot_work_is_one_line_and_the_config_exit_code(tmp_path, argv, error):
+def test_what_cannot_work_is_one_line_and_the_config_exit_code(
+    tmp_path, monkeypatch, config_error_code, argv, error
+):
     (tmp_path / "folder").mkdir()
-    env = {k: v for k, v in ENV.items() if k != "PURPLEAIR_API_KEY"}
-    done = command("run", *argv, cwd=tmp_path, env=env)
-    config_code = subprocess.run(
-        [sys.executable, "-m", "config", str(tmp_path / "bad.toml")], cwd=ROOT, env=ENV,
-        capture_output=True,
-    ).returncode  # fmt: skip
-    assert (done.returncode, done.stdout) == (config_code, "") and config_code != 0
-    assert done.stderr.splitlines() == [f"configuration error: {error}" + done.stderr.split(
-        error, 1)[1].rstrip("\n")]  # fmt: skip
-    assert not (tmp_path / "nowhere").exists()
+    monkeypatch.delenv("PURPLEAIR_API_KEY", raising=False)
+    code, out, err = stopped(["run", *argv], tmp_path, monkeypatch)
+    assert (code, out, err) == (config_error_code, "", f"configuration error: {error}\n")
+    assert config_error_code == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder"]  # nothing made
 
 
-def test_a_key_the_api_refuses_is_one_line_before_the_run(tmp_path):
+def test_a_key_the_api_refuses_is_one_line_before_the_run(tmp_path, monkeypatch):
     polls = simulate.generate(seed=3, n_sensors=5, hours=0.2).polls
+    monkeypatch.setenv("PURPLEAIR_API_KEY", "not-the-key")
     with FakePurpleAir(polls) as server:
-        env = {**ENV, "PURPLEAIR_API_KEY": "not-the-key"}
         argv = ["run", "--source", "purpleair", "--base-url", server.base_url]
-        done = command(*argv, cwd=tmp_path, env=env)
+        code, out, err = stopped(argv, tmp_path, monkeypatch)
         asked = [r["path"] for r in server.requests]
-    assert done.returncode == 1 and done.stdout == ""
-    assert done.stderr.splitlines() == [
+    host = server.base_url.split("/")[2]
+    assert (code, out) == (1, "")
+    assert err == (
         "configuration error: [source.purpleair] the API refused the key in PURPLEAIR_API_KEY "
-        f"(401 from {server.base_url.split('/')[2]})"
-    ]
+        f"(401 from {host})\n"
+    )
     assert asked == ["/v1/keys"]  # no sensor data asked for
 
 
