@@ -43,7 +43,7 @@ def build(spec: dict[str, Any]) -> Any:
         return backfill_flow(
             spec["history"], config=tree, progress=spec.get("progress"), totals=totals
         )
-    return dataflow(resolve(tree, totals=totals))
+    return dataflow(resolve(tree, totals=totals), processes=len(spec["addresses"] or [0]))
 
 
 def main(argv: list[str]) -> int:

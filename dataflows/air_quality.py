@@ -111,13 +111,14 @@ def _count_totals(per_key: Stream[Counts], dead: Stream[Any]) -> Stream[Counts]:
     return op.key_rm("unkey_totals", summary)
 
 
-def _expected_rows(config: FlowConfig) -> int | None:
-    """About how many rows a file source holds (for the progress's time left); None for a live
-    source, a URL, or a source given as an object."""
+def _expected_rows(config: FlowConfig, processes: int = 1) -> int | None:
+    """About how many rows a file source holds (for the progress's time left), each of
+    `processes` counting its own share; None for a live source, a URL, or a source object."""
     source = config.source.path or SHIPPED_DATA
     if isinstance(source, Source) or source == "purpleair" or is_url(str(source)):
         return None
-    return estimate_rows(source)
+    rows = estimate_rows(source)
+    return None if rows is None else max(rows // processes, 1)
 
 
 def tune_gc(threshold: int = GC_THRESHOLD) -> None:
@@ -416,13 +417,14 @@ def _registry(config: FlowConfig) -> Registry | None:
     return file_registry(source, spatial.area_km, spatial.radius_km)
 
 
-def dataflow(config: FlowConfig) -> Dataflow:
-    """The flow: read → split readings from dead letters → clean and score per key → outputs."""
+def dataflow(config: FlowConfig, *, processes: int = 1) -> Dataflow:
+    """The flow: read → split readings from dead letters → clean and score per key → outputs.
+    `processes`: how many run it (each one's progress counts its share of a file)."""
     run, outputs = config.run, config.outputs
     spatial = config.spatial.enabled and run.key == "sensor"  # neighbours need time series
     clear = outputs.incident_clear if outputs.incidents is not None else None
     per_sensor = sensor_config(config.cleaning, config.detection, run.key, spatial, clear)
-    counter = Progress(run.progress, total=_expected_rows(config))
+    counter = Progress(run.progress, total=_expected_rows(config, processes))
     if run.gc_threshold is not None:
         tune_gc(run.gc_threshold)
     flow = Dataflow("air_quality")
