@@ -106,23 +106,6 @@ def test_flags_give_what_the_keywords_give():
     assert parse_value("123", str) == "123"
 
 
-def test_two_processes_give_only_the_one_process_anomalies_on_stdout(tmp_path):
-    """From a folder that is not the checkout: two processes' stdout is JSON lines only (their
-    engine's `error connecting to worker` messages go to stderr), the same lines as one
-    process writes to a file, and the summary counts them."""
-    one = command("run", "--output", "one.jsonl", cwd=tmp_path)
-    two = command("run", "-p", "2", "--summary-json", "summary.json", cwd=tmp_path)
-    assert one.returncode == two.returncode == 0, (one.stderr, two.stderr)
-    assert one.stdout == ""
-    lines = two.stdout.splitlines()
-    assert lines and all(isinstance(json.loads(line), dict) for line in lines)
-    assert sorted(lines) == sorted((tmp_path / "one.jsonl").read_text().splitlines())
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["totals"]["anomalies"] == len(lines)
-    assert summary["processes"] == 2 and summary["exit_code"] == 0
-    assert "summary: run finished" in two.stderr
-
-
 def stopped(argv: list[str], cwd: Path, monkeypatch) -> tuple[int, str, str]:
     """`air-quality ARGV` in this process (what stops before the run never starts the engine):
     exit code, stdout, stderr."""
