@@ -477,3 +477,9 @@ def dataflow(config: FlowConfig, *, processes: int = 1) -> Dataflow:
 
 
 flow = build_flow()
+
+if __name__ == "__main__":  # a module, not a command: say which command runs it
+    raise SystemExit(
+        "dataflows.air_quality is a Bytewax flow: run it with `air-quality run` (see "
+        "`air-quality run --help`) or `python -m bytewax.run dataflows.air_quality:flow`"
+    )
