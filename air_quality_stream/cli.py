@@ -38,18 +38,21 @@ def setup_logging(level: str, prefix: str = "") -> None:
 
 def parser() -> argparse.ArgumentParser:
     """The command's parser: global options, then one subparser per subcommand module."""
-    reserved = "; ".join(f"{name}: reserved for {what}" for name, what in RESERVED.items())
+    found = commands()
+    reserved = "".join(
+        f" ({name}: reserved for {what}.)" for name, what in RESERVED.items() if name not in found
+    )
     main = argparse.ArgumentParser(
         prog=PROG,
         description="Real-time cleaning and anomaly detection for PurpleAir air-quality streams.",
-        epilog=f"`{PROG} COMMAND --help` explains each command. ({reserved}.) "
+        epilog=f"`{PROG} COMMAND --help` explains each command.{reserved} "
         "Results go to stdout, logs, progress and the summary to stderr.",
     )
     main.add_argument(
         "--log-level", choices=LEVELS, default="info", help="least level logged (default info)"
     )
     sub = main.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, module in commands().items():
+    for name, module in found.items():
         command = sub.add_parser(
             name,
             help=module.HELP,

@@ -82,6 +82,13 @@ def test_every_option_of_the_configuration_is_one_flag():
     assert all(f"--{name}" in run_help for name in names)
 
 
+def test_the_configuration_page_is_what_the_command_prints():
+    from air_quality_stream.commands.config import reference
+
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    assert page == reference(), "stale: air-quality config reference > docs/configuration.md"
+
+
 def test_flags_give_what_the_keywords_give():
     argv = [
         "--threshold", "0.8", "--impute-fields", "humidity,temperature", "--no-validate",
