@@ -35,9 +35,9 @@ from sinks.redaction import MASK, redact
 
 HEADER = """\
 # The air-quality flow's configuration: every option, its default and what it does
-# (`python -m config` prints this file). Run a deployment with
-#   python -m bytewax.run "dataflows.air_quality:build_flow(config='flow.toml')"
-# build_flow's keywords override the file: build_flow(config='flow.toml', threshold=0.8).
+# (`air-quality config show` prints this file). Run a deployment with
+#   air-quality run -c flow.toml --threshold 0.8     # flags override the file
+# or python -m bytewax.run "dataflows.air_quality:build_flow(config='flow.toml', threshold=0.8)".
 # Paths are relative to the working directory; false turns an optional setting off."""
 #: Trailing comments start at this column at most (longer lines carry them above).
 COMMENT_COLUMN = 46

@@ -64,6 +64,7 @@ from preparation.validation import RangeValidator
 from sinks.log import LogSink
 from sinks.metrics import Progress, ensure_stderr_handler
 from sources.documents import is_url
+from sources.extent import estimate_rows
 from sources.payload import DeadLetter, Reading
 from sources.poller import DEFAULT_FIELDS as POLLED_FIELDS
 from sources.purpleair import PurpleAirSource
@@ -114,6 +115,16 @@ def _count_totals(per_key: Stream[Counts], dead: Stream[Any]) -> Stream[Counts]:
         "fold_totals", op.key_on("one_key", parts, lambda _c: "totals"), dict, add_counts
     )
     return op.key_rm("unkey_totals", summary)
+
+
+def _expected_rows(config: FlowConfig, processes: int = 1) -> int | None:
+    """About how many rows a file source holds (for the progress's time left), each of
+    `processes` counting its own share; None for a live source, a URL, or a source object."""
+    source = config.source.path or SHIPPED_DATA
+    if isinstance(source, Source) or source == "purpleair" or is_url(str(source)):
+        return None
+    rows = estimate_rows(source)
+    return None if rows is None else max(rows // processes, 1)
 
 
 def tune_gc(threshold: int = GC_THRESHOLD) -> None:
@@ -448,13 +459,14 @@ def _registry(config: FlowConfig) -> Registry | None:
     return file_registry(source, spatial.area_km, spatial.radius_km, window)
 
 
-def dataflow(config: FlowConfig) -> Dataflow:
-    """The flow: read → split readings from dead letters → clean and score per key → outputs."""
+def dataflow(config: FlowConfig, *, processes: int = 1) -> Dataflow:
+    """The flow: read → split readings from dead letters → clean and score per key → outputs.
+    `processes`: how many run it (each one's progress counts its share of a file)."""
     run, outputs = config.run, config.outputs
     spatial = config.spatial.enabled and run.key == "sensor"  # neighbours need time series
     clear = outputs.incident_clear if outputs.incidents is not None else None
     per_sensor = sensor_config(config.cleaning, config.detection, run.key, spatial, clear)
-    counter = Progress(run.progress)
+    counter = Progress(run.progress, total=_expected_rows(config, processes))
     if run.gc_threshold is not None:
         tune_gc(run.gc_threshold)
     flow = Dataflow("air_quality")
@@ -510,3 +522,9 @@ def dataflow(config: FlowConfig) -> Dataflow:
 
 
 flow = build_flow()
+
+if __name__ == "__main__":  # a module, not a command: say which command runs it
+    raise SystemExit(
+        "dataflows.air_quality is a Bytewax flow: run it with `air-quality run` (see "
+        "`air-quality run --help`) or `python -m bytewax.run dataflows.air_quality:flow`"
+    )

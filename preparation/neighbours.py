@@ -57,7 +57,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.neighbors import BallTree
 
 EARTH_KM = 6371.0088  # mean Earth radius (IUGG)
 KM_PER_DEGREE = math.pi * EARTH_KM / 180.0
@@ -165,6 +164,8 @@ class Neighbourhood:
 
     def __init__(self, latitude: Sequence[float], longitude: Sequence[float], radius_km: float):
         points = np.radians(np.column_stack([latitude, longitude]))
+        from sklearn.neighbors import BallTree  # here: importing scikit-learn takes a second
+
         self.tree = BallTree(points, metric="haversine")
         self.points = points
         self.radius = radius_km / EARTH_KM

@@ -36,21 +36,24 @@ log = logging.getLogger("air_quality.progress")
 
 
 def ensure_stderr_handler(logger: logging.Logger) -> None:
-    """Give the `air_quality` loggers an INFO handler on stderr unless one is configured."""
+    """Give the `air_quality` loggers an INFO handler on stderr unless one is configured (a
+    level configured with it, as `air-quality --log-level` does, is left as it is)."""
     if not logger.hasHandlers() or logger.getEffectiveLevel() > logging.INFO:
         root = logging.getLogger("air_quality")
         if not root.handlers:
             handler = logging.StreamHandler(sys.stderr)
             handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
             root.addHandler(handler)
-        root.setLevel(logging.INFO)
+            root.setLevel(logging.INFO)
 
 
 class Progress:
     """One run's counts, mirrored into the Prometheus counters, logged every `interval` s.
 
     Its methods take and return a whole batch, for `op.flat_map_batch`; the worker threads of a
-    process share one `Progress`, under a lock. `interval=None` never logs.
+    process share one `Progress`, under a lock. `interval=None` never logs. `total`: the rows
+    (readings and dead letters) the run is expected to read, when known: each line then says
+    the share done and the time left.
     """
 
     def __init__(
@@ -58,8 +61,10 @@ class Progress:
         interval: float | None = 10.0,
         *,
         clock: Callable[[], float] = time.monotonic,
+        total: int | None = None,
     ):
         self.interval = interval
+        self.total = total
         self._clock = clock
         self._lock = threading.Lock()
         self._counts: Tally[str] = Tally()
@@ -118,22 +123,32 @@ class Progress:
             readings = self._counts["readings"]
             rate = (readings - self._last_readings) / elapsed if elapsed > 0 else 0.0
             self._last_time, self._last_readings = now, readings
-            line = progress_line(self._counts, rate, now - self._started)
+            line = progress_line(self._counts, rate, now - self._started, self.total)
         ensure_stderr_handler(log)
         log.info(line)
 
 
-def progress_line(counts: Tally[str] | dict[str, int], rate: float, elapsed: float) -> str:
-    """`progress: 1200 readings (400/s), 3 anomalies, 0 dead letters, imputed humidity=2, ...`.
+def progress_line(
+    counts: Tally[str] | dict[str, int], rate: float, elapsed: float, total: int | None = None
+) -> str:
+    """`progress: 1200 readings (400/s), 3 anomalies, 0 dead letters, imputed humidity=2, ...`,
+    and with the expected `total` of rows, the share done and the time left at the mean rate.
 
     >>> progress_line({"readings": 1200, "anomalies": 3, "imputed:humidity": 2}, 400.0, 3.0)
     'progress: 1200 readings (400/s), 3 anomalies, 0 dead letters, imputed humidity=2, after 3 s'
+    >>> progress_line({"readings": 1000}, 400.0, 4.0, total=4000).split("after ")[1]
+    '4 s, 25%, about 12 s left'
     """
     imputed = ", ".join(
         f"{name.split(':', 1)[1]}={n}" for name, n in sorted(counts.items()) if ":" in name
     )
-    return (
+    line = (
         f"progress: {counts.get('readings', 0)} readings ({rate:.0f}/s), "
         f"{counts.get('anomalies', 0)} anomalies, {counts.get('dead_letters', 0)} dead letters, "
         f"imputed {imputed or 'none'}, after {elapsed:.0f} s"
     )
+    done = counts.get("readings", 0) + counts.get("dead_letters", 0)
+    if total and done:
+        share = min(done / total, 0.99)  # an estimate: never "done" before the end
+        line += f", {100 * share:.0f}%, about {elapsed * (1 - share) / share:.0f} s left"
+    return line
