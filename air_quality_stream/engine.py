@@ -37,6 +37,10 @@ def build(spec: dict[str, Any]) -> Any:
 
     tree = merge(read_toml(spec["config"]) if spec.get("config") else {}, spec["overrides"])
     totals = JsonLinesSink(spec["totals"])
+    if spec.get("history_api"):
+        from dataflows.backfill import api_flow
+
+        return api_flow(spec["history_api"], tree, spec.get("progress"), totals=totals)
     if spec.get("history"):
         from dataflows.backfill import backfill_flow
 

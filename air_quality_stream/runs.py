@@ -99,7 +99,7 @@ def execute(args: argparse.Namespace, command: str, **extra: Any) -> int:
     try:
         config, tree = resolve_args(args)
         check_layout(args)
-        preflight.check(config, source_file="history" not in extra)
+        preflight.check(config, source_file=not {"history", "history_api"} & extra.keys())
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return CONFIG_ERROR
@@ -126,10 +126,17 @@ def execute(args: argparse.Namespace, command: str, **extra: Any) -> int:
         totals,
         processes=args.processes,
         workers=args.workers,
-        source=str(extra.get("history") or config.source.path or "data/polls.jsonl (shipped)"),
+        source=_source_name(config, extra),
         anomalies_to=str(config.outputs.anomalies or "stdout"),
     )
     print(block(record), file=sys.stderr, flush=True)
     if args.summary_json:
         write_json(args.summary_json, record)
     return code
+
+
+def _source_name(config: Any, extra: dict[str, Any]) -> str:
+    """What the run read, for the summary."""
+    if extra.get("history_api"):
+        return f"PurpleAir history ({extra['history_api']['base_url']})"
+    return str(extra.get("history") or config.source.path or "data/polls.jsonl (shipped)")

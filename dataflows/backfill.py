@@ -334,48 +334,81 @@ def _numbers(text: str | None, kind: type) -> list | None:
     return None if text is None else [kind(x) for x in text.split(",") if x.strip()]
 
 
+def api_request(args: argparse.Namespace, purpleair: Any = None) -> dict[str, Any]:
+    """What `add_api_arguments`' flags ask for, as JSON-able history source options (the API's
+    root and box from `purpleair`, a `[source.purpleair]` configuration, when given); a
+    `ValueError` says which flags are wrong."""
+    if purpleair is not None:
+        bbox = ",".join(map(str, purpleair.bbox)) if purpleair.bbox else None
+        args = argparse.Namespace(**{**vars(args), "base_url": purpleair.base_url, "bbox": bbox})
+    chosen = [x for x in (args.sensors, args.bbox, args.group) if x is not None]
+    if len(chosen) != 1 or args.start is None or args.end is None:
+        raise ValueError(
+            "--from-api needs one of --sensors, --bbox or --group, and --start and --end"
+        )
+    return {
+        "sensors": _numbers(args.sensors, int),
+        "start": parse_time(args.start),
+        "end": parse_time(args.end),
+        "average": args.average,
+        "fields": args.fields.split(",") if args.fields else None,
+        "bbox": _numbers(args.bbox, float),
+        "group": args.group,
+        "base_url": args.base_url,
+        "chunk": None if args.chunk_days is None else int(args.chunk_days * 86400),
+        "budget": [args.budget_points, args.budget_per_hour, args.on_limit],
+    }
+
+
+def api_plan(request: dict[str, Any], config: Any = None, **options: Any) -> str:
+    """The dry run's text: the requests and points a back-fill of `request` would cost (a box's
+    or a group's sensors are asked for first, one request; nothing else is sent)."""
+    fields = request["fields"] or history_fields(config, **options)
+    if request["sensors"] is not None:
+        chunk = request["chunk"]
+        plan = HistoryPlan(
+            request["sensors"], request["start"], request["end"], request["average"], fields, chunk
+        )
+        return plan.describe()
+    return api_source(request, None, config, **options).plan.describe()
+
+
+def api_source(
+    request: dict[str, Any], progress: float | None, config: Any, **options: Any
+) -> HistorySource:
+    """The history source of `request` (`api_request`'s), with its points ledger and budget."""
+    rest = dict(request)
+    sensors, start, end = rest.pop("sensors"), rest.pop("start"), rest.pop("end")
+    rest["progress"] = HistoryProgress(PointsLedger(Budget(*rest.pop("budget"))), progress)
+    return history_source(sensors, start=start, end=end, config=config, **rest, **options)
+
+
+def api_flow(
+    request: dict[str, Any], config: Any = None, progress: float | None = DEFAULT_PROGRESS,
+    **options: Any,
+) -> Dataflow:
+    """The air-quality flow on the column engine over the API history `request` asks for
+    (`api_request`'s); `config` and `options` are `build_flow`'s."""
+    options = {**options, "engine": "columns"}
+    options.pop("progress", None)
+    source = api_source(request, progress, config, **options)
+    return build_flow(source, config=config, progress=None, **options)
+
+
 def _from_api(args: argparse.Namespace, options: dict[str, Any]) -> int:
     """`--from-api`: the dry run's line, or the back-fill; a stop is one line."""
     from bytewax.testing import run_main
 
-    chosen = [x for x in (args.sensors, args.bbox, args.group) if x is not None]
-    if len(chosen) != 1 or args.start is None or args.end is None:
-        print(
-            "configuration error: --from-api needs one of --sensors, --bbox or --group, "
-            "and --start and --end",
-            file=sys.stderr,
-        )
-        return 1
-    progress = HistoryProgress(PointsLedger(), args.progress)
     try:
-        sensors = _numbers(args.sensors, int)
-        start, end = parse_time(args.start), parse_time(args.end)
-        fields = args.fields.split(",") if args.fields else history_fields(args.config, **options)
-        chunk = None if args.chunk_days is None else int(args.chunk_days * 86400)
-        if args.dry_run and sensors is not None:  # nothing sent
-            print(HistoryPlan(sensors, start, end, args.average, fields, chunk).describe())
+        request = api_request(args)
+        if args.dry_run:
+            print(api_plan(request, args.config, **options))
             return 0
-        progress.ledger.budget = Budget(args.budget_points, args.budget_per_hour, args.on_limit)
-        source = history_source(
-            sensors,
-            start=start,
-            end=end,
-            average=args.average,
-            fields=fields,
-            bbox=_numbers(args.bbox, float),
-            group=args.group,
-            base_url=args.base_url,
-            chunk=chunk,
-            progress=progress,
-            config=args.config,
-            **options,
-        )
-        if args.dry_run:  # a box's or a group's sensors had to be asked for (one request)
-            print(source.plan.describe())
-            return 0
+        source = api_source(request, args.progress, args.config, engine="columns", **options)
         flow = build_flow(source, config=args.config, engine="columns", progress=None, **options)
         recovery = None if args.recovery is None else RecoveryConfig(args.recovery)
         run_main(flow, recovery_config=recovery)
+        source.progress.finish()
     except Exception as error:  # a stop or a configuration error is one line
         cause = configuration_error(error)
         if cause is None and isinstance(error, ValueError):
@@ -385,8 +418,32 @@ def _from_api(args: argparse.Namespace, options: dict[str, Any]) -> int:
         stop = isinstance(cause, PaymentRequired | PointsBudgetExceeded)
         print(f"{'backfill stopped' if stop else 'configuration error'}: {cause}", file=sys.stderr)
         return 1
-    progress.finish()
     return 0
+
+
+def add_api_arguments(api: Any, own_source_options: bool = True) -> None:
+    """The options of a back-fill from the PurpleAir API, on a parser or an argument group
+    (this module's command and `air-quality backfill --from-api` share them; the latter takes
+    the API's root and box from the configuration's `[source.purpleair]` `base_url` and `bbox`
+    flags: `own_source_options=False`)."""
+    api.add_argument("--from-api", action="store_true", help="sensors' history from the API")
+    api.add_argument("--sensors", help="sensor indexes, comma-separated")
+    if own_source_options:
+        api.add_argument("--bbox", help="or the sensors in nwlng,nwlat,selng,selat")
+    api.add_argument("--group", type=int, help="or the sensors of this group")
+    api.add_argument("--start", help="first time (a date, ISO 8601 or epoch seconds)")
+    api.add_argument("--end", help="end (excluded)")
+    api.add_argument("--average", type=int, default=10, help="minutes (0: real time); 10")
+    api.add_argument("--fields", help="fields to ask for; default: what the flow needs")
+    api.add_argument("--chunk-days", type=float, help="days per request; default: the API's most")
+    if own_source_options:
+        api.add_argument("--base-url", default=PUBLIC_API, help="the API's root")
+    api.add_argument("--budget-points", type=int, help="stop before the run spends more")
+    api.add_argument("--budget-per-hour", type=int, help="points an hour at most")
+    api.add_argument(
+        "--on-limit", choices=("slow", "stop"), default="slow", help="at the hour's limit"
+    )
+    api.add_argument("--dry-run", action="store_true", help="print the points it would cost")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -408,24 +465,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_PROGRESS,
         help=f"seconds between progress lines (default {DEFAULT_PROGRESS:g})",
     )
-    api = parser.add_argument_group("from the PurpleAir API (docs/history.md)")
-    api.add_argument("--from-api", action="store_true", help="sensors' history from the API")
-    api.add_argument("--sensors", help="sensor indexes, comma-separated")
-    api.add_argument("--bbox", help="or the sensors in nwlng,nwlat,selng,selat")
-    api.add_argument("--group", type=int, help="or the sensors of this group")
-    api.add_argument("--start", help="first time (a date, ISO 8601 or epoch seconds)")
-    api.add_argument("--end", help="end (excluded)")
-    api.add_argument("--average", type=int, default=10, help="minutes (0: real time); 10")
-    api.add_argument("--fields", help="fields to ask for; default: what the flow needs")
-    api.add_argument("--chunk-days", type=float, help="days per request; default: the API's most")
-    api.add_argument("--base-url", default=PUBLIC_API, help="the API's root")
-    api.add_argument("--budget-points", type=int, help="stop before the run spends more")
-    api.add_argument("--budget-per-hour", type=int, help="points an hour at most")
-    api.add_argument(
-        "--on-limit", choices=("slow", "stop"), default="slow", help="at the hour's limit"
-    )
-    api.add_argument("--dry-run", action="store_true", help="print the points it would cost")
-    api.add_argument("--recovery", help="a Bytewax recovery directory, to resume a stopped run")
+    add_api_arguments(parser.add_argument_group("from the PurpleAir API (docs/history.md)"))
+    parser.add_argument("--recovery", help="a Bytewax recovery directory, to resume a stopped run")
     args = parser.parse_args(argv)
     options = {
         name: value

@@ -421,3 +421,26 @@ def test_points_are_logged_each_hour_and_counted_in_prometheus():
     assert lines == ["points: 750 in the last hour, 850 this run"]
     assert counted() - before == 850
     assert ledger.summary() == "points: 850 spent in 3 requests this run"
+
+
+def test_the_front_doors_backfill_from_the_api_equals_the_modules(tmp_path):
+    """`air-quality backfill --from-api` (its own processes, the API's root from the
+    configuration's `--base-url`) gives the anomalies and readings of `dataflows.backfill`."""
+    import subprocess
+    import sys
+
+    rows, positions = synthetic(3, 2)
+    with FakeHistory(rows, positions) as fake:
+        assert main([*cli(fake.base_url), "--output", str(tmp_path / "module.jsonl"),
+                     "--readings", str(tmp_path / "module-readings.jsonl")]) == 0  # fmt: skip
+        command = [
+            sys.executable, "-m", "air_quality_stream", "backfill", *cli(fake.base_url),
+            "--output", str(tmp_path / "door.jsonl"),
+            "--readings", str(tmp_path / "door-readings.jsonl"),
+        ]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for name in ("", "-readings"):
+        module = (tmp_path / f"module{name}.jsonl").read_text().splitlines()
+        door = (tmp_path / f"door{name}.jsonl").read_text().splitlines()
+        assert sorted(door) == sorted(module) and len(module) > 0
