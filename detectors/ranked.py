@@ -21,8 +21,10 @@ or one that finds it far rarer than anything seen (`combine="max"`: the rarest t
 score is in [0, 1) and keeps its order at the top.
 
 An anomaly is seldom one reading: after a reading scores above `threshold`, the next `holdoff`
-readings have their scores multiplied by `threshold`, so they stay below it and keep their order
-(the first alarm of an episode counts; in NAB's scoring every further one costs).
+readings (or `holdoff_seconds`, where readings carry a time) have their scores multiplied by
+`threshold`, so they stay below it and keep their order (the first alarm of an episode counts; in
+NAB's scoring every further one costs), unless a reading is `rearm` times rarer than the alarm
+that started the hold-off (`detectors.holdoff.HoldOff`).
 
 Per reading: a handful of arithmetic and five O(log size) rank look-ups; memory is bounded by
 `size`, `long` and `short`; the state is plain attributes and lists, so it pickles.
@@ -32,8 +34,10 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Mapping
 
 from detectors.base import UnivariateDetector
+from detectors.holdoff import REARM, TIME, HoldOff
 from stats.moments import RollingMoments
 from stats.tail import TailRank
 
@@ -64,6 +68,8 @@ class RankedTestsDetector(UnivariateDetector):
         feature: str,
         threshold: float | None = None,
         holdoff: int = 100,
+        holdoff_seconds: float | None = None,
+        rearm: float = REARM,
         short: int = 8,
         long: int = 200,
         size: int = 256,
@@ -88,6 +94,8 @@ class RankedTestsDetector(UnivariateDetector):
         self._level = "level" in tests
         self.combine = combine
         self.holdoff = holdoff
+        self.hold = HoldOff(self.threshold, holdoff, holdoff_seconds, rearm)
+        self._at: float | None = None  # the time of the reading being scored, if any
         self.short = short
         self.long = long
         self.min_count = min_count
@@ -98,7 +106,6 @@ class RankedTestsDetector(UnivariateDetector):
         self.run = 0.0  # readings in a row equal to the one before
         self.recent: deque[float] = deque()  # the last `short` − 1 values
         self.older = RollingMoments(long)  # the `long` values before them
-        self.quiet = 0  # readings still held off
         self._stats: tuple[float, float, float | None] | None = None
 
     def statistics(self, x: float) -> tuple[float, float, float | None] | None:
@@ -139,12 +146,11 @@ class RankedTestsDetector(UnivariateDetector):
         p = sorted(self.rarities(x, stats))
         consensus = self.combine == "consensus" and len(p) > 1
         score = 1.0 - (math.sqrt(p[0] * p[1]) if consensus else p[0])
-        if self.quiet:
-            self.quiet -= 1
-            return score * self.threshold
-        if score > self.threshold:
-            self.quiet = self.holdoff
-        return score
+        return self.hold.apply(score, self._at)
+
+    def score_then_learn(self, values: Mapping[str, float | None]) -> tuple[float | None, str]:
+        self._at = values.get(TIME)
+        return super().score_then_learn(values)
 
     def learn_one(self, x: float) -> None:
         stats, self._stats = self._stats, None
