@@ -14,11 +14,15 @@ from detectors.ensemble import EnsembleDetector
 from detectors.hst import HalfSpaceTreesDetector
 from detectors.knn_cad import KnnConformalDetector
 from detectors.learned_hst import LearnedLimitsHSTDetector
+from detectors.ranked import TESTS as SHAPED_TESTS
 from detectors.ranked import RankedTestsDetector
 from detectors.scaled_hst import ScaledHalfSpaceTreesDetector
 from detectors.zscore import RollingZScoreDetector
 
-DETECTORS = ("hst", "scaled_hst", "zscore", "knn_cad", "ranked", "learned_hst", "hst_ensemble")
+DETECTORS = (
+    "hst", "scaled_hst", "zscore", "knn_cad", "ranked", "learned_hst", "hst_ensemble", "shape",
+    "ranked_shape",
+)
 DEFAULT_DETECTOR = "ranked"
 AIR_QUALITY_DETECTOR = "hst_ensemble"
 #: `learned_hst`: the first window's span widened by 30 spans each side; alarm above 0.99.
@@ -51,6 +55,10 @@ def make_detector(name: str, feature: str, **options: Any) -> Detector:
         return KnnConformalDetector(feature, **options)
     if name == "ranked":
         return RankedTestsDetector(feature, **options)
+    if name == "shape":
+        return RankedTestsDetector(feature, **{"tests": ("shape",), **options})
+    if name == "ranked_shape":
+        return RankedTestsDetector(feature, **{"tests": SHAPED_TESTS, **options})
     if name == "learned_hst":
         return LearnedLimitsHSTDetector(feature, **{**LEARNED_HST, **options})
     if name == "hst_ensemble":

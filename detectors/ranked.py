@@ -38,10 +38,13 @@ from collections.abc import Mapping
 
 from detectors.base import UnivariateDetector
 from detectors.holdoff import REARM, TIME, HoldOff
+from detectors.shape import LeftDiscord
 from stats.moments import RollingMoments
 from stats.tail import TailRank
 
-TESTS = ("change", "level", "shift", "stuck")
+TESTS = ("change", "level", "shift", "stuck", "shape")
+#: The tests `ranked` runs unless told otherwise.
+DEFAULT_TESTS = ("change", "level", "shift", "stuck")
 COMBINE = ("consensus", "max")
 
 
@@ -75,8 +78,9 @@ class RankedTestsDetector(UnivariateDetector):
         size: int = 256,
         horizon: int = 20_000,
         min_count: int = 30,
-        tests: tuple[str, ...] = TESTS,
+        tests: tuple[str, ...] = DEFAULT_TESTS,
         combine: str = "consensus",
+        shape_history: int = 2048,
     ):
         super().__init__(feature)
         if threshold is not None:
@@ -100,8 +104,12 @@ class RankedTestsDetector(UnivariateDetector):
         self.long = long
         self.min_count = min_count
         self.ranks = {
-            name: TailRank(size, horizon) for name in ("change", "high", "low", "shift", "stuck")
+            name: TailRank(size, horizon)
+            for name in ("change", "high", "low", "shift", "stuck", "shape")
         }
+        self.discord = LeftDiscord(shape_history) if "shape" in tests else None
+        self._shape: float | None = None  # the shape statistic of the reading being scored
+        self._shaped = False
         self.previous: float | None = None
         self.run = 0.0  # readings in a row equal to the one before
         self.recent: deque[float] = deque()  # the last `short` − 1 values
@@ -137,13 +145,20 @@ class RankedTestsDetector(UnivariateDetector):
             out.append(1.0 - r["stuck"].rank(run))
         if "shift" in tests and shift is not None and r["shift"].n >= self.min_count:
             out.append(1.0 - r["shift"].rank(shift))
+        shape = self._shape
+        if shape is not None and r["shape"].n >= self.min_count:
+            out.append(1.0 - r["shape"].rank(shape))
         return out
 
     def score_one(self, x: float) -> float | None:
+        if self.discord is not None:
+            self._shape, self._shaped = self.discord.update(x), True
         stats = self._stats = self.statistics(x)
         if stats is None or self.ranks["change"].n < self.min_count:
             return None
         p = sorted(self.rarities(x, stats))
+        if not p:  # the only tests asked for cannot answer yet
+            return None
         consensus = self.combine == "consensus" and len(p) > 1
         score = 1.0 - (math.sqrt(p[0] * p[1]) if consensus else p[0])
         return self.hold.apply(score, self._at)
@@ -165,6 +180,12 @@ class RankedTestsDetector(UnivariateDetector):
             if shift is not None:
                 r["shift"].update(shift)
             self.run = run
+        if self.discord is not None:
+            if not self._shaped:
+                self._shape = self.discord.update(x)
+            if self._shape is not None:
+                r["shape"].update(self._shape)
+            self._shape, self._shaped = None, False
         if self._level:
             r["high"].update(x)
             r["low"].update(-x)
