@@ -76,7 +76,7 @@ class LeftDiscord:
 
     def __init__(
         self,
-        history: int = 1024,
+        history: int = 2048,
         raw: int = 4096,
         length: int = 48,
         fallback: int = 32,
@@ -101,8 +101,10 @@ class LeftDiscord:
         self.ref = 0.0
         self.m = 0  # the subsequence length, in blocks
         self.qt = np.zeros(0)  # dot products of the latest subsequence with each start
-        self.mu = np.zeros(0)  # mean and standard deviation of each start's subsequence
-        self.sig = np.zeros(0)
+        self.inv = np.zeros(0)  # 1/σ and μ/σ of each start's subsequence (0 where flat)
+        self.musig = np.zeros(0)
+        self.flat = 0.0  # a σ at most this is flat
+        self.sum = self.sumsq = 0.0  # of the latest subsequence
         self.steps = 0  # blocks since the dot products were computed exactly
 
     def update(self, x: float) -> float | None:
@@ -153,20 +155,27 @@ class LeftDiscord:
         """Recentre the window, then every start's dot product, mean and deviation afresh."""
         h, n, m = self.history, self.n, self.m
         self.steps = 0
-        centre = float(self.buf[h - n :].mean()) if n else 0.0
+        held = self.buf[h - n :]
+        centre = float(held.mean()) if n else 0.0
         self.ref += centre
-        self.buf[h - n :] -= centre
+        held -= centre
         windows = np.lib.stride_tricks.sliding_window_view(self.buf, m)
         self.qt = windows @ self.buf[h - m :]
-        self.mu = windows.mean(axis=1)
-        self.sig = windows.std(axis=1)
+        mu, sig = windows.mean(axis=1), windows.std(axis=1)
+        self.flat = FLAT * (float(sig[h - n :].max()) if n >= m else 0.0) + 1e-300
+        solid = sig > self.flat
+        self.inv = np.where(solid, 1.0 / np.where(solid, sig, 1.0), 0.0)  # 0: a flat start
+        self.musig = mu * self.inv
+        latest = self.buf[h - m :]
+        self.sum, self.sumsq = float(latest.sum()), float(latest @ latest)
 
     def _step(self, value: float) -> None:
         """A complete block joins the window (STOMP's update); its statistic becomes `last`."""
         h, m, buf = self.history, self.m, self.buf
         v = value - self.ref
+        old = float(buf[h - m])
         qt = self.qt
-        qt -= buf[: h - m + 1] * buf[h - m]
+        qt -= buf[: h - m + 1] * old
         qt[:-1] += buf[m:] * v
         qt[-1] += v * v
         buf[:-1] = buf[1:]
@@ -176,10 +185,14 @@ class LeftDiscord:
         if self.steps >= h:
             self._exact()
         else:  # the starts shift by one; the latest subsequence joins at the end
-            latest = buf[h - m :]
-            self.mu[:-1] = self.mu[1:]
-            self.sig[:-1] = self.sig[1:]
-            self.mu[-1], self.sig[-1] = latest.mean(), latest.std()
+            self.sum += v - old
+            self.sumsq += v * v - old * old
+            mean = self.sum / m
+            sig = max(self.sumsq / m - mean * mean, 0.0) ** 0.5
+            inv = 1.0 / sig if sig > self.flat else 0.0
+            self.inv[:-1] = self.inv[1:]
+            self.musig[:-1] = self.musig[1:]
+            self.inv[-1], self.musig[-1] = inv, mean * inv
         self.last = self._statistic()
 
     def _statistic(self) -> float | None:
@@ -188,13 +201,11 @@ class LeftDiscord:
         first, last = h - n, h - 2 * m  # starts of held, non-overlapping past subsequences
         if last - first < m:
             return None
-        mu, sig = self.mu[first : last + 1], self.sig[first : last + 1]
-        mu_q, sig_q = self.mu[-1], self.sig[-1]
-        flat = FLAT * (float(self.sig[first:].max()) + 1e-300)
-        if sig_q <= flat:  # a flat subsequence matches only flat ones
-            return 0.0 if bool((sig <= flat).any()) else 1.0
-        qt = self.qt[first : last + 1]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rho = (qt / m - mu * mu_q) / (sig * sig_q)
-        rho = np.where(sig > flat, rho, 0.0)
-        return float(1.0 - min(float(rho.max()), 1.0))
+        inv_q = self.inv[-1]
+        if inv_q == 0.0:  # a flat subsequence matches only flat ones
+            return 0.0 if bool((self.inv[first : last + 1] == 0.0).any()) else 1.0
+        mu_q = self.musig[-1] / inv_q
+        # ρ_j = (QT_j/m − μ_j·μ_q) / (σ_j·σ_q); a flat start has 1/σ_j = 0, so ρ_j = 0
+        best = (self.qt[first : last + 1] * self.inv[first : last + 1]
+                - (m * mu_q) * self.musig[first : last + 1]).max()
+        return float(1.0 - min(float(best) * inv_q / m, 1.0))

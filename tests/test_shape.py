@@ -51,7 +51,7 @@ def test_period_and_flat_series():
 
 def test_memory_is_bounded_and_state_pickles():
     rng = np.random.default_rng(3)
-    x = np.sin(np.arange(30_000) / 7.0) + 0.1 * rng.standard_normal(30_000)
+    x = np.sin(np.arange(12_000) / 7.0) + 0.1 * rng.standard_normal(12_000)
     ld = LeftDiscord(history=512, raw=2048)
     for v in x[:5000]:
         ld.update(float(v))
