@@ -7,7 +7,11 @@ Four statistics of each reading, each a cheap test of its own kind of fault:
 - `shift`, |mean of the last `short` values − mean of the `long` before them| / their std: a
   level shift or drift too gradual for `change`;
 - `stuck`, how many readings in a row repeated the previous value exactly, against the lengths
-  of the key's past runs of repeats: a frozen sensor.
+  of the key's past runs of repeats: a frozen sensor;
+- `shape` (only when asked for, as `ranked_shape` does): 1 − the highest correlation of the
+  latest subsequence, one dominant period long, with any earlier one in a bounded window
+  (`detectors.shape.LeftDiscord`, a streaming left discord): a beat or a cycle that looks
+  wrong while every value in it is ordinary.
 
 No statistic has a scale that holds across series, so each is replaced by its rank among the
 same statistic's past values on this key (`stats.tail.TailRank`: exact in the top tail, bounded
@@ -27,7 +31,9 @@ NAB's scoring every further one costs), unless a reading is `rearm` times rarer 
 that started the hold-off (`detectors.holdoff.HoldOff`).
 
 Per reading: a handful of arithmetic and five O(log size) rank look-ups; memory is bounded by
-`size`, `long` and `short`; the state is plain attributes and lists, so it pickles.
+`size`, `long` and `short`; the state is plain attributes and lists, so it pickles. The shape
+test adds about ten numpy passes over `shape_history` floats per block of readings (a block is
+one reading unless the period is long) and 4·`shape_history` + 4096 floats of state.
 """
 
 from __future__ import annotations

@@ -241,9 +241,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--nab", default=str(NAB_DEV), help="the NAB folder")
     parser.add_argument("--ucr", default=str(UCR_DEV), help="the UCR development folder")
     parser.add_argument("--ucr-every", type=int, default=1, help="every n-th UCR series only")
-    parser.add_argument("--ucr-detectors", nargs="*", choices=[*DETECTORS, *BASELINES],
+    parser.add_argument("--ucr-detectors", nargs="*", choices=[*DETECTORS, "shape", *BASELINES],
                         help="detectors run on UCR (default: all, and the baselines)")
     parser.add_argument("--jobs", type=int, default=2, help="processes for UCR")
+    parser.add_argument("--no-history", action="store_true", help="skip the PurpleAir history")
     args = parser.parse_args(argv)
     detectors = ["ranked", "zscore"] if args.quick else list(DETECTORS)
     baselines = [BASELINE, BASELINE + "_holdoff"]
@@ -280,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         note = "" if args.ucr_every == 1 else f"; every {args.ucr_every}th series only"
         print(f"\n## UCR development half ({len(files)} series{note})\n")
         print(ucr_table(evaluate_ucr(ucr, files, args.jobs)))
-    if Path(AJL_DEV).exists():
+    if Path(AJL_DEV).exists() and not args.no_history:
         print("\n## Real PurpleAir history: score-only alarms (unlabelled)\n")
         print(alert_table(detectors, history(AJL_DEV)))
     return 0

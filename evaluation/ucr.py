@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detectors.catalog import DETECTORS, make_detector
+from detectors.catalog import DETECTORS, EXPERIMENTS, make_detector
 from evaluation.baselines import AbsoluteChangeBaseline, ChangeRankBaseline
 from evaluation.detectors import FEATURE, score_series
 
@@ -163,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ucr", default=str(UCR_DEV), help="the UCR development folder")
     parser.add_argument("--detectors", nargs="*", default=[*DETECTORS, *BASELINES],
-                        choices=[*DETECTORS, *BASELINES])
+                        choices=[*DETECTORS, *EXPERIMENTS, *BASELINES])
     parser.add_argument("--every", type=int, default=1, help="every n-th series only (develop)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--rows", action="store_true", help="print each series' named row")
