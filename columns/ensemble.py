@@ -8,7 +8,8 @@ What is vectorised, and what is not:
   values; a slot's first window is kept in an array and, when it fills, its limits are learnt
   (`learned_limits` itself, per slot: once in a sensor's life) and the window learnt at once;
 - the stuck test's previous value, run of repeats, hold-off and warm-up count, the members'
-  common scale, the ensemble's hold-off: arrays per slot, one numpy pass per batch;
+  common scale, the ensemble's hold-off (`detectors.holdoff.apply_columns`, re-arming included):
+  arrays per slot, one numpy pass per batch;
 - the ranked tails (the gate's two `TailRank`s, the stuck test's run lengths) learn one value
   at a time in sorted lists: each slot keeps the very `TailRank` objects the per-sensor
   detector would, and a batch loops over its rows calling them (they are exact by construction;
@@ -27,6 +28,7 @@ import numpy as np
 from columns.batch import SCORED, UNSCORED, WARMING_UP, Work
 from columns.hst import HstColumns
 from detectors.ensemble import EnsembleDetector
+from detectors.holdoff import HoldOff, apply_columns
 from detectors.learned_hst import LearnedLimitsHSTDetector, learned_limits
 from detectors.ranked import RankedTestsDetector
 from stats.tail import TailRank
@@ -64,6 +66,7 @@ class EnsembleColumns:
         stuck_holdoff: int,
         thresholds: tuple[float, float],
         holdoff: int,
+        rearm: tuple[float, float] = (10.0, 10.0),
     ):
         self.feature = feature
         self.margin = margin
@@ -75,6 +78,9 @@ class EnsembleColumns:
         self.stuck_holdoff = stuck_holdoff
         self.thresholds = thresholds
         self.holdoff = holdoff
+        self.rearm = rearm  # the stuck test's and the ensemble's re-arm factors
+        self.stuck_hold = HoldOff(thresholds[1], stuck_holdoff, rearm=rearm[0])
+        self.hold = HoldOff(EnsembleDetector.threshold, holdoff, rearm=rearm[1])
         self.trees = HstColumns(
             feature, (0.0, 1.0), n_trees=n_trees, height=height, window_size=window_size,
             seed=seed,
@@ -92,14 +98,16 @@ class EnsembleColumns:
         self.changes = np.zeros(0, np.int64)  # values its `change` tail learnt (up to min_count)
         self.runs: list[TailRank] = []
         self.stuck_quiet = np.zeros(0, np.int64)
+        self.stuck_rarity = np.zeros(0)  # 1 − score of the alarm that started its hold-off
         # the ensemble
         self.quiet = np.zeros(0, np.int64)
+        self.rarity = np.zeros(0)
 
     @classmethod
     def of(cls, detector: Any) -> EnsembleColumns:
         """The twin of a fresh `hst_ensemble`-shaped detector (ValueError for anything else:
         the shard logic then keeps per-sensor detectors)."""
-        if type(detector) is not EnsembleDetector or detector.quiet:
+        if type(detector) is not EnsembleDetector or not _fresh(detector.hold):
             raise ValueError("the column ensemble twins a fresh EnsembleDetector")
         members = detector.members
         if len(members) != 2:
@@ -109,7 +117,7 @@ class EnsembleColumns:
             raise ValueError("the column ensemble twins [learned-limits trees, stuck test]")
         if trees.trees is not None or trees.first or trees.high.n or trees.seed is None:
             raise ValueError("the column ensemble needs fresh, seeded trees")
-        if stuck.tests != ("stuck",) or stuck.previous is not None or stuck.quiet:
+        if stuck.tests != ("stuck",) or stuck.previous is not None or not _fresh(stuck.hold):
             raise ValueError("the column ensemble's second member is a fresh stuck test alone")
         change = stuck.ranks["change"]  # only its count is read: up to min_count, it never drops
         if change.horizon - change.horizon // 2 < stuck.min_count:
@@ -132,6 +140,7 @@ class EnsembleColumns:
             stuck_holdoff=stuck.holdoff,
             thresholds=(float(detector.thresholds[0]), float(detector.thresholds[1])),
             holdoff=detector.holdoff,
+            rearm=(stuck.hold.rearm, detector.hold.rearm),
         )
 
     @property
@@ -156,6 +165,7 @@ class EnsembleColumns:
         self.changes, self.stuck_quiet, self.quiet = (
             more(self.changes), more(self.stuck_quiet), more(self.quiet)
         )
+        self.stuck_rarity, self.rarity = more(self.stuck_rarity, 1.0), more(self.rarity, 1.0)
         self.high += [TailRank(*self.tail) for _ in range(extra)]
         self.low += [TailRank(*self.tail) for _ in range(extra)]
         self.runs += [TailRank(*self.stuck) for _ in range(extra)]
@@ -235,13 +245,10 @@ class EnsembleColumns:
             pairs = zip(s[at].tolist(), new_run[at].tolist(), strict=True)
             rank = [runs[slot].rank(r) for slot, r in pairs]
             score[at] = 1.0 - (1.0 - np.array(rank))
-            threshold = self.thresholds[1]
-            quiet = self.stuck_quiet[s[at]]
-            held = quiet > 0
-            score[at[held]] *= threshold
-            quiet = np.where(held, quiet - 1, np.where(score[at] > threshold, self.stuck_holdoff,
-                                                       quiet))
-            self.stuck_quiet[s[at]] = quiet
+            k = s[at]
+            score[at], self.stuck_quiet[k], self.stuck_rarity[k] = apply_columns(
+                self.stuck_hold, score[at], self.stuck_quiet[k], self.stuck_rarity[k]
+            )
         # learn: a run that ended joins the past runs; `change` counts (only its n is read)
         ended = np.flatnonzero(has & (new_run == 0.0))
         for slot, r in zip(s[ended].tolist(), run[ended].tolist(), strict=True):
@@ -261,14 +268,16 @@ class EnsembleColumns:
         status = np.where(scored, SCORED, WARMING_UP).astype(np.uint8)
         at = np.flatnonzero(scored)
         if len(at):
-            quiet = self.quiet[s[at]]
-            held = quiet > 0
-            b = best[at]
-            best[at] = np.where(held, b * EnsembleDetector.threshold, b)
-            self.quiet[s[at]] = np.where(
-                held, quiet - 1, np.where(b > EnsembleDetector.threshold, self.holdoff, quiet)
+            k = s[at]
+            best[at], self.quiet[k], self.rarity[k] = apply_columns(
+                self.hold, best[at], self.quiet[k], self.rarity[k]
             )
         return best, status
+
+
+def _fresh(hold: HoldOff) -> bool:
+    """Whether a hold-off is unused and counts readings (the column twin has no times)."""
+    return hold.seconds is None and not hold.quiet and hold.rarity == 1.0
 
 
 def _common(score: np.ndarray, threshold: float) -> np.ndarray:

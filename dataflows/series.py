@@ -47,6 +47,7 @@ from bytewax.outputs import FixedPartitionedSink, Sink, StatefulSinkPartition
 from config.options import ConfigError
 from dataflows.steps import add_counts, totals_line
 from detectors.catalog import DEFAULT_DETECTOR, alarm_threshold, make_detector
+from detectors.holdoff import TIME
 from imputers.window import WindowImputer
 from sinks.dead_letters import RAW_LIMIT, Prefix, dead_letter_record
 from sinks.jsonlines import JsonLinesSink
@@ -107,6 +108,19 @@ def _number(text: str) -> float:
     if "_" in text or not text.isascii():
         raise ValueError(text)
     return float(text)
+
+
+def seconds_of(text: str) -> float:
+    """A checked timestamp (see `check_timestamp`) in seconds, for hold-offs in seconds.
+
+    >>> seconds_of("1396310400"), seconds_of("2014-04-01 00:05:00") - seconds_of("2014-04-01")
+    (1396310400.0, 300.0)
+    """
+    text = text.strip()
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return _number(text)
 
 
 def check_timestamp(text: str) -> None:
@@ -313,7 +327,7 @@ class ScoreRow:
         imputer, detector = state
         _number, timestamp, text, value = row
         filled, _imputed, _missing = imputer.impute_one({FEATURE: value})
-        score, _status = detector.score_then_learn(filled)
+        score, _status = detector.score_then_learn({**filled, TIME: seconds_of(timestamp)})
         imputed = filled[FEATURE]
         return state, (
             timestamp,

@@ -2,7 +2,8 @@
 
 `DEFAULT_DETECTOR` (the series flow's) and `AIR_QUALITY_DETECTOR` (the air-quality flow's) are
 the ones that did best in `python -m evaluation.nab_bench` (see README): `ranked` on NAB's real
-streams, `hst_ensemble` on the simulated PurpleAir sensors.
+streams, `hst_ensemble` on the simulated PurpleAir sensors. `ranked_shape` is `ranked` with the
+shape test (`detectors.shape`) in its consensus; `shape` is that test alone (docs/detectors.md).
 """
 
 from __future__ import annotations
@@ -14,11 +15,18 @@ from detectors.ensemble import EnsembleDetector
 from detectors.hst import HalfSpaceTreesDetector
 from detectors.knn_cad import KnnConformalDetector
 from detectors.learned_hst import LearnedLimitsHSTDetector
+from detectors.ranked import TESTS as SHAPED_TESTS
 from detectors.ranked import RankedTestsDetector
 from detectors.scaled_hst import ScaledHalfSpaceTreesDetector
 from detectors.zscore import RollingZScoreDetector
 
-DETECTORS = ("hst", "scaled_hst", "zscore", "knn_cad", "ranked", "learned_hst", "hst_ensemble")
+DETECTORS = (
+    "hst", "scaled_hst", "zscore", "knn_cad", "ranked", "learned_hst", "hst_ensemble",
+    "ranked_shape",
+)
+#: Built by name for the evaluations, not offered to the flows: `shape`, the shape test alone,
+#: answers nothing before its first period estimate (2,048 readings).
+EXPERIMENTS = ("shape",)
 DEFAULT_DETECTOR = "ranked"
 AIR_QUALITY_DETECTOR = "hst_ensemble"
 #: `learned_hst`: the first window's span widened by 30 spans each side; alarm above 0.99.
@@ -51,6 +59,10 @@ def make_detector(name: str, feature: str, **options: Any) -> Detector:
         return KnnConformalDetector(feature, **options)
     if name == "ranked":
         return RankedTestsDetector(feature, **options)
+    if name == "shape":
+        return RankedTestsDetector(feature, **{"tests": ("shape",), **options})
+    if name == "ranked_shape":
+        return RankedTestsDetector(feature, **{"tests": SHAPED_TESTS, **options})
     if name == "learned_hst":
         return LearnedLimitsHSTDetector(feature, **{**LEARNED_HST, **options})
     if name == "hst_ensemble":

@@ -4,8 +4,10 @@ Members keep their own scales and thresholds; each score is mapped piecewise lin
 the member's threshold lands on the ensemble's (0.5): [0, t] → [0, 0.5] and [t, 1] → [0.5, 1].
 The ensemble's score is the largest mapped score, so it alarms exactly when some member would
 on its own, and scores keep their order within each member. Every member scores and learns
-every reading (score before learn). After an alarm the next `holdoff` readings are held below
-the threshold (multiplied by it), as `RankedTestsDetector` does: one alarm per episode.
+every reading (score before learn). After an alarm the next `holdoff` readings (or
+`holdoff_seconds`) are held below the threshold (multiplied by it) unless one is `rearm` times
+rarer than the alarm that started the hold-off (`detectors.holdoff.HoldOff`, as in
+`RankedTestsDetector`): one alarm per episode, re-armed by a clearly larger anomaly.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from detectors.base import SCORED, UNSCORED, WARMING_UP, Detector
+from detectors.holdoff import REARM, TIME, HoldOff
 
 
 def on_common_scale(score: float, threshold: float) -> float:
@@ -39,13 +42,19 @@ class EnsembleDetector:
 
     threshold = 0.5
 
-    def __init__(self, members: Sequence[Detector], holdoff: int = 100):
+    def __init__(
+        self,
+        members: Sequence[Detector],
+        holdoff: int = 100,
+        holdoff_seconds: float | None = None,
+        rearm: float = REARM,
+    ):
         if not members or holdoff < 0:
             raise ValueError("need at least one member and holdoff ≥ 0")
         self.members = list(members)
         self.thresholds = [float(m.threshold) for m in self.members]
         self.holdoff = holdoff
-        self.quiet = 0
+        self.hold = HoldOff(self.threshold, holdoff, holdoff_seconds, rearm)
 
     def score_then_learn(self, values: Mapping[str, float | None]) -> tuple[float | None, str]:
         best: float | None = None
@@ -58,16 +67,12 @@ class EnsembleDetector:
                 best = mapped if best is None or mapped > best else best
         if best is None:
             return None, (UNSCORED if statuses == {UNSCORED} else WARMING_UP)
-        if self.quiet:
-            self.quiet -= 1
-            return best * self.threshold, SCORED
-        if best > self.threshold:
-            self.quiet = self.holdoff
-        return best, SCORED
+        return self.hold.apply(best, values.get(TIME)), SCORED
 
     def copy(self) -> EnsembleDetector:
         """An independent copy (for Bytewax snapshots)."""
         clone = object.__new__(EnsembleDetector)
         clone.__dict__.update(self.__dict__)
         clone.members = [m.copy() for m in self.members]
+        clone.hold = self.hold.copy()
         return clone

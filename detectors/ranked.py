@@ -7,7 +7,11 @@ Four statistics of each reading, each a cheap test of its own kind of fault:
 - `shift`, |mean of the last `short` values − mean of the `long` before them| / their std: a
   level shift or drift too gradual for `change`;
 - `stuck`, how many readings in a row repeated the previous value exactly, against the lengths
-  of the key's past runs of repeats: a frozen sensor.
+  of the key's past runs of repeats: a frozen sensor;
+- `shape` (only when asked for, as `ranked_shape` does): 1 − the highest correlation of the
+  latest subsequence, one dominant period long, with any earlier one in a bounded window
+  (`detectors.shape.LeftDiscord`, a streaming left discord): a beat or a cycle that looks
+  wrong while every value in it is ordinary.
 
 No statistic has a scale that holds across series, so each is replaced by its rank among the
 same statistic's past values on this key (`stats.tail.TailRank`: exact in the top tail, bounded
@@ -21,23 +25,32 @@ or one that finds it far rarer than anything seen (`combine="max"`: the rarest t
 score is in [0, 1) and keeps its order at the top.
 
 An anomaly is seldom one reading: after a reading scores above `threshold`, the next `holdoff`
-readings have their scores multiplied by `threshold`, so they stay below it and keep their order
-(the first alarm of an episode counts; in NAB's scoring every further one costs).
+readings (or `holdoff_seconds`, where readings carry a time) have their scores multiplied by
+`threshold`, so they stay below it and keep their order (the first alarm of an episode counts; in
+NAB's scoring every further one costs), unless a reading is `rearm` times rarer than the alarm
+that started the hold-off (`detectors.holdoff.HoldOff`).
 
 Per reading: a handful of arithmetic and five O(log size) rank look-ups; memory is bounded by
-`size`, `long` and `short`; the state is plain attributes and lists, so it pickles.
+`size`, `long` and `short`; the state is plain attributes and lists, so it pickles. The shape
+test adds about ten numpy passes over `shape_history` floats per block of readings (a block is
+one reading unless the period is long) and 4·`shape_history` + 4096 floats of state.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Mapping
 
 from detectors.base import UnivariateDetector
+from detectors.holdoff import REARM, TIME, HoldOff
+from detectors.shape import LeftDiscord
 from stats.moments import RollingMoments
 from stats.tail import TailRank
 
-TESTS = ("change", "level", "shift", "stuck")
+TESTS = ("change", "level", "shift", "stuck", "shape")
+#: The tests `ranked` runs unless told otherwise.
+DEFAULT_TESTS = ("change", "level", "shift", "stuck")
 COMBINE = ("consensus", "max")
 
 
@@ -64,13 +77,16 @@ class RankedTestsDetector(UnivariateDetector):
         feature: str,
         threshold: float | None = None,
         holdoff: int = 100,
+        holdoff_seconds: float | None = None,
+        rearm: float = REARM,
         short: int = 8,
         long: int = 200,
         size: int = 256,
         horizon: int = 20_000,
         min_count: int = 30,
-        tests: tuple[str, ...] = TESTS,
+        tests: tuple[str, ...] = DEFAULT_TESTS,
         combine: str = "consensus",
+        shape_history: int = 2048,
     ):
         super().__init__(feature)
         if threshold is not None:
@@ -88,17 +104,22 @@ class RankedTestsDetector(UnivariateDetector):
         self._level = "level" in tests
         self.combine = combine
         self.holdoff = holdoff
+        self.hold = HoldOff(self.threshold, holdoff, holdoff_seconds, rearm)
+        self._at: float | None = None  # the time of the reading being scored, if any
         self.short = short
         self.long = long
         self.min_count = min_count
         self.ranks = {
-            name: TailRank(size, horizon) for name in ("change", "high", "low", "shift", "stuck")
+            name: TailRank(size, horizon)
+            for name in ("change", "high", "low", "shift", "stuck", "shape")
         }
+        self.discord = LeftDiscord(shape_history) if "shape" in tests else None
+        self._shape: float | None = None  # the shape statistic of the reading being scored
+        self._shaped = False
         self.previous: float | None = None
         self.run = 0.0  # readings in a row equal to the one before
         self.recent: deque[float] = deque()  # the last `short` − 1 values
         self.older = RollingMoments(long)  # the `long` values before them
-        self.quiet = 0  # readings still held off
         self._stats: tuple[float, float, float | None] | None = None
 
     def statistics(self, x: float) -> tuple[float, float, float | None] | None:
@@ -130,21 +151,27 @@ class RankedTestsDetector(UnivariateDetector):
             out.append(1.0 - r["stuck"].rank(run))
         if "shift" in tests and shift is not None and r["shift"].n >= self.min_count:
             out.append(1.0 - r["shift"].rank(shift))
+        shape = self._shape
+        if shape is not None and r["shape"].n >= self.min_count:
+            out.append(1.0 - r["shape"].rank(shape))
         return out
 
     def score_one(self, x: float) -> float | None:
+        if self.discord is not None:
+            self._shape, self._shaped = self.discord.update(x), True
         stats = self._stats = self.statistics(x)
         if stats is None or self.ranks["change"].n < self.min_count:
             return None
         p = sorted(self.rarities(x, stats))
+        if not p:  # the only tests asked for cannot answer yet
+            return None
         consensus = self.combine == "consensus" and len(p) > 1
         score = 1.0 - (math.sqrt(p[0] * p[1]) if consensus else p[0])
-        if self.quiet:
-            self.quiet -= 1
-            return score * self.threshold
-        if score > self.threshold:
-            self.quiet = self.holdoff
-        return score
+        return self.hold.apply(score, self._at)
+
+    def score_then_learn(self, values: Mapping[str, float | None]) -> tuple[float | None, str]:
+        self._at = values.get(TIME)
+        return super().score_then_learn(values)
 
     def learn_one(self, x: float) -> None:
         stats, self._stats = self._stats, None
@@ -159,6 +186,12 @@ class RankedTestsDetector(UnivariateDetector):
             if shift is not None:
                 r["shift"].update(shift)
             self.run = run
+        if self.discord is not None:
+            if not self._shaped:
+                self._shape = self.discord.update(x)
+            if self._shape is not None:
+                r["shape"].update(self._shape)
+            self._shape, self._shaped = None, False
         if self._level:
             r["high"].update(x)
             r["low"].update(-x)

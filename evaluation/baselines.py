@@ -41,3 +41,24 @@ class ChangeRankBaseline(UnivariateDetector):
         if self.previous is not None:
             insort(self.changes, abs(x - self.previous))
         self.previous = x
+
+
+class AbsoluteChangeBaseline(UnivariateDetector):
+    """|x − previous| itself (the UCR archive's one-liner: the row of the largest change).
+
+    >>> det = AbsoluteChangeBaseline("v")
+    >>> [det.score_then_learn({"v": x})[0] for x in (1.0, 2.0, 2.5)]
+    [None, 1.0, 0.5]
+    """
+
+    threshold = float("inf")  # a location finder, not an alarm rule
+
+    def __init__(self, feature: str):
+        super().__init__(feature)
+        self.previous: float | None = None
+
+    def score_one(self, x: float) -> float | None:
+        return None if self.previous is None else abs(x - self.previous)
+
+    def learn_one(self, x: float) -> None:
+        self.previous = x

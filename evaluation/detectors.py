@@ -77,6 +77,8 @@ def evaluate_detector(name: str, data: LabelledData) -> Result:
         terms.append(key_terms(series.times, scores, windows))
         all_scores.append(scores[np.isfinite(scores)])
     finite = np.concatenate(all_scores)
+    if not len(finite):  # the detector never answered (too short a history for it)
+        finite = np.array([threshold])
     candidates = np.unique(np.concatenate([np.quantile(finite, np.linspace(0, 1, 401)), finite]))
     if len(candidates) > 5000:
         candidates = np.unique(np.quantile(finite, np.linspace(0, 1, 5001)))

@@ -1,7 +1,8 @@
 """Every detector on real labelled streams (NAB's development files), the simulator and WaterFlow.
 
-    python -m evaluation.nab_bench            # the README's tables (a few minutes on 2 cores)
+    python -m evaluation.nab_bench            # every table (UCR is the long part: see below)
     python -m evaluation.nab_bench --quick    # fewer detectors, no fresh simulation
+    python -m evaluation.nab_bench --ucr-every 4 --ucr-detectors ranked ranked_shape  # develop
 
 For each detector of `detectors.catalog` and the one-line baseline (`evaluation.baselines`, with
 and without a 100-reading hold-off), one configuration for every series, each series scored one
@@ -14,7 +15,12 @@ reading at a time, score before learning (`evaluation.detectors.score_series`):
 - **generalisation**: the threshold picked on half of NAB's groups and scored on the other half
   (both ways), so a score that holds only where it was tuned shows;
 - **the simulator and WaterFlow** (`evaluation.detectors.evaluate_detector`): precision, recall
-  and NAB at the detector's own threshold.
+  and NAB at the detector's own threshold;
+- **UCR** (`evaluation.ucr`): the archive's development half, the KDD Cup rule (the row of the
+  highest score after the training part, within 100 rows of the anomaly), with each detector's
+  CPU time per reading and pickled state per key (6.1 million readings per detector: about
+  10 µs a reading for `ranked`; `--ucr-every n` runs every n-th series, to develop);
+- **the real PurpleAir history** (`evaluation.history_alerts`): score-only alarms per sensor.
 
 The baseline's hold-off depends on the threshold, so it is evaluated at each of a grid of
 thresholds with its hold-off applied there (which favours it). NAB's published Standard scores
@@ -28,6 +34,7 @@ import functools
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -43,7 +50,9 @@ from evaluation.datasets import (
     water_flow,
 )
 from evaluation.detectors import Result, evaluate_detector, markdown_table, score_series
+from evaluation.history_alerts import AJL_DEV, alert_table, history
 from evaluation.nab import PROFILES, KeyTerms, candidates, key_terms, nab_curve, probation
+from evaluation.ucr import BASELINES, UCR_DEV, evaluate_ucr, ucr_files, ucr_table
 
 #: NAB v1.1's scoreboard, Standard profile, all 58 files (numenta/NAB README).
 PUBLISHED = {
@@ -230,6 +239,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="ranked, zscore and the baseline only")
     parser.add_argument("--nab", default=str(NAB_DEV), help="the NAB folder")
+    parser.add_argument("--ucr", default=str(UCR_DEV), help="the UCR development folder")
+    parser.add_argument("--ucr-every", type=int, default=1, help="every n-th UCR series only")
+    parser.add_argument("--ucr-detectors", nargs="*", choices=[*DETECTORS, "shape", *BASELINES],
+                        help="detectors run on UCR (default: all, and the baselines)")
+    parser.add_argument("--jobs", type=int, default=2, help="processes for UCR")
+    parser.add_argument("--no-history", action="store_true", help="skip the PurpleAir history")
     args = parser.parse_args(argv)
     detectors = ["ranked", "zscore"] if args.quick else list(DETECTORS)
     baselines = [BASELINE, BASELINE + "_holdoff"]
@@ -260,6 +275,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: list[Result] = [evaluate_detector(d, data) for data in data_sets for d in detectors]
     print("## Simulator and WaterFlow (at each detector's own threshold)\n")
     print(markdown_table(results))
+    ucr = args.ucr_detectors if args.ucr_detectors is not None else [*detectors, *BASELINES]
+    if ucr and args.ucr_every > 0:
+        files = ucr_files(args.ucr, args.ucr_every)
+        note = "" if args.ucr_every == 1 else f"; every {args.ucr_every}th series only"
+        print(f"\n## UCR development half ({len(files)} series{note})\n")
+        print(ucr_table(evaluate_ucr(ucr, files, args.jobs)))
+    if Path(AJL_DEV).exists() and not args.no_history:
+        print("\n## Real PurpleAir history: score-only alarms (unlabelled)\n")
+        print(alert_table(detectors, history(AJL_DEV)))
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 
 import numpy as np
@@ -52,10 +53,18 @@ def test_ensemble_alarms_exactly_when_a_member_does_then_holds_off():
         own = [m.score_then_learn({"pm": v})[0] for m in alone]
         alarms = [s is not None and s > m.threshold for s, m in zip(own, alone, strict=True)]
         assert (score is not None and score > ens.threshold) == any(alarms)
-    held = EnsembleDetector([RollingZScoreDetector("pm", k=3.0)], holdoff=5)
+    held = EnsembleDetector([RollingZScoreDetector("pm", k=3.0)], holdoff=5, rearm=math.inf)
     scores = [held.score_then_learn({"pm": v})[0] for v in stream]
     first = next(i for i, s in enumerate(scores) if s is not None and s > 0.5)
     assert all(s < 0.5 for s in scores[first + 1 : first + 6])
+    # re-armed (the default): within the hold-off only a reading 10x rarer alarms again
+    held = EnsembleDetector([RollingZScoreDetector("pm", k=3.0)], holdoff=5)
+    again = [held.score_then_learn({"pm": v})[0] for v in stream]
+    start = again[first]
+    for s in again[first + 1 : first + 6]:
+        assert s < 0.5 or (1.0 - s) * 10.0 <= 1.0 - start
+        if s > 0.5:
+            start = s
 
 
 def test_common_scale_keeps_order_and_puts_each_threshold_at_one_half():

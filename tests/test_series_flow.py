@@ -211,3 +211,17 @@ def test_default_detector_flags_a_spike_and_a_level_shift_once_each(tmp_path):
     assert all(0.0 <= s < 1.0 for s in got if s is not None)
     late = [i for i, r in enumerate(rows) if r["is_anomaly"] == "true" and i >= 1500]
     assert late[:1] == [2000] and len(late) == 2 and 2500 <= late[1] < 2510
+
+
+def test_hold_off_in_seconds_uses_the_rows_timestamps(tmp_path):
+    rows = list(enumerate(series()))
+    src = write_csv(tmp_path / "in.csv", [(stamp(i), v) for i, v in rows])
+    alarms = {}
+    for name, options in {
+        "readings": {"holdoff": 1000},
+        "seconds": {"holdoff": 1000, "holdoff_seconds": 60.0},
+    }.items():
+        out = run(src, tmp_path / f"{name}.csv", rearm=math.inf, **options)
+        alarms[name] = [i for i, r in enumerate(out) if r["is_anomaly"] == "true"]
+    assert 250 in alarms["readings"] and 330 not in alarms["readings"]  # held: 80 rows later
+    assert {250, 330} <= set(alarms["seconds"])  # one minute of hold-off: 80 minutes later
