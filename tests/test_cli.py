@@ -137,10 +137,14 @@ def config_error_code(tmp_path_factory) -> int:
     [
         (["--threshold", "2"], "[detection] threshold: 2.0 is out of range; allowed: from 0 to 1"),
         (["--source", "missing.jsonl"], "[source] path: no such file: missing.jsonl"),
-        (["--output", "nowhere/a.jsonl"], "[outputs] anomalies: no such folder: nowhere"),
+        (
+            ["--output", "nowhere/a.jsonl"],
+            "[outputs] anomalies: the folder 'nowhere' does not exist; allowed: a JSON-lines "
+            "file of its own",
+        ),
         (
             ["--readings", "folder"],
-            "[outputs] readings: folder is a directory; allowed: a file path",
+            "[outputs] readings: 'folder' is a folder; allowed: a JSON-lines file of its own",
         ),
         (
             ["--source", "purpleair"],
