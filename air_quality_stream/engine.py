@@ -29,8 +29,9 @@ def route_streams(results_fd: int) -> None:
     sys.stdout = open(results, "w", buffering=1, encoding="utf-8")  # noqa: SIM115
 
 
-def build(spec: dict[str, Any]) -> Any:
-    """The flow the spec asks for: the air-quality flow, or a back-fill of `history`."""
+def build(spec: dict[str, Any]) -> tuple[Any, Any]:
+    """The flow the spec asks for (the air-quality flow, a back-fill of `history`, or of the
+    API's history `history_api`) and its history source, if any (it may stop early)."""
     from config.tables import merge, read_toml, resolve
     from dataflows.air_quality import dataflow
     from sinks.jsonlines import JsonLinesSink
@@ -38,16 +39,20 @@ def build(spec: dict[str, Any]) -> Any:
     tree = merge(read_toml(spec["config"]) if spec.get("config") else {}, spec["overrides"])
     totals = JsonLinesSink(spec["totals"])
     if spec.get("history_api"):
-        from dataflows.backfill import api_flow
+        from dataflows.air_quality import build_flow
+        from dataflows.backfill import api_source
 
-        return api_flow(spec["history_api"], tree, spec.get("progress"), totals=totals)
+        options = {"engine": "columns", "totals": totals}
+        source = api_source(spec["history_api"], spec.get("progress"), tree, **options)
+        return build_flow(source, config=tree, progress=None, **options), source
     if spec.get("history"):
         from dataflows.backfill import backfill_flow
 
-        return backfill_flow(
+        flow = backfill_flow(
             spec["history"], config=tree, progress=spec.get("progress"), totals=totals
         )
-    return dataflow(resolve(tree, totals=totals), processes=len(spec["addresses"] or [0]))
+        return flow, None
+    return dataflow(resolve(tree, totals=totals), processes=len(spec["addresses"] or [0])), None
 
 
 def main(argv: list[str]) -> int:
@@ -70,7 +75,7 @@ def main(argv: list[str]) -> int:
         backup = timedelta(seconds=spec["backup_interval"])
         recovery = RecoveryConfig(spec["recovery"], backup_interval=backup)
     try:
-        flow = build(spec)
+        flow, history = build(spec)
         cli_main(
             flow,
             workers_per_process=spec["workers"],
@@ -87,6 +92,9 @@ def main(argv: list[str]) -> int:
         return CONFIG_ERROR
     finally:
         sys.stdout.flush()
+    if history is not None and history.stopped is not None:
+        print(f"backfill stopped: {history.stopped}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -383,18 +383,6 @@ def api_source(
     return history_source(sensors, start=start, end=end, config=config, **rest, **options)
 
 
-def api_flow(
-    request: dict[str, Any], config: Any = None, progress: float | None = DEFAULT_PROGRESS,
-    **options: Any,
-) -> Dataflow:
-    """The air-quality flow on the column engine over the API history `request` asks for
-    (`api_request`'s); `config` and `options` are `build_flow`'s."""
-    options = {**options, "engine": "columns"}
-    options.pop("progress", None)
-    source = api_source(request, progress, config, **options)
-    return build_flow(source, config=config, progress=None, **options)
-
-
 def _from_api(args: argparse.Namespace, options: dict[str, Any]) -> int:
     """`--from-api`: the dry run's line, or the back-fill; a stop is one line."""
     from bytewax.testing import run_main
@@ -408,6 +396,9 @@ def _from_api(args: argparse.Namespace, options: dict[str, Any]) -> int:
         flow = build_flow(source, config=args.config, engine="columns", progress=None, **options)
         recovery = None if args.recovery is None else RecoveryConfig(args.recovery)
         run_main(flow, recovery_config=recovery)
+        if source.stopped is not None:
+            print(f"backfill stopped: {source.stopped}", file=sys.stderr)
+            return 1
         source.progress.finish()
     except Exception as error:  # a stop or a configuration error is one line
         cause = configuration_error(error)

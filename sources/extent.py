@@ -7,8 +7,9 @@ or that does not read, gives None (the progress shows rates, not time left).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+import orjson
 
 #: Bytes read to estimate from.
 SAMPLE_BYTES = 1 << 20
@@ -22,16 +23,21 @@ def estimate_rows(path: str | Path, sample: int = SAMPLE_BYTES) -> int | None:
     ...     p = Path(d) / "polls.jsonl"
     ...     _ = p.write_text('{"fields": ["sensor_index"], "data": [[1], [2]]}\\n' * 10)
     ...     estimate_rows(p)
+    ...     _ = p.write_text("[" * 100_000 + "]" * 100_000 + "\\n")  # hostile: no estimate
+    ...     estimate_rows(p)
     20
     """
     path = Path(path)
     try:
         size = path.stat().st_size
         with path.open("rb") as file:
-            lines = file.readlines(sample)
+            head = file.read(sample)  # never more: a file without newlines is not read whole
     except OSError:
         return None
-    whole = [line for line in lines if line.endswith(b"\n")] or lines
+    lines = head.splitlines(keepends=True)
+    whole = [line for line in lines if line.endswith(b"\n")]
+    if not whole and len(head) == size:
+        whole = lines  # the whole file, one line without its newline
     read = sum(map(len, whole))
     if not whole or read == 0:
         return None
@@ -41,7 +47,7 @@ def estimate_rows(path: str | Path, sample: int = SAMPLE_BYTES) -> int | None:
         rows = 0
         for line in whole:
             try:
-                rows += len(json.loads(line).get("data", ()))
-            except (ValueError, AttributeError, TypeError):
+                rows += len(orjson.loads(line).get("data", ()))
+            except (ValueError, AttributeError, TypeError, RecursionError):
                 return None  # one pretty-printed payload, or not payloads
     return max(round(rows * size / read), 1)

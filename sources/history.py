@@ -53,6 +53,7 @@ from sources.poller import (
     PurpleAirAuthError,
     PurpleAirRequestError,
 )
+from sources.poller import DEFAULT_FIELDS as POLLED_FIELDS
 from sources.purpleair import sensor_owner
 from sources.retry import Backoff, parse_retry_after
 
@@ -75,20 +76,10 @@ SPAN_LIMITS = {
 READ_KEYS_ENV = "PURPLEAIR_READ_KEYS"
 #: What the flow needs by default that the history endpoint gives (the live poller's fields
 #: without `last_seen`, `latitude`, `longitude`, which history rows lack, and `channel_flags`).
-DEFAULT_HISTORY_FIELDS = (
-    "humidity",
-    "temperature",
-    "pressure",
-    "pm1.0_cf_1",
-    "pm2.5_cf_1",
-    "pm10.0_cf_1",
-    "pm2.5_atm",
-    "pm1.0_cf_1_a",
-    "pm1.0_cf_1_b",
-    "pm2.5_cf_1_a",
-    "pm2.5_cf_1_b",
-    "pm10.0_cf_1_a",
-    "pm10.0_cf_1_b",
+DEFAULT_HISTORY_FIELDS = tuple(
+    name
+    for name in POLLED_FIELDS
+    if name not in ("last_seen", "latitude", "longitude", "channel_flags")
 )
 #: Fields a history request cannot ask for (not given by the endpoint, or always there).
 NOT_HISTORY = frozenset(
@@ -252,13 +243,21 @@ class _HistoryPartition(StatefulSourcePartition[Item, HistoryPosition]):
             else:
                 self._position = HistoryPosition(window, emitted)
             return batch
-        if window >= len(self._source.plan.windows):
+        if window >= len(self._source.plan.windows) or self._source.stopped is not None:
             raise StopIteration()
         if self._next_sensor >= len(self._sensors):
             self._pending = merge(self._fetched)
             self._fetched, self._next_sensor = [], 0
             return []
-        return self._fetch(self._sensors[self._next_sensor], *self._source.plan.windows[window])
+        try:
+            return self._fetch(
+                self._sensors[self._next_sensor], *self._source.plan.windows[window]
+            )
+        except (PaymentRequired, PointsBudgetExceeded) as stop:
+            # the input ends here, its position kept for a resume; no worker raises, so the
+            # engine prints no panic, and the caller says why it stopped (`stopped`)
+            self._source.stop(stop)
+            raise StopIteration() from None
 
     def _fetch(self, sensor: int, start: int, end: int) -> list[Item]:
         source = self._source
@@ -476,6 +475,13 @@ class HistorySource(FixedPartitionedSource[Item, HistoryPosition]):
         if missing:
             log.warning("no position for sensors %s: their readings have none", missing[:20])
         self.plan = HistoryPlan(found, start, end, average, fields, chunk)
+        #: Why the back-fill stopped before its end (402, or the points budget), else None.
+        self.stopped: SourceError | None = None
+
+    def stop(self, reason: SourceError) -> None:
+        """End every partition's input at its next batch, keeping the first reason."""
+        if self.stopped is None:
+            self.stopped = reason
 
     def api_key(self) -> str:
         key = os.environ.get(self.api_key_env, "").strip()

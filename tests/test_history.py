@@ -444,3 +444,22 @@ def test_the_front_doors_backfill_from_the_api_equals_the_modules(tmp_path):
         module = (tmp_path / f"module{name}.jsonl").read_text().splitlines()
         door = (tmp_path / f"door{name}.jsonl").read_text().splitlines()
         assert sorted(door) == sorted(module) and len(module) > 0
+
+
+def test_the_front_door_says_why_a_backfill_stopped_without_an_engine_panic(tmp_path):
+    """402 mid-run through `air-quality backfill --from-api`: the input ends where it was (a
+    resume goes on from there), one `backfill stopped:` line, exit 1, no Rust panic text."""
+    import subprocess
+    import sys
+
+    rows, positions = synthetic(3, 2)
+    with FakeHistory(rows, positions, points=6000) as fake:
+        command = [
+            sys.executable, "-m", "air_quality_stream", "backfill", *cli(fake.base_url),
+            "--output", str(tmp_path / "a.jsonl"),
+        ]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "panicked" not in done.stderr and "Traceback" not in done.stderr
+    stops = [line for line in done.stderr.splitlines() if line.startswith("backfill stopped: ")]
+    assert len(stops) == 1 and "402 Payment Required" in stops[0]
