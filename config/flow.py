@@ -434,7 +434,12 @@ class GapsConfig(Group):
         keyword="gaps",
         choices=MODES,
     )
-    interval: int = option(INTERVAL, "seconds between a sensor's readings", min=1)
+    interval: int | None = option(
+        None,
+        "seconds between a sensor's readings; unset: each sensor's own, observed",
+        min=1,
+        example=INTERVAL,
+    )
     offline_after: int = option(OFFLINE_AFTER, "seconds of silence that make a sensor offline")
     max_fill: int = option(
         MAX_FILL, "fill: placeholders for one gap at most; a longer gap is a gap event", min=1
@@ -446,7 +451,7 @@ class GapsConfig(Group):
     def check(self) -> None:
         if not callable(self.clock) and self.clock not in CLOCKS:
             fail(self.table, "clock", self.clock, " or ".join(map(repr, CLOCKS)) + " or a function")
-        if self.offline_after < self.interval:
+        if self.offline_after < (self.interval or 1):
             fail(
                 self.table,
                 "offline_after",

@@ -291,7 +291,10 @@ def test_values_take_their_canonical_form():
         ({"scale": "pm1.0_cf_1"}, "allowed: a list of strings"),
         ({"ranges": {"x": (0,)}}, "allowed: a table of lists of 2 numbers"),
         ({"sample": 3}, "[outputs.sample] path: unset; allowed: a file path when size > 0"),
-        ({"offline_after": 60}, "[cleaning.gaps] offline_after: 60 is not allowed"),
+        (
+            {"offline_after": 60, "interval": 120},
+            "[cleaning.gaps] offline_after: 60 is not allowed",
+        ),
         ({"clock": "wall"}, "allowed: 'event' or 'system' or a function"),
         ({"features": ("humidity",), "detector": "hst"}, "[detection] no limits for features"),
         ({"features": ("a", "b")}, "[detection] features: hst_ensemble scores one"),
