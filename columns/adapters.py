@@ -94,11 +94,11 @@ class ChannelRows(PerSlot):
         return self.template.copy()
 
     def apply(self, work: Work, slots: np.ndarray, counts: dict[str, int]) -> None:
-        objects = self.objects
+        objects, times = self.objects, work.times.tolist()
         for i, (slot, values) in enumerate(zip(slots.tolist(), row_dicts(work), strict=True)):
             flags: dict[str, str] = {}
             reasons: list[str] = []
-            out = objects[slot].apply(values, flags, reasons, counts)
+            out = objects[slot].apply(values, flags, reasons, counts, times[i])
             if out is not values:
                 write_back(work, i, out)
             merge_rule(work, i, flags, reasons)

@@ -30,9 +30,10 @@ from detectors.base import Detector
 from detectors.catalog import AIR_QUALITY_DETECTOR, DETECTORS, alarm_threshold, make_detector
 from detectors.hst import DEFAULT_FEATURES, DEFAULT_LIMITS, HalfSpaceTreesDetector
 from imputers.window import STRATEGIES
-from preparation.channels import ChannelAgreement
+from preparation.channels import ZERO_RUN, ZERO_SECONDS, ChannelAgreement
 from preparation.correction import MAX_PM
 from preparation.flatline import READINGS as FLATLINE_READINGS
+from preparation.flatline import SECONDS as FLATLINE_SECONDS
 from preparation.gaps import CLOCKS, INTERVAL, MAX_FILL, MODES, OFFLINE_AFTER
 from preparation.neighbours import NeighbourRule
 from preparation.sampling import SAMPLE_BY
@@ -373,7 +374,16 @@ class ChannelsConfig(Group):
         keyword="channel_zero",
     )
     zero_run: int = option(
-        15, "... or above 0 for this many readings in a row", keyword="channel_zero_run", min=1
+        ZERO_RUN,
+        "... or above 0 for this many readings in a row",
+        keyword="channel_zero_run",
+        min=1,
+    )
+    zero_seconds: int = option(
+        ZERO_SECONDS,
+        "... covering at least this time (1800: 15 readings at 2 min; 15 decide at 10 min)",
+        keyword="channel_zero_seconds",
+        min=0,
     )
     use_flags: bool = option(
         True, "trust PurpleAir's channel_flags when in the payload", keyword="channel_flags"
@@ -386,6 +396,7 @@ class ChannelsConfig(Group):
             self.rel_limit,
             self.zero_other,
             self.zero_run,
+            zero_seconds=self.zero_seconds,
             use_flags=self.use_flags,
             history=history,
         )
@@ -401,9 +412,15 @@ class FlatlineConfig(Group):
     table = "cleaning.flatline"
     readings: int | None = option(
         FLATLINE_READINGS,
-        "identical readings in a row that make a flatline (15: 30 min); false: off",
+        "identical readings in a row that make a flatline, at least; false: off",
         keyword="flatline",
         min=2,
+    )
+    seconds: int = option(
+        FLATLINE_SECONDS,
+        "... covering at least this time (1800: 15 readings at 2 min, 5 at 10 min)",
+        keyword="flatline_seconds",
+        min=0,
     )
 
 

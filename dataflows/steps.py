@@ -25,6 +25,7 @@ from imputers.window import WindowImputer
 from preparation.aqi import AQI_FIELD, NOWCAST_FIELD, NowCast, aqi, category
 from preparation.channels import ChannelAgreement
 from preparation.correction import EPA_FIELD, EpaCorrection
+from preparation.flatline import SECONDS as FLATLINE_SECONDS
 from preparation.flatline import Flatline
 from preparation.gaps import GapEvent, GapLogic, GapTracker
 from preparation.incidents import SensorIncidents
@@ -58,6 +59,7 @@ class SensorConfig:
         gaps: Callable[[GapTracker | None], GapLogic] | None = None,
         channels: ChannelAgreement | None = None,
         flatline: int | None = None,
+        flatline_seconds: int = FLATLINE_SECONDS,
         nowcast: bool = False,
         report_faults: bool = True,
         count_alerts: bool = True,
@@ -76,6 +78,7 @@ class SensorConfig:
         self.gaps = gaps  # preparation: builds a key's gap tracking, from its resume state
         self.channels = channels  # quality control: a template, copied for each key
         self.flatline = flatline  # quality control: readings in a row, or None (off)
+        self.flatline_seconds = flatline_seconds  # ... covering at least this time
         self.nowcast = nowcast  # the NowCast and AQI of pm2.5_epa, as fields
         self.report_faults = report_faults  # a reading a rule flags is an alert, whatever its score
         self.count_alerts = count_alerts  # False when a later stage decides (the area stage)
@@ -103,7 +106,7 @@ class SensorConfig:
         incidents (each or None)."""
         return (
             None if self.channels is None else self.channels.copy(),
-            None if self.flatline is None else Flatline(self.flatline),
+            None if self.flatline is None else Flatline(self.flatline, self.flatline_seconds),
             NowCast() if self.nowcast else None,
             None if self.incidents is None else SensorIncidents(self.incidents),
         )
@@ -165,14 +168,14 @@ class SensorLogic(StatefulBatchLogic):
             flags = flags.copy() if flags else {}
             reasons: list[str] = []
             if flatline is not None and not reading.placeholder:
-                flatline.apply(raw, flags, reasons, counts)  # on the values as received
+                flatline.apply(raw, flags, reasons, counts, reading.time)  # values as received
             if validator is not None:
                 checked = validator.apply(raw, flags, counts)
                 if checked is not raw:
                     reasons.append(OUT_OF_RANGE)
                     raw = checked
             if channels is not None:
-                raw = channels.apply(raw, flags, reasons, counts)
+                raw = channels.apply(raw, flags, reasons, counts, reading.time)
             filled, imputed, missing = impute(raw)
             if epa is not None:
                 epa.apply(filled, imputed, missing, flags, counts)

@@ -1,15 +1,15 @@
 """Missing time steps per sensor: gap events or placeholder readings, and `sensor_offline` events.
 
-A PurpleAir sensor reports every few minutes: 2 in real time, 10, 30 or 60 in the history
-endpoint's averages. Its interval is each sensor's own, observed: the mean of its last `STEPS`
-(5) time steps, leaving out any over twice their median (a gap), rounded to whole minutes
-(`observed_interval`; `interval=None`, the default), so a 2-minute stream and a 10-minute history need no setting, and a sensor whose cadence changes (a
-history, then real time) follows within three steps. A step is judged against the steps before
-it; a sensor's first `MIN_STEPS` (3) steps set its cadence and are not judged (one or two
-jittered polls, 94 s then 141 s, would make a gap of the second), though a silence longer than
-`offline_after` is still reported. A number fixes the interval instead. Its `last_seen` jitters, so a
-reading counts as late when it comes at least 1.5 intervals after the previous one; the number
-of missed steps is the gap rounded to whole intervals, minus one
+A PurpleAir sensor reports every few minutes: 2 in real time, 10, 30 or 60 in the history endpoint's
+averages. Its interval is each sensor's own, observed: the mean of its last `STEPS` (5) time steps,
+leaving out any over twice their median (a gap), rounded to whole minutes (`observed_interval`;
+`interval=None`, the default), so a 2-minute stream and a 10-minute history need no setting, and a
+sensor whose cadence changes (a history, then real time) follows within three steps. A step is
+judged against the steps before it; a sensor's first `MIN_STEPS` (3) steps set its cadence and are
+not judged (one or two jittered polls, 94 s then 141 s, would make a gap of the second), though a
+silence longer than `offline_after` is still reported. A number fixes the interval instead. Its
+`last_seen` jitters, so a reading counts as late when it comes at least 1.5 intervals after the
+previous one; the number of missed steps is the gap rounded to whole intervals, minus one
 (`(dt + interval // 2) // interval - 1`). A late reading makes the gap visible, as one of:
 
 - `"events"`: one `gap` event with its length and the number of missed steps;
