@@ -25,6 +25,7 @@ from preparation.channels import (
     ZERO_SECONDS,
     ChannelAgreement,
 )
+from preparation.flatline import covers
 from preparation.reasons import CHANNEL_DISAGREEMENT, CHANNEL_DOWNGRADED, CHANNEL_ZERO
 
 #: Channels kept, as bits: A 1, B 2.
@@ -146,8 +147,8 @@ class ChannelColumns:
         start_a = np.where(zeros_a == 1, before, self.start_a[slots])
         start_b = np.where(zeros_b == 1, before, self.start_b[slots])
         self.start_a[slots], self.start_b[slots] = start_a, start_b
-        long_a = (zeros_a >= self.zero_run) & (times - start_a >= self.zero_seconds)
-        long_b = (zeros_b >= self.zero_run) & (times - start_b >= self.zero_seconds)
+        long_a = (zeros_a >= self.zero_run) & covers(zeros_a, times - start_a, self.zero_seconds)
+        long_b = (zeros_b >= self.zero_run) & covers(zeros_b, times - start_b, self.zero_seconds)
 
         # the usual row: no downgrade, no channel at 0, the channels agree: nothing fires
         agree = ~self._disagree(a, b)

@@ -17,7 +17,7 @@ import numpy as np
 
 from columns.batch import Work
 from columns.grow import grown, span
-from preparation.flatline import FLAG, READINGS, SECONDS
+from preparation.flatline import FLAG, READINGS, SECONDS, covers
 from preparation.reasons import FLATLINE
 
 #: `time` of a slot that has had no reading.
@@ -153,8 +153,10 @@ class FlatlineColumns:
         self.start_pm[slots] = start_pm
         self.start_all[slots] = start_all
         run = np.maximum(run_pm, run_all) + 1  # readings in the run, this one included
-        long_pm = (run_pm + 1 >= self.readings) & (times - start_pm >= self.seconds)
-        long_all = (run_all + 1 >= self.readings) & (times - start_all >= self.seconds)
+        long_pm = (run_pm + 1 >= self.readings) & covers(run_pm + 1, times - start_pm, self.seconds)
+        long_all = (run_all + 1 >= self.readings) & covers(
+            run_all + 1, times - start_all, self.seconds
+        )
         hits = np.flatnonzero(long_pm | long_all)
         if not len(hits):
             return

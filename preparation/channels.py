@@ -8,16 +8,16 @@ order (the first that applies decides):
 1. **PurpleAir's downgrade**: when the payload has `channel_flags` (0 normal, 1 channel A
    downgraded, 2 B downgraded, 3 both; PurpleAir API documentation, "channel_flags"), the
    downgraded channel is not trusted. Code `channel_downgraded`.
-2. **A dead counter**: one channel reads exactly 0 while the other reads more than `zero_other`
-   (2 µg/m³ by default), or while the other reads anything above 0 for `zero_seconds` (1800:
-   30 minutes, from the reading before the run's first) and at least `zero_run` readings in a
-   row (15). This project's choice: a counter that sees 2 µg/m³ never reports 0.0, and in
-   cleaner air a healthy one reports 0.0 now and then, not for half an hour while its twin
-   counts. 15 readings are 30 minutes at 2 minutes; at the history's 10-minute averages the
-   count decides (150 minutes): on the real 10-minute history (`../shared/data/purpleair-ajl`)
-   a channel at 0 while its twin reads (0, 2] µg/m³ comes in over a thousand runs of 3 to 14
-   readings, a clean-air floor more than a dead laser. The other channel is kept. Code
-   `channel_zero`.
+2. **A dead counter**: one channel reads exactly 0 while the other reads more than `zero_other` (2
+   µg/m³ by default), or while the other reads anything above 0 for `zero_seconds` (1800: 30
+   minutes, from the reading before the run's first; `preparation.flatline.covers`) and at least
+   `zero_run` readings in a row (15). This project's choice: a counter that sees 2 µg/m³ never
+   reports 0.0, and in cleaner air a healthy one reports 0.0 now and then, not for half an hour
+   while its twin counts. 15 readings are 30 minutes at 2 minutes; at the history's 10-minute
+   averages the count decides (150 minutes): on the real 10-minute history
+   (`../shared/data/purpleair-ajl`) a channel at 0 while its twin reads (0, 2] µg/m³ comes in over a
+   thousand runs of 3 to 14 readings, a clean-air floor more than a dead laser. The other channel is
+   kept. Code `channel_zero`.
 3. **The EPA rule** (Barkjohn, Gantt & Clements 2021, AMT 14, 4617, section 3.2; applied by the
    AirNow Fire and Smoke Map): on `pm2.5_cf_1`, the channels disagree when
    `|A − B| > abs_limit` (5 µg/m³) **and** `2|A − B| / (A + B) > rel_limit` (70 %). The EPA drops
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from preparation.flatline import covers
 from preparation.reasons import CHANNEL_DISAGREEMENT, CHANNEL_DOWNGRADED, CHANNEL_ZERO
 
 #: Fields that have an `_a` and a `_b` channel in PurpleAir's API.
@@ -122,7 +123,9 @@ class ChannelAgreement:
     def _long(self, zeros: int, start: int, at: int | None) -> bool:
         """Whether a zero run of `zeros` readings, begun at `start`, is long at `at` (None: no
         time, only the readings count)."""
-        return zeros >= self.zero_run and (at is None or at - start >= self.zero_seconds)
+        return zeros >= self.zero_run and (
+            at is None or covers(zeros, at - start, self.zero_seconds)
+        )
 
     def keep(
         self, a: float, b: float, channel_flags: float | None = None, at: int | None = None

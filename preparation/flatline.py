@@ -12,13 +12,13 @@ buffer replayed) repeats its last values. The rule, on the values as received:
   previous reading's, for as long, with at least one non-PM field observed: then zeros count
   too, since weather never freezes.
 
-A run covers the time from the reading before its first (the end of the last different
-average) to the reading now: 15 readings of PurpleAir's 2-minute averages make 30 minutes,
-and so do 3 of the history's 10-minute ones. Three is too few: on the real 10-minute history
-(`../shared/data/purpleair-ajl`, 11 healthy-channel sensors, 557k readings) identical PM comes
-220 times for 2 readings in a row and 10 times for 3, never for 4 or more; so a run needs both,
-30 minutes and 5 readings: 15 readings at 2 minutes, 5 (50 minutes) at 10. Without a time (a
-rule used outside the flow) only the readings count.
+A run covers the time from the reading before its first (the end of the last different average) to
+the reading now (`covers`: to the nearest reading at the run's mean step): 15 readings of
+PurpleAir's 2-minute averages make 30 minutes, and so do 3 of the history's 10-minute ones. Three is
+too few: on the real 10-minute history (`../shared/data/purpleair-ajl`, 11 sensors, 557k readings)
+identical PM comes 220 times for 2 readings in a row and 10 times for 3, never for 4 or more; so a
+run needs both, 30 minutes and 5 readings: 15 readings at 2 minutes, 5 (50 minutes) at 10. Without a
+time (a rule used outside the flow) only the readings count.
 
 Missing PM (all None) breaks a run. Each reading from the one that completes a run on is flagged
 (code `flatline`, `flags["flatline"]` says for how many readings); its values are kept as
@@ -33,6 +33,19 @@ from operator import itemgetter
 from typing import Any
 
 from preparation.reasons import FLATLINE
+
+
+def covers(readings: int, span: int, seconds: int) -> bool:
+    """Whether `readings` readings over `span` seconds make `seconds`: they do when the readings
+    `seconds` takes at their mean step (`span / readings`), rounded to the nearest, are at most
+    `readings` (`2·readings·seconds ≤ span·(2·readings + 1)`, in integers), so a jittered poll
+    (15 readings over 1790 s) does not put a 30-minute run off by a reading.
+
+    >>> covers(15, 1790, 1800), covers(14, 1680, 1800), covers(3, 1800, 1800), covers(2, 1200, 1800)
+    (True, False, True, False)
+    """
+    return 2 * readings * seconds <= span * (2 * readings + 1)
+
 
 #: The fewest identical readings that make a flatline, whatever the cadence.
 READINGS = 5
@@ -134,7 +147,8 @@ class Flatline:
             self.start_pm = before
         run = max(self.run_pm, self.run_all) + 1  # readings in the run, this one included
         if run >= self.readings and (
-            at is None or self._long(self.run_pm, self.start_pm, at)
+            at is None
+            or self._long(self.run_pm, self.start_pm, at)
             or self._long(self.run_all, self.start_all, at)
         ):
             reasons.append(FLATLINE)
@@ -143,4 +157,8 @@ class Flatline:
 
     def _long(self, run: int, start: int | None, at: int) -> bool:
         """Whether a run (of `run` + 1 readings, begun at `start`) makes a flatline at `at`."""
-        return run + 1 >= self.readings and start is not None and at - start >= self.seconds
+        return (
+            run + 1 >= self.readings
+            and start is not None
+            and covers(run + 1, at - start, self.seconds)
+        )
