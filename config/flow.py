@@ -27,7 +27,13 @@ from bytewax.outputs import Sink
 
 from config.options import ConfigError, Group, fail, group, option, where
 from detectors.base import Detector
-from detectors.catalog import AIR_QUALITY_DETECTOR, DETECTORS, alarm_threshold, make_detector
+from detectors.catalog import (
+    AIR_QUALITY_DETECTOR,
+    DETECTORS,
+    HOLDOFF_SECONDS,
+    alarm_threshold,
+    make_detector,
+)
 from detectors.hst import DEFAULT_FEATURES, DEFAULT_LIMITS, HalfSpaceTreesDetector
 from imputers.window import STRATEGIES
 from preparation.channels import ZERO_RUN, ZERO_SECONDS, ChannelAgreement
@@ -546,6 +552,11 @@ class DetectionConfig(Group):
     height: int = option(8, "HalfSpaceTrees: tree height", min=0)
     window_size: int = option(72, "HalfSpaceTrees: readings per learning window", min=1)
     seed: int | None = option(11, "HalfSpaceTrees: random seed; false: random")
+    holdoff_seconds: int | None = option(
+        HOLDOFF_SECONDS,
+        "hst_ensemble: seconds an alarm holds later scores below the threshold; false: 30 readings",
+        min=0,
+    )
 
     def hst_options(self) -> dict[str, object]:
         """The `HalfSpaceTreesDetector` options."""
@@ -567,6 +578,8 @@ class DetectionConfig(Group):
             options = {
                 k: v for k, v in self.hst_options().items() if k not in ("features", "limits")
             }
+        if self.detector == "hst_ensemble":
+            options["holdoff_seconds"] = self.holdoff_seconds
         return functools.partial(make_detector, self.detector, self.features[0], **options)
 
     def alarm_threshold(self) -> float:

@@ -20,6 +20,7 @@ from typing import Any
 from bytewax.operators import StatefulBatchLogic
 
 from detectors.base import Detector
+from detectors.holdoff import TIME, timed
 from detectors.hst import HalfSpaceTreesDetector
 from imputers.window import WindowImputer
 from preparation.aqi import AQI_FIELD, NOWCAST_FIELD, NowCast, aqi, category
@@ -150,6 +151,7 @@ class SensorLogic(StatefulBatchLogic):
             *self.qc,
             config.report_faults,
             config.count_alerts,
+            timed(self.detector),
         )
 
     def on_batch(self, values: list[Reading]) -> tuple[list[Any], bool]:
@@ -159,7 +161,7 @@ class SensorLogic(StatefulBatchLogic):
         append = out.append
         # with thousands of sensors a batch holds about one reading: keep the set-up to one load
         (impute, score, counts, threshold, validator, epa, scaler, channels, flatline, nowcast,
-         incidents, report_faults, count_alerts) = self._hot  # fmt: skip
+         incidents, report_faults, count_alerts, timed_hold) = self._hot  # fmt: skip
         for reading in values:
             if type(reading) is GapEvent:
                 append(reading)
@@ -194,7 +196,9 @@ class SensorLogic(StatefulBatchLogic):
             if reading.placeholder:  # a missed time step: imputed, never scored nor learnt
                 value, status, tag = None, "unscored", "placeholders"
             else:
-                value, status = score(filled)
+                # a hold-off in seconds reads the reading's time (the detector reads only its
+                # feature and the time)
+                value, status = score({**filled, TIME: reading.time} if timed_hold else filled)
                 tag = "readings"
             counts[tag] = counts.get(tag, 0) + 1
             tag = STATUS_TAGS[status]
