@@ -78,6 +78,7 @@ CHANGED = {
     "channel_flags": ("cleaning.channels.use_flags", False),
     "flatline": ("cleaning.flatline.readings", 30),
     "flatline_seconds": ("cleaning.flatline.seconds", 600),
+    "holdoff_seconds": ("detection.holdoff_seconds", 600),
     "report_faults": ("detection.faults", False),
     "impute_fields": ("cleaning.imputation.fields", ("humidity", "pm1.0_cf_1")),
     "window": ("cleaning.imputation.window", 5),
