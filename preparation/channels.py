@@ -80,6 +80,12 @@ class ChannelAgreement:
     (['channel_disagreement'], {'channels': 'A 10.4, B 49.6: A kept'})
     """
 
+    # a snapshot from before zero runs in seconds has none of these
+    zero_seconds = ZERO_SECONDS
+    time: int | None = None
+    start_a = 0
+    start_b = 0
+
     def __init__(
         self,
         abs_limit: float = 5.0,

@@ -67,6 +67,12 @@ class Flatline:
     [[], [], ['flatline'], ['flatline'], []]
     """
 
+    # a snapshot from before the span in seconds has none: its runs count readings until reset
+    seconds = SECONDS
+    time: int | None = None
+    start_pm: int | None = None
+    start_all: int | None = None
+
     def __init__(self, readings: int = READINGS, seconds: int = SECONDS):
         if readings < 2:
             raise ValueError(f"flatline readings must be >= 2, got {readings}")

@@ -117,6 +117,8 @@ class GapTracker:
     [(1120, True, {'pm': None}), (1240, True, {'pm': None}), (1360, False, {'pm': 2.0})]
     """
 
+    steps: tuple[int, ...] = ()  # (a snapshot from before the observed interval has none)
+
     def __init__(
         self,
         mode: str = "events",
