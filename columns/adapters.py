@@ -23,6 +23,7 @@ import numpy as np
 
 from columns.batch import SCORED, UNSCORED, WARMING_UP, Work
 from detectors.base import Detector
+from detectors.holdoff import TIME, timed
 from imputers.window import WindowImputer
 from preparation.channels import ChannelAgreement
 from preparation.scaling import Standardiser, z_name
@@ -94,11 +95,11 @@ class ChannelRows(PerSlot):
         return self.template.copy()
 
     def apply(self, work: Work, slots: np.ndarray, counts: dict[str, int]) -> None:
-        objects = self.objects
+        objects, times = self.objects, work.times.tolist()
         for i, (slot, values) in enumerate(zip(slots.tolist(), row_dicts(work), strict=True)):
             flags: dict[str, str] = {}
             reasons: list[str] = []
-            out = objects[slot].apply(values, flags, reasons, counts)
+            out = objects[slot].apply(values, flags, reasons, counts, times[i])
             if out is not values:
                 write_back(work, i, out)
             merge_rule(work, i, flags, reasons)
@@ -166,6 +167,7 @@ class DetectorRows(PerSlot):
         super().__init__()
         self.factory = factory
         self.features = None if features is None else tuple(features)
+        self.timed = timed(factory())  # its hold-off counts seconds: give it each row's time
 
     def make(self) -> Detector:
         return self.factory()
@@ -194,10 +196,12 @@ class DetectorRows(PerSlot):
             ]
         placeholder = work.placeholder.tolist()
         score, status = work.score, work.status
+        times = work.times.tolist() if self.timed else None
         for i, slot in enumerate(slots.tolist()):
             if placeholder[i]:
                 status[i] = UNSCORED
                 continue
-            value, state = objects[slot].score_then_learn(rows[i])
+            row = rows[i] if times is None else {**rows[i], TIME: times[i]}
+            value, state = objects[slot].score_then_learn(row)
             score[i] = np.nan if value is None else value
             status[i] = STATUS_CODES[state]

@@ -16,11 +16,22 @@ import numpy as np
 
 from columns.batch import Work
 from columns.grow import grown
-from preparation.channels import CHANNEL_FIELDS, FLAG, FLAGS_FIELD, TEST_FIELD, ChannelAgreement
+from preparation.channels import (
+    CHANNEL_FIELDS,
+    FLAG,
+    FLAGS_FIELD,
+    TEST_FIELD,
+    ZERO_RUN,
+    ZERO_SECONDS,
+    ChannelAgreement,
+)
+from preparation.flatline import covers
 from preparation.reasons import CHANNEL_DISAGREEMENT, CHANNEL_DOWNGRADED, CHANNEL_ZERO
 
 #: Channels kept, as bits: A 1, B 2.
 NEITHER, A, B, BOTH = 0, 1, 2, 3
+#: `time` of a slot that has had no reading with both channels.
+NEVER = np.iinfo(np.int64).min
 #: Verdict codes by number (0: the channels agree).
 CODES = (None, CHANNEL_DOWNGRADED, CHANNEL_ZERO, CHANNEL_DISAGREEMENT)
 _WHICH = {A: "A kept", B: "B kept", NEITHER: "neither kept"}
@@ -53,24 +64,29 @@ class ChannelColumns:
         abs_limit: float = 5.0,
         rel_limit: float = 0.7,
         zero_other: float = 2.0,
-        zero_run: int = 15,
+        zero_run: int = ZERO_RUN,
         *,
+        zero_seconds: int = ZERO_SECONDS,
         test_field: str = TEST_FIELD,
         fields: tuple[str, ...] = CHANNEL_FIELDS,
         use_flags: bool = True,
         history: bool = True,
     ):
         rule = ChannelAgreement(  # the per-reading rule checks the options
-            abs_limit, rel_limit, zero_other, zero_run,
+            abs_limit, rel_limit, zero_other, zero_run, zero_seconds=zero_seconds,
             test_field=test_field, fields=fields, use_flags=use_flags, history=history,
         )  # fmt: skip
         self.abs_limit, self.rel_limit = rule.abs_limit, rule.rel_limit
         self.zero_other, self.zero_run = rule.zero_other, rule.zero_run
+        self.zero_seconds = rule.zero_seconds
         self.test_a, self.test_b = rule.test_a, rule.test_b
         self.fields, self.use_flags, self.history = rule.fields, rule.use_flags, rule.history
         self.last = np.zeros(0)  # per slot: the last trusted value of the test field, NaN = None
         self.zeros_a = np.zeros(0, np.int64)  # per slot: readings in a row, A at 0 and B above
         self.zeros_b = np.zeros(0, np.int64)
+        self.time = np.zeros(0, np.int64)  # per slot: its previous reading's time; NEVER: none
+        self.start_a = np.zeros(0, np.int64)  # when its A zero run began (the reading before)
+        self.start_b = np.zeros(0, np.int64)
 
     @classmethod
     def of(cls, rule: ChannelAgreement) -> ChannelColumns:
@@ -80,6 +96,7 @@ class ChannelColumns:
             rule.rel_limit,
             rule.zero_other,
             rule.zero_run,
+            zero_seconds=rule.zero_seconds,
             test_field=rule.test_a[:-2],
             fields=rule.fields,
             use_flags=rule.use_flags,
@@ -91,6 +108,9 @@ class ChannelColumns:
         self.last = grown(self.last, slots, np.nan)
         self.zeros_a = grown(self.zeros_a, slots, 0)
         self.zeros_b = grown(self.zeros_b, slots, 0)
+        self.time = grown(self.time, slots, NEVER)
+        self.start_a = grown(self.start_a, slots, 0)
+        self.start_b = grown(self.start_b, slots, 0)
 
     def _disagree(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """`preparation.channels.disagree`, elementwise (the same float operations)."""
@@ -110,16 +130,25 @@ class ChannelColumns:
         a, b = values[:, col_a], values[:, col_b]
         both = ~(np.isnan(a) | np.isnan(b))
         if both.all():
-            rows = None
+            rows, times = None, work.times
         else:
             rows = np.flatnonzero(both)
             if not len(rows):
                 return
-            a, b, slots = a[rows], b[rows], slots[rows]
+            a, b, slots, times = a[rows], b[rows], slots[rows], work.times[rows]
+        times = np.asarray(times, np.int64)
         a_zero, b_zero = a == 0.0, b == 0.0
         zeros_a = np.where(a_zero & (b > 0.0), self.zeros_a[slots] + 1, 0)
         zeros_b = np.where(b_zero & (a > 0.0), self.zeros_b[slots] + 1, 0)
         self.zeros_a[slots], self.zeros_b[slots] = zeros_a, zeros_b
+        last = self.time[slots]
+        before = np.where(last == NEVER, times, last)  # a zero run begun now began here
+        self.time[slots] = times
+        start_a = np.where(zeros_a == 1, before, self.start_a[slots])
+        start_b = np.where(zeros_b == 1, before, self.start_b[slots])
+        self.start_a[slots], self.start_b[slots] = start_a, start_b
+        long_a = (zeros_a >= self.zero_run) & covers(zeros_a, times - start_a, self.zero_seconds)
+        long_b = (zeros_b >= self.zero_run) & covers(zeros_b, times - start_b, self.zero_seconds)
 
         # the usual row: no downgrade, no channel at 0, the channels agree: nothing fires
         agree = ~self._disagree(a, b)
@@ -131,7 +160,7 @@ class ChannelColumns:
             odd |= (flag == 1.0) | (flag == 2.0) | (flag == 3.0)
         odd = np.flatnonzero(odd)
         kept, code = self._verdict(
-            a[odd], b[odd], zeros_a[odd], zeros_b[odd], self.last[slots[odd]],
+            a[odd], b[odd], long_a[odd], long_b[odd], self.last[slots[odd]],
             None if flag is None else flag[odd], agree[odd],
         )  # fmt: skip
         if self.history:  # the trusted value: both channels' mean, or the channel kept
@@ -155,23 +184,24 @@ class ChannelColumns:
         self,
         a: np.ndarray,
         b: np.ndarray,
-        zeros_a: np.ndarray,
-        zeros_b: np.ndarray,
+        long_a: np.ndarray,
+        long_b: np.ndarray,
         ref: np.ndarray,
         flag: np.ndarray | None,
         agree: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
         """`ChannelAgreement.keep` for each row: (channels kept as bits, code number); the first
-        rule that applies decides, so they are filled in reverse order."""
+        rule that applies decides, so they are filled in reverse order. `long_a`: A's zero run
+        is long enough (readings and time) to call it dead."""
         a_ok = ~self._disagree(a, ref)  # both True against no reference (NaN): neither kept
         b_ok = ~self._disagree(b, ref)
         kept = np.where(a_ok != b_ok, np.where(a_ok, A, B), NEITHER)
         code = np.full(len(a), 3, np.int8)  # disagreement
         kept[agree], code[agree] = BOTH, 0
         a_zero, b_zero = a == 0.0, b == 0.0
-        dead_b = b_zero & ((a > self.zero_other) | ((a > 0.0) & (zeros_b >= self.zero_run)))
+        dead_b = b_zero & ((a > self.zero_other) | ((a > 0.0) & long_b))
         kept[dead_b], code[dead_b] = A, 2
-        dead_a = a_zero & ((b > self.zero_other) | ((b > 0.0) & (zeros_a >= self.zero_run)))
+        dead_a = a_zero & ((b > self.zero_other) | ((b > 0.0) & long_a))
         kept[dead_a], code[dead_a] = B, 2
         if flag is not None:
             for value, channels in ((1.0, B), (2.0, A), (3.0, NEITHER)):

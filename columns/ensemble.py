@@ -21,6 +21,7 @@ nor learnt (`unscored`), as `SensorLogic.on_batch` has it.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ import numpy as np
 from columns.batch import SCORED, UNSCORED, WARMING_UP, Work
 from columns.hst import HstColumns
 from detectors.ensemble import EnsembleDetector
-from detectors.holdoff import HoldOff, apply_columns
+from detectors.holdoff import HoldOff, apply_columns, apply_columns_timed
 from detectors.learned_hst import LearnedLimitsHSTDetector, learned_limits
 from detectors.ranked import RankedTestsDetector
 from stats.tail import TailRank
@@ -67,6 +68,7 @@ class EnsembleColumns:
         thresholds: tuple[float, float],
         holdoff: int,
         rearm: tuple[float, float] = (10.0, 10.0),
+        holdoff_seconds: float | None = None,
     ):
         self.feature = feature
         self.margin = margin
@@ -80,7 +82,8 @@ class EnsembleColumns:
         self.holdoff = holdoff
         self.rearm = rearm  # the stuck test's and the ensemble's re-arm factors
         self.stuck_hold = HoldOff(thresholds[1], stuck_holdoff, rearm=rearm[0])
-        self.hold = HoldOff(EnsembleDetector.threshold, holdoff, rearm=rearm[1])
+        self.holdoff_seconds = holdoff_seconds
+        self.hold = HoldOff(EnsembleDetector.threshold, holdoff, holdoff_seconds, rearm=rearm[1])
         self.trees = HstColumns(
             feature, (0.0, 1.0), n_trees=n_trees, height=height, window_size=window_size,
             seed=seed,
@@ -102,12 +105,13 @@ class EnsembleColumns:
         # the ensemble
         self.quiet = np.zeros(0, np.int64)
         self.rarity = np.zeros(0)
+        self.until = np.zeros(0)  # with a hold-off in seconds: when each key's ends
 
     @classmethod
     def of(cls, detector: Any) -> EnsembleColumns:
         """The twin of a fresh `hst_ensemble`-shaped detector (ValueError for anything else:
         the shard logic then keeps per-sensor detectors)."""
-        if type(detector) is not EnsembleDetector or not _fresh(detector.hold):
+        if type(detector) is not EnsembleDetector or not _fresh(detector.hold, timed=True):
             raise ValueError("the column ensemble twins a fresh EnsembleDetector")
         members = detector.members
         if len(members) != 2:
@@ -141,6 +145,7 @@ class EnsembleColumns:
             thresholds=(float(detector.thresholds[0]), float(detector.thresholds[1])),
             holdoff=detector.holdoff,
             rearm=(stuck.hold.rearm, detector.hold.rearm),
+            holdoff_seconds=detector.hold.seconds,
         )
 
     @property
@@ -166,6 +171,7 @@ class EnsembleColumns:
             more(self.changes), more(self.stuck_quiet), more(self.quiet)
         )
         self.stuck_rarity, self.rarity = more(self.stuck_rarity, 1.0), more(self.rarity, 1.0)
+        self.until = more(self.until, -np.inf)
         self.high += [TailRank(*self.tail) for _ in range(extra)]
         self.low += [TailRank(*self.tail) for _ in range(extra)]
         self.runs += [TailRank(*self.stuck) for _ in range(extra)]
@@ -190,7 +196,7 @@ class EnsembleColumns:
         x = value[rows]
         first = self._trees(s, x)
         second = self._stuck(s, x)
-        work.score[rows], work.status[rows] = self._combine(s, first, second)
+        work.score[rows], work.status[rows] = self._combine(s, first, second, work.times[rows])
 
     def _trees(self, s: np.ndarray, x: np.ndarray) -> np.ndarray:
         """The learned-limits trees' scores (NaN while warming up), then learn."""
@@ -259,7 +265,7 @@ class EnsembleColumns:
         return score
 
     def _combine(
-        self, s: np.ndarray, first: np.ndarray, second: np.ndarray
+        self, s: np.ndarray, first: np.ndarray, second: np.ndarray, times: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """The ensemble: the larger score on the common scale, its hold-off; (score, status)."""
         with np.errstate(invalid="ignore"):
@@ -269,15 +275,22 @@ class EnsembleColumns:
         at = np.flatnonzero(scored)
         if len(at):
             k = s[at]
-            best[at], self.quiet[k], self.rarity[k] = apply_columns(
-                self.hold, best[at], self.quiet[k], self.rarity[k]
-            )
+            if self.holdoff_seconds is None:
+                best[at], self.quiet[k], self.rarity[k] = apply_columns(
+                    self.hold, best[at], self.quiet[k], self.rarity[k]
+                )
+            else:
+                best[at], self.until[k], self.quiet[k], self.rarity[k] = apply_columns_timed(
+                    self.hold, best[at], times[at], self.until[k], self.quiet[k], self.rarity[k]
+                )
         return best, status
 
 
-def _fresh(hold: HoldOff) -> bool:
-    """Whether a hold-off is unused and counts readings (the column twin has no times)."""
-    return hold.seconds is None and not hold.quiet and hold.rarity == 1.0
+def _fresh(hold: HoldOff, timed: bool = False) -> bool:
+    """Whether a hold-off is unused and counts readings (or, with `timed`, may count seconds:
+    the ensemble's own is given each row's time)."""
+    unused = not hold.quiet and hold.rarity == 1.0 and hold.until == -math.inf
+    return unused and (timed or hold.seconds is None)
 
 
 def _common(score: np.ndarray, threshold: float) -> np.ndarray:

@@ -1,13 +1,14 @@
 """The flatline rule over a batch: `preparation.flatline.Flatline.apply` for every row at once.
 
-The rule (see `preparation/flatline.py`) compares each reading's values, as received, with the
-same sensor's previous reading: PM all unchanged (none missing, not all 0) or every value
-unchanged (with a non-PM field in the layout), `readings` times in a row, flags the reading.
-Every row of a call is a different sensor, so each row depends only on its slot's state: the
-whole batch is a few numpy operations. State per slot: the previous reading's values (a row of
-`previous`, NaN = None), the field layout they had (an index into `layouts`: a sensor whose
-payload fields change starts its runs afresh, as the per-reading rule does) and the two run
-counters. Only flagged rows cost Python (their reason, flag text and count).
+The rule (see `preparation/flatline.py`) compares each reading's values, as received, with the same
+sensor's previous reading: PM all unchanged (none missing, not all 0) or every value unchanged (with
+a non-PM field in the layout), for `seconds` and `readings` readings in a row, flags the reading.
+Every row of a call is a different sensor, so each row depends only on its slot's state: the whole
+batch is a few numpy operations. State per slot: the previous reading's values (a row of `previous`,
+NaN = None), the field layout they had (an index into `layouts`: a sensor whose payload fields
+change starts its runs afresh, as the per-reading rule does), the two run counters, the previous
+reading's time and the time each run began. Only flagged rows cost Python (their reason, flag text
+and count).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import numpy as np
 
 from columns.batch import Work
 from columns.grow import grown, span
-from preparation.flatline import FLAG, READINGS
+from preparation.flatline import FLAG, READINGS, SECONDS, covers
 from preparation.reasons import FLATLINE
 
+#: `time` of a slot that has had no reading.
+NEVER = np.iinfo(np.int64).min
 #: Distinct field layouts kept before the ones no slot uses any more are dropped.
 MAX_LAYOUTS = 16
 
@@ -27,20 +30,28 @@ class FlatlineColumns:
     """Every slot's flatline rule; `apply` is `Flatline.apply` on each non-placeholder row.
 
     >>> from columns.batch import Columns
-    >>> rule, counts, got, fields = FlatlineColumns(readings=3), {}, [], ("pm2.5_cf_1", "humidity")
+    >>> rule, counts, got = FlatlineColumns(readings=3, seconds=1200), {}, []
+    >>> fields = ("pm2.5_cf_1", "humidity")
     >>> rule.grow(1)
-    >>> for pm in (4.0, 4.0, 4.0, 4.0, 4.1):
-    ...     work = Work.of(Columns(np.array([7]), np.array([0]), fields, np.array([[pm, 40.0]])))
+    >>> for t, pm in ((0, 4.0), (600, 4.0), (1200, 4.0), (1800, 4.0), (2400, 4.1)):
+    ...     values = np.array([[pm, 40.0]])
+    ...     work = Work.of(Columns(np.array([7]), np.array([t]), fields, values))
     ...     rule.apply(work, np.array([0]), counts)
     ...     got.append(work.reasons.get(0, []))
     >>> got, counts
     ([[], [], ['flatline'], ['flatline'], []], {'flatline': 2})
     """
 
-    def __init__(self, readings: int = READINGS):
+    def __init__(self, readings: int = READINGS, seconds: int = SECONDS):
         if readings < 2:
             raise ValueError(f"flatline readings must be >= 2, got {readings}")
+        if seconds < 0:
+            raise ValueError(f"flatline seconds must be >= 0, got {seconds}")
         self.readings = readings
+        self.seconds = seconds
+        self.time = np.zeros(0, np.int64)  # per slot: the previous reading's time; NEVER: none
+        self.start_pm = np.zeros(0, np.int64)  # when its PM run began (the reading before)
+        self.start_all = np.zeros(0, np.int64)  # when its run of every value began
         self.layouts: list[tuple[str, ...]] = []  # field layouts seen (interned)
         self.pm_columns: list[np.ndarray] = []  # per layout: its PM columns
         self.layout = np.zeros(0, np.int32)  # per slot: its previous reading's layout; -1: none
@@ -54,6 +65,9 @@ class FlatlineColumns:
         self.previous = grown(self.previous, slots, np.nan)
         self.run_pm = grown(self.run_pm, slots, 0)
         self.run_all = grown(self.run_all, slots, 0)
+        self.time = grown(self.time, slots, NEVER)
+        self.start_pm = grown(self.start_pm, slots, 0)
+        self.start_all = grown(self.start_all, slots, 0)
 
     def _intern(self, keys: tuple[str, ...]) -> int:
         """The index of layout `keys`, added when new (dropping layouts no slot uses)."""
@@ -89,12 +103,13 @@ class FlatlineColumns:
         first: it reads `work.values` as received."""
         keep = ~work.placeholder
         if keep.all():
-            rows, values = None, work.values
+            rows, values, times = None, work.values, work.times
         else:
             rows = np.flatnonzero(keep)
             if not len(rows):
                 return
-            slots, values = slots[rows], work.values[rows]
+            slots, values, times = slots[rows], work.values[rows], work.times[rows]
+        times = np.asarray(times, np.int64)
         k = self._intern(tuple(work.fields))
         width = values.shape[1]
         slots = span(slots)
@@ -104,10 +119,15 @@ class FlatlineColumns:
         same = self.layout[slots] == k  # else: the slot's first reading, or a new layout
         self.previous[slots, :width] = values
         self.layout[slots] = k
+        last = self.time[slots]
+        before = np.where(last == NEVER, times, last)  # a run begun now began here
+        self.time[slots] = times
         pm = self.pm_columns[k]
         if not len(pm):  # no PM field: the runs stay as they are (0, since the layout began)
             self.run_pm[slots] = np.where(same, self.run_pm[slots], 0)
             self.run_all[slots] = np.where(same, self.run_all[slots], 0)
+            self.start_pm[slots] = np.where(same, self.start_pm[slots], before)
+            self.start_all[slots] = np.where(same, self.start_all[slots], before)
             return
         nan = np.isnan(values)
         equal = (values == previous) | (nan & np.isnan(previous))
@@ -120,14 +140,24 @@ class FlatlineColumns:
             & (pm_values != 0.0).any(axis=1)
         )
         run_pm = np.where(pm_still, self.run_pm[slots] + 1, 0)
+        start_pm = np.where(pm_still, self.start_pm[slots], before)
         if has_other:
-            run_all = np.where(same & equal.all(axis=1), self.run_all[slots] + 1, 0)
+            all_still = same & equal.all(axis=1)
+            run_all = np.where(all_still, self.run_all[slots] + 1, 0)
+            start_all = np.where(all_still, self.start_all[slots], before)
         else:
             run_all = np.zeros(len(values), np.int64)
+            start_all = before
         self.run_pm[slots] = run_pm
         self.run_all[slots] = run_all
+        self.start_pm[slots] = start_pm
+        self.start_all[slots] = start_all
         run = np.maximum(run_pm, run_all) + 1  # readings in the run, this one included
-        hits = np.flatnonzero(run >= self.readings)
+        long_pm = (run_pm + 1 >= self.readings) & covers(run_pm + 1, times - start_pm, self.seconds)
+        long_all = (run_all + 1 >= self.readings) & covers(
+            run_all + 1, times - start_all, self.seconds
+        )
+        hits = np.flatnonzero(long_pm | long_all)
         if not len(hits):
             return
         flags, reasons = work.flags, work.reasons

@@ -27,7 +27,7 @@ import numpy as np
 
 from columns.grow import grown
 from columns.rounds import occurrences
-from preparation.gaps import GapEvent, GapLogic, GapTracker
+from preparation.gaps import MIN_STEPS, MINUTE, STEPS, GapEvent, GapLogic, GapTracker
 from sources.payload import Reading
 
 #: `last` of a slot that has had no reading (the tracker's None).
@@ -45,6 +45,7 @@ class GapColumns:
         self.reported = np.zeros(0, bool)  # its silence was reported offline
         self.arrived = np.zeros(0)  # wall time its last batch arrived, NaN: None
         self.layout = np.zeros(0, np.int32)  # fill mode: index of its last fields in `layouts`
+        self.steps = np.zeros((0, STEPS), np.int64)  # observed interval: last steps, 0: none
         self.layouts: list[tuple[str, ...]] = [()]
         self.attach(build)
 
@@ -55,7 +56,6 @@ class GapColumns:
         self.mode, self.interval = tracker.mode, tracker.interval
         self.offline_after = tracker.offline_after
         self.max_fill = tracker.max_fill
-        self.on_time = min(2 * self.interval - self.interval // 2, self.offline_after + 1)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -69,6 +69,25 @@ class GapColumns:
         self.reported = grown(self.reported, slots, False)
         self.arrived = grown(self.arrived, slots, np.nan)
         self.layout = grown(self.layout, slots, 0)
+        self.steps = grown(self.steps, slots, 0)
+
+    def _on_time(self, at: np.ndarray) -> np.ndarray:
+        """`on_time_limit` of slots `at`: from the fixed interval, or each one's observed one
+        (`observed_interval` of its steps)."""
+        limit = self.offline_after + 1
+        if self.interval is not None:
+            return np.full(len(at), min(2 * self.interval - self.interval // 2, limit), np.int64)
+        steps = self.steps[at]
+        n = (steps > 0).sum(axis=1)
+        ordered = np.sort(np.where(steps > 0, steps, np.iinfo(np.int64).max), axis=1)
+        median = ordered[np.arange(len(at)), n // 2]
+        kept = (steps > 0) & (steps <= 2 * median[:, None])
+        count = np.maximum(kept.sum(axis=1), 1)
+        interval = (np.where(kept, steps, 0).sum(axis=1) + count // 2) // count
+        minutes = (interval + MINUTE // 2) // MINUTE * MINUTE
+        interval = np.where(interval < MINUTE, interval, minutes)
+        known = n >= MIN_STEPS
+        return np.where(known, np.minimum(2 * interval - interval // 2, limit), limit)
 
     def _layout(self, fields: tuple[str, ...]) -> int:
         try:
@@ -87,6 +106,7 @@ class GapColumns:
         arrived = self.arrived[slot]
         tracker.arrived = None if arrived != arrived else float(arrived)
         tracker.offline_reported = bool(self.reported[slot])
+        tracker.steps = tuple(int(x) for x in self.steps[slot] if x)
         return tracker
 
     def _store(self, slot: int, tracker: GapTracker) -> None:
@@ -96,6 +116,10 @@ class GapColumns:
         self.layout[slot] = self._layout(tracker.last_fields)
         self.arrived[slot] = np.nan if tracker.arrived is None else tracker.arrived
         self.reported[slot] = tracker.offline_reported
+        if self.interval is None:
+            self.steps[slot] = 0
+            if tracker.steps:
+                self.steps[slot, STEPS - len(tracker.steps) :] = tracker.steps
 
     def expand(
         self,
@@ -120,8 +144,11 @@ class GapColumns:
             at, when = slots[rows], times_array[rows]
             last = self.last[at]
             late = when - last  # NEVER makes it huge: not on time
-            on_time = (last != NEVER) & (late > 0) & (late < self.on_time)
+            on_time = (last != NEVER) & (late > 0) & (late < self._on_time(at))
             fast = at[on_time]
+            if self.interval is None and len(fast):
+                self.steps[fast, :-1] = self.steps[fast, 1:]
+                self.steps[fast, -1] = late[on_time]
             self.last[fast] = when[on_time]
             self.reported[fast] = False
             if fill:

@@ -171,7 +171,7 @@ def stages_of(
     global key mode but for the stateless stages (a twin needs each slot once a call)."""
     stages: list[tuple[str, Any]] = []
     if config.flatline is not None:
-        stages.append(("flatline", FlatlineColumns(config.flatline)))
+        stages.append(("flatline", FlatlineColumns(config.flatline, config.flatline_seconds)))
     if config.validator is not None:
         stages.append(("validate", ValidateColumns.of(config.validator)))
     if config.channels is not None:

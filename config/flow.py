@@ -27,12 +27,19 @@ from bytewax.outputs import Sink
 
 from config.options import ConfigError, Group, fail, group, option, where
 from detectors.base import Detector
-from detectors.catalog import AIR_QUALITY_DETECTOR, DETECTORS, alarm_threshold, make_detector
+from detectors.catalog import (
+    AIR_QUALITY_DETECTOR,
+    DETECTORS,
+    HOLDOFF_SECONDS,
+    alarm_threshold,
+    make_detector,
+)
 from detectors.hst import DEFAULT_FEATURES, DEFAULT_LIMITS, HalfSpaceTreesDetector
 from imputers.window import STRATEGIES
-from preparation.channels import ChannelAgreement
+from preparation.channels import ZERO_RUN, ZERO_SECONDS, ChannelAgreement
 from preparation.correction import MAX_PM
 from preparation.flatline import READINGS as FLATLINE_READINGS
+from preparation.flatline import SECONDS as FLATLINE_SECONDS
 from preparation.gaps import CLOCKS, INTERVAL, MAX_FILL, MODES, OFFLINE_AFTER
 from preparation.neighbours import NeighbourRule
 from preparation.sampling import SAMPLE_BY
@@ -373,7 +380,16 @@ class ChannelsConfig(Group):
         keyword="channel_zero",
     )
     zero_run: int = option(
-        15, "... or above 0 for this many readings in a row", keyword="channel_zero_run", min=1
+        ZERO_RUN,
+        "... or above 0 for this many readings in a row",
+        keyword="channel_zero_run",
+        min=1,
+    )
+    zero_seconds: int = option(
+        ZERO_SECONDS,
+        "... covering at least this time (1800: 15 readings at 2 min; 15 decide at 10 min)",
+        keyword="channel_zero_seconds",
+        min=0,
     )
     use_flags: bool = option(
         True, "trust PurpleAir's channel_flags when in the payload", keyword="channel_flags"
@@ -386,6 +402,7 @@ class ChannelsConfig(Group):
             self.rel_limit,
             self.zero_other,
             self.zero_run,
+            zero_seconds=self.zero_seconds,
             use_flags=self.use_flags,
             history=history,
         )
@@ -401,9 +418,15 @@ class FlatlineConfig(Group):
     table = "cleaning.flatline"
     readings: int | None = option(
         FLATLINE_READINGS,
-        "identical readings in a row that make a flatline (15: 30 min); false: off",
+        "identical readings in a row that make a flatline, at least; false: off",
         keyword="flatline",
         min=2,
+    )
+    seconds: int = option(
+        FLATLINE_SECONDS,
+        "... covering at least this time (1800: 15 readings at 2 min, 5 at 10 min)",
+        keyword="flatline_seconds",
+        min=0,
     )
 
 
@@ -434,7 +457,12 @@ class GapsConfig(Group):
         keyword="gaps",
         choices=MODES,
     )
-    interval: int = option(INTERVAL, "seconds between a sensor's readings", min=1)
+    interval: int | None = option(
+        None,
+        "seconds between a sensor's readings; unset: each sensor's own, observed",
+        min=1,
+        example=INTERVAL,
+    )
     offline_after: int = option(OFFLINE_AFTER, "seconds of silence that make a sensor offline")
     max_fill: int = option(
         MAX_FILL, "fill: placeholders for one gap at most; a longer gap is a gap event", min=1
@@ -446,7 +474,7 @@ class GapsConfig(Group):
     def check(self) -> None:
         if not callable(self.clock) and self.clock not in CLOCKS:
             fail(self.table, "clock", self.clock, " or ".join(map(repr, CLOCKS)) + " or a function")
-        if self.offline_after < self.interval:
+        if self.offline_after < (self.interval or 1):
             fail(
                 self.table,
                 "offline_after",
@@ -524,6 +552,11 @@ class DetectionConfig(Group):
     height: int = option(8, "HalfSpaceTrees: tree height", min=0)
     window_size: int = option(72, "HalfSpaceTrees: readings per learning window", min=1)
     seed: int | None = option(11, "HalfSpaceTrees: random seed; false: random")
+    holdoff_seconds: int | None = option(
+        HOLDOFF_SECONDS,
+        "hst_ensemble: seconds an alarm holds later scores below the threshold; false: 30 readings",
+        min=0,
+    )
 
     def hst_options(self) -> dict[str, object]:
         """The `HalfSpaceTreesDetector` options."""
@@ -545,6 +578,8 @@ class DetectionConfig(Group):
             options = {
                 k: v for k, v in self.hst_options().items() if k not in ("features", "limits")
             }
+        if self.detector == "hst_ensemble":
+            options["holdoff_seconds"] = self.holdoff_seconds
         return functools.partial(make_detector, self.detector, self.features[0], **options)
 
     def alarm_threshold(self) -> float:

@@ -203,6 +203,7 @@ def sensor_config(
         # a global key mixes sensors: no last trusted channel value, no flatline, no NowCast
         channels=channels.rule(history=per_sensor) if channels.enabled else None,
         flatline=cleaning.flatline.readings if per_sensor else None,
+        flatline_seconds=cleaning.flatline.seconds,
         nowcast=epa.enabled and epa.aqi and per_sensor,
         report_faults=detection.faults,
         count_alerts=not spatial,  # with the area stage, alerts are decided (and counted) there

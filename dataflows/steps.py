@@ -20,11 +20,13 @@ from typing import Any
 from bytewax.operators import StatefulBatchLogic
 
 from detectors.base import Detector
+from detectors.holdoff import TIME, timed
 from detectors.hst import HalfSpaceTreesDetector
 from imputers.window import WindowImputer
 from preparation.aqi import AQI_FIELD, NOWCAST_FIELD, NowCast, aqi, category
 from preparation.channels import ChannelAgreement
 from preparation.correction import EPA_FIELD, EpaCorrection
+from preparation.flatline import SECONDS as FLATLINE_SECONDS
 from preparation.flatline import Flatline
 from preparation.gaps import GapEvent, GapLogic, GapTracker
 from preparation.incidents import SensorIncidents
@@ -58,6 +60,7 @@ class SensorConfig:
         gaps: Callable[[GapTracker | None], GapLogic] | None = None,
         channels: ChannelAgreement | None = None,
         flatline: int | None = None,
+        flatline_seconds: int = FLATLINE_SECONDS,
         nowcast: bool = False,
         report_faults: bool = True,
         count_alerts: bool = True,
@@ -76,6 +79,7 @@ class SensorConfig:
         self.gaps = gaps  # preparation: builds a key's gap tracking, from its resume state
         self.channels = channels  # quality control: a template, copied for each key
         self.flatline = flatline  # quality control: readings in a row, or None (off)
+        self.flatline_seconds = flatline_seconds  # ... covering at least this time
         self.nowcast = nowcast  # the NowCast and AQI of pm2.5_epa, as fields
         self.report_faults = report_faults  # a reading a rule flags is an alert, whatever its score
         self.count_alerts = count_alerts  # False when a later stage decides (the area stage)
@@ -103,7 +107,7 @@ class SensorConfig:
         incidents (each or None)."""
         return (
             None if self.channels is None else self.channels.copy(),
-            None if self.flatline is None else Flatline(self.flatline),
+            None if self.flatline is None else Flatline(self.flatline, self.flatline_seconds),
             NowCast() if self.nowcast else None,
             None if self.incidents is None else SensorIncidents(self.incidents),
         )
@@ -147,6 +151,7 @@ class SensorLogic(StatefulBatchLogic):
             *self.qc,
             config.report_faults,
             config.count_alerts,
+            timed(self.detector),
         )
 
     def on_batch(self, values: list[Reading]) -> tuple[list[Any], bool]:
@@ -156,7 +161,7 @@ class SensorLogic(StatefulBatchLogic):
         append = out.append
         # with thousands of sensors a batch holds about one reading: keep the set-up to one load
         (impute, score, counts, threshold, validator, epa, scaler, channels, flatline, nowcast,
-         incidents, report_faults, count_alerts) = self._hot  # fmt: skip
+         incidents, report_faults, count_alerts, timed_hold) = self._hot  # fmt: skip
         for reading in values:
             if type(reading) is GapEvent:
                 append(reading)
@@ -165,14 +170,14 @@ class SensorLogic(StatefulBatchLogic):
             flags = flags.copy() if flags else {}
             reasons: list[str] = []
             if flatline is not None and not reading.placeholder:
-                flatline.apply(raw, flags, reasons, counts)  # on the values as received
+                flatline.apply(raw, flags, reasons, counts, reading.time)  # values as received
             if validator is not None:
                 checked = validator.apply(raw, flags, counts)
                 if checked is not raw:
                     reasons.append(OUT_OF_RANGE)
                     raw = checked
             if channels is not None:
-                raw = channels.apply(raw, flags, reasons, counts)
+                raw = channels.apply(raw, flags, reasons, counts, reading.time)
             filled, imputed, missing = impute(raw)
             if epa is not None:
                 epa.apply(filled, imputed, missing, flags, counts)
@@ -191,7 +196,9 @@ class SensorLogic(StatefulBatchLogic):
             if reading.placeholder:  # a missed time step: imputed, never scored nor learnt
                 value, status, tag = None, "unscored", "placeholders"
             else:
-                value, status = score(filled)
+                # a hold-off in seconds reads the reading's time (the detector reads only its
+                # feature and the time)
+                value, status = score({**filled, TIME: reading.time} if timed_hold else filled)
                 tag = "readings"
             counts[tag] = counts.get(tag, 0) + 1
             tag = STATUS_TAGS[status]

@@ -83,6 +83,34 @@ class HoldOff:
         return clone
 
 
+def timed(detector: object) -> bool:
+    """Whether a detector's hold-off counts seconds, so it must be given each reading's time
+    (the `TIME` field of its values)."""
+    return getattr(getattr(detector, "hold", None), "seconds", None) is not None
+
+
+def apply_columns_timed(
+    hold: HoldOff,
+    score: np.ndarray,
+    at: np.ndarray,
+    until: np.ndarray,
+    quiet: np.ndarray,
+    rarity: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`hold.apply(score, at)` for many keys at once, counting `hold.seconds` (the column
+    engine's twin, bit for bit): each key's score, time, end of hold-off, readings still held
+    off (kept as the per-reading hold-off keeps them) and rarity in; (reported, until, quiet,
+    rarity) out."""
+    threshold = hold.threshold
+    held = at < until
+    keep = held & ((1.0 - score) * hold.rearm > rarity)
+    alarm = (held & ~keep) | (~held & (score > threshold))
+    reported = np.where(keep, score * threshold, score)
+    quiet = np.where(alarm, hold.span, np.maximum(quiet - 1, 0))
+    until = np.where(alarm, at + hold.seconds, until)
+    return reported, until, quiet, np.where(alarm, 1.0 - score, rarity)
+
+
 def apply_columns(
     hold: HoldOff, score: np.ndarray, quiet: np.ndarray, rarity: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -8,11 +8,16 @@ order (the first that applies decides):
 1. **PurpleAir's downgrade**: when the payload has `channel_flags` (0 normal, 1 channel A
    downgraded, 2 B downgraded, 3 both; PurpleAir API documentation, "channel_flags"), the
    downgraded channel is not trusted. Code `channel_downgraded`.
-2. **A dead counter**: one channel reads exactly 0 while the other reads more than `zero_other`
-   (2 µg/m³ by default), or while the other reads anything above 0 for `zero_run` readings in a
-   row (15: 30 minutes). This project's choice: a counter that sees 2 µg/m³ never reports 0.0,
-   and in cleaner air a healthy one reports 0.0 now and then, not for half an hour while its twin
-   counts. The other channel is kept. Code `channel_zero`.
+2. **A dead counter**: one channel reads exactly 0 while the other reads more than `zero_other` (2
+   µg/m³ by default), or while the other reads anything above 0 for `zero_seconds` (1800: 30
+   minutes, from the reading before the run's first; `preparation.flatline.covers`) and at least
+   `zero_run` readings in a row (15). This project's choice: a counter that sees 2 µg/m³ never
+   reports 0.0, and in cleaner air a healthy one reports 0.0 now and then, not for half an hour
+   while its twin counts. 15 readings are 30 minutes at 2 minutes; at the history's 10-minute
+   averages the count decides (150 minutes): on the real 10-minute history
+   (`../shared/data/purpleair-ajl`) a channel at 0 while its twin reads (0, 2] µg/m³ comes in over a
+   thousand runs of 3 to 14 readings, a clean-air floor more than a dead laser. The other channel is
+   kept. Code `channel_zero`.
 3. **The EPA rule** (Barkjohn, Gantt & Clements 2021, AMT 14, 4617, section 3.2; applied by the
    AirNow Fire and Smoke Map): on `pm2.5_cf_1`, the channels disagree when
    `|A − B| > abs_limit` (5 µg/m³) **and** `2|A − B| / (A + B) > rel_limit` (70 %). The EPA drops
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from preparation.flatline import covers
 from preparation.reasons import CHANNEL_DISAGREEMENT, CHANNEL_DOWNGRADED, CHANNEL_ZERO
 
 #: Fields that have an `_a` and a `_b` channel in PurpleAir's API.
@@ -42,6 +48,10 @@ CHANNEL_FIELDS: tuple[str, ...] = tuple(
 TEST_FIELD = "pm2.5_cf_1"
 FLAG = "channels"
 FLAGS_FIELD = "channel_flags"
+#: A dead-counter run covers at least this time (seconds) ...
+ZERO_SECONDS = 1800
+#: ... and this many readings.
+ZERO_RUN = 15
 #: `channel_flags` value → channels kept.
 _DOWNGRADES = {1.0: "b", 2.0: "a", 3.0: ""}
 
@@ -70,13 +80,20 @@ class ChannelAgreement:
     (['channel_disagreement'], {'channels': 'A 10.4, B 49.6: A kept'})
     """
 
+    # a snapshot from before zero runs in seconds has none of these
+    zero_seconds = ZERO_SECONDS
+    time: int | None = None
+    start_a = 0
+    start_b = 0
+
     def __init__(
         self,
         abs_limit: float = 5.0,
         rel_limit: float = 0.7,
         zero_other: float = 2.0,
-        zero_run: int = 15,
+        zero_run: int = ZERO_RUN,
         *,
+        zero_seconds: int = ZERO_SECONDS,
         test_field: str = TEST_FIELD,
         fields: Sequence[str] = CHANNEL_FIELDS,
         use_flags: bool = True,
@@ -86,7 +103,10 @@ class ChannelAgreement:
             raise ValueError("channel limits must be >= 0")
         if zero_run < 1:
             raise ValueError(f"zero_run must be >= 1, got {zero_run}")
+        if zero_seconds < 0:
+            raise ValueError(f"zero_seconds must be >= 0, got {zero_seconds}")
         self.zero_run = zero_run
+        self.zero_seconds = zero_seconds
         self.abs_limit = abs_limit
         self.rel_limit = rel_limit
         self.zero_other = zero_other
@@ -97,21 +117,35 @@ class ChannelAgreement:
         self.last: float | None = None  # the sensor's last trusted value of `test_field`
         self.zeros_a = 0  # readings in a row with A at 0 while B reads above 0
         self.zeros_b = 0
+        self.time: int | None = None  # the previous reading's time (with both channels)
+        self.start_a = 0  # when A's zero run began (the reading before its first)
+        self.start_b = 0
 
     def copy(self) -> ChannelAgreement:
         new = object.__new__(ChannelAgreement)
         new.__dict__.update(self.__dict__)
         return new
 
+    def _long(self, zeros: int, start: int, at: int | None) -> bool:
+        """Whether a zero run of `zeros` readings, begun at `start`, is long at `at` (None: no
+        time, only the readings count)."""
+        return zeros >= self.zero_run and (
+            at is None or covers(zeros, at - start, self.zero_seconds)
+        )
+
     def keep(
-        self, a: float, b: float, channel_flags: float | None = None
+        self, a: float, b: float, channel_flags: float | None = None, at: int | None = None
     ) -> tuple[str, str | None]:
         """`(channels kept, code)`: `"ab"` and None when they agree; `"a"`, `"b"` or `""`."""
         if channel_flags is not None and self.use_flags and channel_flags in _DOWNGRADES:
             return _DOWNGRADES[channel_flags], CHANNEL_DOWNGRADED
-        if a == 0.0 and (b > self.zero_other or (b > 0.0 and self.zeros_a >= self.zero_run)):
+        if a == 0.0 and (
+            b > self.zero_other or (b > 0.0 and self._long(self.zeros_a, self.start_a, at))
+        ):
             return "b", CHANNEL_ZERO
-        if b == 0.0 and (a > self.zero_other or (a > 0.0 and self.zeros_b >= self.zero_run)):
+        if b == 0.0 and (
+            a > self.zero_other or (a > 0.0 and self._long(self.zeros_b, self.start_b, at))
+        ):
             return "a", CHANNEL_ZERO
         if not disagree(a, b, self.abs_limit, self.rel_limit):
             return "ab", None
@@ -128,19 +162,29 @@ class ChannelAgreement:
         flags: dict[str, str],
         reasons: list[str],
         counts: dict[str, int],
+        at: int | None = None,
     ) -> Mapping[str, float | None]:
         """In the flow: `values` itself when the channels agree (or are not both there), else a
         copy with the combined PM fields from the kept channel; the code goes into `reasons`, what
-        was seen into `flags["channels"]`, and `channels:<code>` is counted."""
+        was seen into `flags["channels"]`, and `channels:<code>` is counted (`at`: the reading's
+        time; None: zero runs count readings only)."""
         a, b = values.get(self.test_a), values.get(self.test_b)
         if a is None or b is None:
             return values
+        before = self.time
+        self.time = at
         if a == 0.0 or b == 0.0:  # rare: count the run (this reading included)
             self.zeros_a = self.zeros_a + 1 if a == 0.0 and b > 0.0 else 0
             self.zeros_b = self.zeros_b + 1 if b == 0.0 and a > 0.0 else 0
+            if at is not None:  # a run begun now began at the reading before
+                begun = at if before is None else before
+                if self.zeros_a == 1:
+                    self.start_a = begun
+                if self.zeros_b == 1:
+                    self.start_b = begun
         elif self.zeros_a or self.zeros_b:
             self.zeros_a = self.zeros_b = 0
-        kept, code = self.keep(a, b, values.get(FLAGS_FIELD))
+        kept, code = self.keep(a, b, values.get(FLAGS_FIELD), at)
         if code is None:  # the usual case
             if self.history:
                 self.last = 0.5 * (a + b)

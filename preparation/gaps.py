@@ -1,9 +1,16 @@
 """Missing time steps per sensor: gap events or placeholder readings, and `sensor_offline` events.
 
-A PurpleAir sensor reports every `interval` seconds (120). Its `last_seen` jitters, so a reading
-counts as late when it comes at least 1.5 intervals after the previous one; the number of missed
-steps is the gap rounded to whole intervals, minus one (`(dt + interval // 2) // interval - 1`).
-A late reading makes the gap visible, as one of:
+A PurpleAir sensor reports every few minutes: 2 in real time, 10, 30 or 60 in the history endpoint's
+averages. Its interval is each sensor's own, observed: the mean of its last `STEPS` (5) time steps,
+leaving out any over twice their median (a gap), rounded to whole minutes (`observed_interval`;
+`interval=None`, the default), so a 2-minute stream and a 10-minute history need no setting, and a
+sensor whose cadence changes (a history, then real time) follows within three steps. A step is
+judged against the steps before it; a sensor's first `MIN_STEPS` (3) steps set its cadence and are
+not judged (one or two jittered polls, 94 s then 141 s, would make a gap of the second), though a
+silence longer than `offline_after` is still reported. A number fixes the interval instead. Its
+`last_seen` jitters, so a reading counts as late when it comes at least 1.5 intervals after the
+previous one; the number of missed steps is the gap rounded to whole intervals, minus one
+(`(dt + interval // 2) // interval - 1`). A late reading makes the gap visible, as one of:
 
 - `"events"`: one `gap` event with its length and the number of missed steps;
 - `"fill"`: one placeholder reading per missed step on the grid `last + k × interval`, every
@@ -32,8 +39,14 @@ from sources.payload import Reading
 
 MODES = ("events", "fill")
 CLOCKS = ("event", "system")
-#: PurpleAir's reporting interval, seconds.
+#: PurpleAir's real-time reporting interval, seconds (the placeholder grid when fixed).
 INTERVAL = 120
+#: Time steps a sensor's observed interval is the median of.
+STEPS = 5
+#: Steps seen before a sensor's interval is known (and its gaps judged).
+MIN_STEPS = 3
+#: An observed interval of a minute or more is rounded to whole minutes.
+MINUTE = 60
 #: Silence after which a sensor is reported offline, seconds.
 OFFLINE_AFTER = 3600
 #: The most placeholders one gap is filled with (a day of 2-minute steps); a longer gap is an event.
@@ -53,6 +66,37 @@ class GapEvent:
     clock: str = "event"  # what noticed it: event time, or the system clock
 
 
+def observed_interval(steps: tuple[int, ...]) -> int | None:
+    """The mean of a sensor's last time steps, leaving out a gap (a step over twice their
+    median, the upper one of an even count), in whole minutes from a minute up; None before
+    `MIN_STEPS` steps. A median alone follows jitter: polls 92 s, 148 s, 95 s, 147 s apart would
+    make it 95 and the next 147 a gap. Whole minutes, since PurpleAir's cadences are (2 in real
+    time; 10, 30, 60 in the history) and a jittered 122 s would count a 5058 s silence as 41
+    missed polls, not 42.
+
+    >>> observed_interval((148, 92, 147, 95, 147)), observed_interval((600, 600, 3000))
+    (120, 600)
+    >>> observed_interval((117, 139, 111, 120, 5058)), observed_interval((5, 6, 5))
+    (120, 5)
+    >>> observed_interval((94, 141)) is None
+    True
+    """
+    if len(steps) < MIN_STEPS:
+        return None
+    limit = 2 * sorted(steps)[len(steps) // 2]
+    kept = [step for step in steps if step <= limit]
+    mean = (sum(kept) + len(kept) // 2) // len(kept)
+    return mean if mean < MINUTE else (mean + MINUTE // 2) // MINUTE * MINUTE
+
+
+def on_time_limit(interval: int | None, offline_after: int) -> int:
+    """Steps shorter than this miss nothing (1.5 intervals; with no interval yet, only a silence
+    longer than `offline_after` is noticed)."""
+    if interval is None:
+        return offline_after + 1
+    return min(2 * interval - interval // 2, offline_after + 1)
+
+
 def missed_steps(seconds: int, interval: int = INTERVAL) -> int:
     """Intervals without a reading in a silence of `seconds`.
 
@@ -65,7 +109,7 @@ def missed_steps(seconds: int, interval: int = INTERVAL) -> int:
 class GapTracker:
     """One sensor's last event time; what to emit for each new reading.
 
-    >>> gaps = GapTracker(mode="fill", offline_after=3600)
+    >>> gaps = GapTracker(mode="fill", interval=120, offline_after=3600)
     >>> [r.time for r in gaps.observe(Reading(7, 1000, {"pm": 1.0}))]
     [1000]
     >>> out = gaps.observe(Reading(7, 1360, {"pm": 2.0}))
@@ -73,17 +117,21 @@ class GapTracker:
     [(1120, True, {'pm': None}), (1240, True, {'pm': None}), (1360, False, {'pm': 2.0})]
     """
 
+    steps: tuple[int, ...] = ()  # (a snapshot from before the observed interval has none)
+
     def __init__(
         self,
         mode: str = "events",
-        interval: int = INTERVAL,
+        interval: int | None = None,
         offline_after: int = OFFLINE_AFTER,
         max_fill: int = MAX_FILL,
     ):
         if mode not in MODES:
             raise ValueError(f"gaps must be one of {MODES}, got {mode!r}")
-        if interval < 1 or offline_after < interval:
+        if interval is not None and (interval < 1 or offline_after < interval):
             raise ValueError("need interval >= 1 and offline_after >= interval")
+        if offline_after < 1:
+            raise ValueError("offline_after must be at least 1")
         if max_fill < 1:
             raise ValueError("max_fill must be at least 1")
         self.mode = mode
@@ -95,6 +143,15 @@ class GapTracker:
         self.last_fields: tuple[str, ...] = ()  # fill mode: the placeholders' fields
         self.arrived: float | None = None  # wall time the last reading arrived (system clock)
         self.offline_reported = False
+        self.steps: tuple[int, ...] = ()  # interval None: the last STEPS time steps, oldest first
+
+    def step(self) -> int | None:
+        """The interval the next step is judged against: fixed, or this sensor's observed one."""
+        return self.interval if self.interval is not None else observed_interval(self.steps)
+
+    def _stepped(self, seconds: int) -> None:
+        if self.interval is None:
+            self.steps = (*self.steps[1 - STEPS :], seconds)
 
     def observe(self, reading: Reading, arrived: float | None = None) -> list[Reading | GapEvent]:
         """Events and placeholders for the silence before `reading` (if any), then the reading.
@@ -105,14 +162,19 @@ class GapTracker:
         last = self.last_time
         if last is not None and reading.time > last:
             seconds = reading.time - last
-            missed = missed_steps(seconds, self.interval)
+            interval = self.step()
+            missed = 0 if interval is None else missed_steps(seconds, interval)
             offline = seconds > self.offline_after
             if offline and not self.offline_reported:
                 out.append(self._event("sensor_offline", reading, last, seconds, missed))
             if missed and (self.mode == "events" or (missed > self.max_fill and not offline)):
                 out.append(self._event("gap", reading, last, seconds, missed))
             elif missed and not offline:
-                out.extend(self._placeholder(reading.sensor_index, last, k) for k in range(missed))
+                out.extend(
+                    self._placeholder(reading.sensor_index, last, k, interval or INTERVAL)
+                    for k in range(missed)
+                )
+            self._stepped(seconds)
         if last is None or reading.time > last:
             self.sensor_index = reading.sensor_index
             self.last_time = reading.time
@@ -129,11 +191,15 @@ class GapTracker:
         """`observe` for each reading, in order, into one list: a reading that comes less than
         1.5 intervals after the previous one (the usual case) is handled without a call."""
         out: list[Reading | GapEvent] = []
-        on_time = min(2 * self.interval - self.interval // 2, self.offline_after + 1)
+        on_time = on_time_limit(self.step(), self.offline_after)
         fill = self.mode == "fill"
+        observed = self.interval is None
         for reading in readings:
             last = self.last_time
             if last is not None and 0 < reading.time - last < on_time:  # nothing missed
+                if observed:
+                    self._stepped(reading.time - last)
+                    on_time = on_time_limit(self.step(), self.offline_after)
                 self.last_time = reading.time
                 if fill:
                     self.last_fields = tuple(reading.values)
@@ -141,6 +207,7 @@ class GapTracker:
                 out.append(reading)
             else:
                 out.extend(self.observe(reading, arrived))
+                on_time = on_time_limit(self.step(), self.offline_after)
         self.arrived = arrived
         return out
 
@@ -162,7 +229,7 @@ class GapTracker:
             self.sensor_index,
             self.last_time,
             seconds,
-            missed_steps(seconds, self.interval),
+            missed_steps(seconds, self.step() or seconds),
             None,
             "system",
         )
@@ -170,9 +237,9 @@ class GapTracker:
     def _event(self, kind: str, reading: Reading, last: int, seconds: int, missed: int) -> GapEvent:
         return GapEvent(kind, reading.sensor_index, last, seconds, missed, reading.time)
 
-    def _placeholder(self, sensor_index: int, last: int, k: int) -> Reading:
+    def _placeholder(self, sensor_index: int, last: int, k: int, interval: int) -> Reading:
         values: dict[str, float | None] = dict.fromkeys(self.last_fields)
-        return Reading(sensor_index, last + (k + 1) * self.interval, values, placeholder=True)
+        return Reading(sensor_index, last + (k + 1) * interval, values, placeholder=True)
 
 
 def _wall_now() -> datetime:

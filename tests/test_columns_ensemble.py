@@ -13,8 +13,9 @@ import pytest
 
 from columns.batch import STATUS_NAMES, Columns, Work
 from columns.ensemble import EnsembleColumns
-from detectors.catalog import STUCK_THRESHOLD, hst_ensemble, make_detector
+from detectors.catalog import HOLDOFF_SECONDS, STUCK_THRESHOLD, hst_ensemble, make_detector
 from detectors.ensemble import EnsembleDetector
+from detectors.holdoff import TIME
 from detectors.learned_hst import LearnedLimitsHSTDetector
 from detectors.ranked import RankedTestsDetector
 from tests.column_streams import Slots, bits
@@ -22,7 +23,7 @@ from tests.column_streams import Slots, bits
 FEATURE = "pm1.0_cf_1"
 
 
-def small(stuck_holdoff: int = 3, gate: float | None = 0.6):
+def small(stuck_holdoff: int = 3, gate: float | None = 0.6, seconds: float | None = None):
     """The ensemble's shape with short windows and horizons, so tails roll over in a test."""
 
     def make():
@@ -30,7 +31,7 @@ def small(stuck_holdoff: int = 3, gate: float | None = 0.6):
                                          threshold=0.95)
         stuck = RankedTestsDetector(FEATURE, threshold=0.99, holdoff=stuck_holdoff,
                                     tests=("stuck",), size=8, horizon=120, min_count=5)
-        return EnsembleDetector([trees, stuck], holdoff=4)
+        return EnsembleDetector([trees, stuck], holdoff=4, holdoff_seconds=seconds)
 
     return make
 
@@ -40,7 +41,12 @@ FACTORIES = {
     "short_window": lambda: hst_ensemble(FEATURE, window_size=12, holdoff=5),
     "small": small(),
     "small_no_gate": small(0, None),
+    # a hold-off in seconds (the air-quality flow's): polls are POLL seconds apart, jittered
+    "timed": lambda: hst_ensemble(FEATURE, holdoff_seconds=HOLDOFF_SECONDS),
+    "small_timed": small(seconds=1500),  # 12 polls, where the count says 4
 }
+#: Seconds between polls in the streams (each reading jittered by up to a third of it).
+POLL = 120
 
 
 def readings(seed: int, polls: int, sensors: int):
@@ -93,7 +99,8 @@ def check(factory, seed: int, polls: int, sensors: int) -> tuple[int, int, Ensem
         twin.grow(len(slots.of))
         values = np.array([[np.nan if v is None else v] for _, v, _ in rows]).reshape(-1, 1)
         sensors_ = np.array([sensor for sensor, _, _ in rows], dtype=np.int64)
-        work = Work.of(Columns(sensors_, np.zeros(len(rows), np.int64), (FEATURE,), values))
+        times = np.array([t * POLL + (sensor * 7 + t) % 41 for sensor, _, _ in rows], np.int64)
+        work = Work.of(Columns(sensors_, times, (FEATURE,), values))
         work.placeholder[:] = [p for _, _, p in rows]
         twin.apply(work, at, {})
         for i, (sensor, v, placeholder) in enumerate(rows):
@@ -101,7 +108,7 @@ def check(factory, seed: int, polls: int, sensors: int) -> tuple[int, int, Ensem
             if placeholder:  # SensorLogic: a placeholder is neither scored nor learnt
                 score, status = None, "unscored"
             else:
-                score, status = detector.score_then_learn({FEATURE: v})
+                score, status = detector.score_then_learn({FEATURE: v, TIME: int(times[i])})
             assert STATUS_NAMES[int(work.status[i])] == status, (t, i, seed)
             assert bits(work.score[i]) == bits(score), (t, i, seed, score, work.score[i])
             scored += status == "scored"

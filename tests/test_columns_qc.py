@@ -26,33 +26,35 @@ from preparation.reasons import FLATLINE
 from tests.qc_streams import Row, epa_stream, fault_stream, same_float, stream, work_of
 
 
-def qc_options(seed: int) -> tuple[int, ChannelAgreement]:
-    """A random flatline length and channel rule (the template the flow copies per sensor)."""
+def qc_options(seed: int) -> tuple[tuple[int, int], ChannelAgreement]:
+    """A random flatline length (readings, seconds) and channel rule (the template the flow
+    copies per sensor)."""
     rng = np.random.default_rng(seed + 1000)
-    readings = int(rng.choice([2, 3, 5, 15]))
+    readings = (int(rng.choice([2, 3, 5, 15])), int(rng.choice([0, 360, 1800])))
     template = ChannelAgreement(
         float(rng.choice([5.0, 2.0, 0.0])),
         float(rng.choice([0.7, 0.3])),
         float(rng.choice([2.0, 0.5])),
         int(rng.choice([1, 3, 15])),
+        zero_seconds=int(rng.choice([0, 360, 1800])),
         use_flags=bool(rng.random() < 0.8),
         history=bool(rng.random() < 0.8),
     )
     return readings, template
 
 
-def per_reading(rows: list[Row], rules: dict, readings: int, template: ChannelAgreement,
+def per_reading(rows: list[Row], rules: dict, readings: tuple[int, int], template: ChannelAgreement,
                 counts: dict) -> list[tuple[dict, dict, list]]:  # fmt: skip
     """The oracle: `SensorLogic.on_batch`'s flatline and channel steps, reading by reading."""
     out = []
     for row in rows:
         if row.sensor not in rules:
-            rules[row.sensor] = (Flatline(readings), template.copy())
+            rules[row.sensor] = (Flatline(*readings), template.copy())
         flatline, channels = rules[row.sensor]
         raw, flags, reasons = row.values, {}, []
         if not row.placeholder:
-            flatline.apply(raw, flags, reasons, counts)
-        raw = channels.apply(raw, flags, reasons, counts)
+            flatline.apply(raw, flags, reasons, counts, row.time)
+        raw = channels.apply(raw, flags, reasons, counts, row.time)
         out.append((raw, flags, reasons))
     return out
 
@@ -72,14 +74,22 @@ def check_state(flatline: FlatlineColumns, channels: ChannelColumns, rules, slot
     for sensor, (rule, check) in rules.items():
         slot = slot_of[sensor]
         assert (flatline.run_pm[slot], flatline.run_all[slot]) == (rule.run_pm, rule.run_all)
+        assert (flatline.start_pm[slot], flatline.start_all[slot]) == (
+            rule.start_pm,
+            rule.start_all,
+        )
         assert same_float(check.last, channels.last[slot])
         assert (channels.zeros_a[slot], channels.zeros_b[slot]) == (check.zeros_a, check.zeros_b)
+        if check.zeros_a:
+            assert channels.start_a[slot] == check.start_a
+        if check.zeros_b:
+            assert channels.start_b[slot] == check.start_b
 
 
 def run_both(calls: list[list[Row]], slots: int, seed: int) -> dict[str, int]:
     readings, template = qc_options(seed)
     rng = np.random.default_rng(seed + 2000)
-    flatline, channels = FlatlineColumns(readings), ChannelColumns.of(template)
+    flatline, channels = FlatlineColumns(*readings), ChannelColumns.of(template)
     rules: dict = {}
     slot_of: dict[int, int] = {}
     want_counts: dict[str, int] = {}
@@ -126,11 +136,11 @@ def test_big_calls_of_5000_rows_and_single_rows(seed):
 
 
 def test_a_template_copied_keeps_every_option():
-    rule = ChannelAgreement(1.0, 0.2, 3.0, 4, test_field="pm1.0_cf_1", fields=("pm1.0_cf_1",),
-                            use_flags=False, history=False)  # fmt: skip
+    rule = ChannelAgreement(1.0, 0.2, 3.0, 4, zero_seconds=700, test_field="pm1.0_cf_1",
+                            fields=("pm1.0_cf_1",), use_flags=False, history=False)  # fmt: skip
     twin = ChannelColumns.of(rule)
-    for name in ("abs_limit", "rel_limit", "zero_other", "zero_run", "test_a", "test_b", "fields",
-                 "use_flags", "history"):  # fmt: skip
+    for name in ("abs_limit", "rel_limit", "zero_other", "zero_run", "zero_seconds", "test_a",
+                 "test_b", "fields", "use_flags", "history"):  # fmt: skip
         assert getattr(twin, name) == getattr(rule, name)
 
 
@@ -239,12 +249,12 @@ def test_flatline_keeps_what_a_row_already_has():
     them; the rule adds its own after them, as `Flatline.apply` does on the copied dict."""
     rule, per_reading = FlatlineColumns(readings=2), Flatline(readings=2)
     rule.grow(1)
-    for _ in range(3):
-        rows = [Row(7, 0, {"pm2.5_cf_1": 4.0, "humidity": 40.0})]
+    for time in (0, 1200, 2400):
+        rows = [Row(7, time, {"pm2.5_cf_1": 4.0, "humidity": 40.0})]
         work, _ = work_of(rows, {})
         work.flags, work.reasons = {0: {"source": "as read"}}, {0: ["earlier"]}
         flags, reasons = {"source": "as read"}, ["earlier"]
-        per_reading.apply(rows[0].values, flags, reasons, {})
+        per_reading.apply(rows[0].values, flags, reasons, {}, time)
         rule.apply(work, np.array([0]), {})
         assert (work.flags[0], work.reasons[0]) == (flags, reasons)
     assert reasons == ["earlier", "flatline"]

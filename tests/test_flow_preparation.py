@@ -315,6 +315,7 @@ def test_system_clock_reports_silent_sensors_without_a_next_reading():
         source,
         **{n: TestingSink(s) for n, s in got.items()},
         offline_after=600,
+        interval=120,  # one reading each: no observed interval to count missed steps by
         clock=lambda: datetime(2000, 1, 1, tzinfo=UTC),  # arrived long ago: wake-ups are due
     )
     run_main(flow)
