@@ -45,10 +45,10 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from columns.batch import Columns
 from columns.source import ColumnItem, ProgressHook, shard_key
-from config.options import ConfigError
+from core.dead_letters import RAW_LIMIT, Prefix
+from core.errors import ConfigError
 from dataflows.areas import Registry, registry_of
 from dataflows.series import MISSING_TEXT, RowError, split_cells
-from sinks.dead_letters import RAW_LIMIT, Prefix
 from sources.documents import SourceError, skip_rest
 from sources.payload import (
     DEFAULT_WINDOW,

@@ -27,8 +27,8 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from columns.batch import Columns
 from columns.parse import ParsedPayload, empty_columns, parse_columns
+from core.dead_letters import RAW_LIMIT, Prefix
 from dataflows.areas import Registry, file_registry
-from sinks.dead_letters import RAW_LIMIT, Prefix
 from sources import shards as sharded
 from sources.documents import SourceError, skip_rest
 from sources.payload import DEFAULT_WINDOW, DeadLetter, PayloadError, decode_line

@@ -40,6 +40,7 @@ from config import (
     SampleConfig,
     resolve,
 )
+from core.logs import ensure_stderr_handler
 from dataflows.areas import Placed, Registry, file_registry, spatial_stage
 from dataflows.health import health_url, write_health
 from dataflows.steps import (
@@ -62,7 +63,7 @@ from preparation.metrics import count_events, count_preparation, count_readings,
 from preparation.sampling import SampleLogic
 from preparation.validation import RangeValidator
 from sinks.log import LogSink
-from sinks.metrics import Progress, ensure_stderr_handler
+from sinks.metrics import Progress
 from sources.documents import is_url
 from sources.extent import estimate_rows
 from sources.payload import DeadLetter, Reading

@@ -27,7 +27,7 @@ import numpy as np
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from config.options import ConfigError
+from core.errors import ConfigError
 from imputers.window import WindowImputer
 from sinks.jsonlines import JsonLinesSink
 

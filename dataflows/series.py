@@ -44,12 +44,12 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import FixedPartitionedSink, Sink, StatefulSinkPartition
 
-from config.options import ConfigError
+from core.dead_letters import RAW_LIMIT, Prefix, dead_letter_record
+from core.errors import ConfigError
 from dataflows.steps import add_counts, totals_line
 from detectors.catalog import DEFAULT_DETECTOR, alarm_threshold, make_detector
 from detectors.holdoff import TIME
 from imputers.window import WindowImputer
-from sinks.dead_letters import RAW_LIMIT, Prefix, dead_letter_record
 from sinks.jsonlines import JsonLinesSink
 from sinks.log import LogSink
 from sources.documents import skip_rest

@@ -19,6 +19,7 @@ from typing import Any
 
 from bytewax.operators import StatefulBatchLogic
 
+from core import dead_letters
 from detectors.base import Detector
 from detectors.hst import HalfSpaceTreesDetector
 from imputers.window import WindowImputer
@@ -31,7 +32,6 @@ from preparation.incidents import SensorIncidents
 from preparation.reasons import FLATLINE, OUT_OF_RANGE, SCORE, kind_of
 from preparation.scaling import Standardiser
 from preparation.validation import RangeValidator
-from sinks import dead_letters
 from sources.payload import DeadLetter, Reading
 from sources.times import iso_time
 
@@ -327,7 +327,7 @@ def event_record(event: GapEvent) -> dict[str, Any]:
 
 
 def dead_letter_record(letter: DeadLetter) -> dict[str, Any]:
-    """A dead letter: why, where from, and the raw input, safe to write (`sinks.dead_letters`)."""
+    """A dead letter: why, where from, and the raw input, safe to write (`core.dead_letters`)."""
     return dead_letters.dead_letter_record(letter.reason, letter.origin, letter.raw)
 
 

@@ -55,7 +55,7 @@ class Reading:
 class DeadLetter:
     """Input that could not become a reading: the reason and the raw row, line (bytes) or payload.
 
-    `raw` is kept as it came; `sinks.dead_letters.json_safe` makes it writable when it is written.
+    `raw` is kept as it came; `core.dead_letters.json_safe` makes it writable when it is written.
     """
 
     reason: str

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from sinks.metrics import POINTS, ensure_stderr_handler
+from core.logs import ensure_stderr_handler
 from sources.documents import SourceError
 from sources.http import (
     DEADLINE,
@@ -59,7 +59,7 @@ from sources.payload import (
     parse_payload,
     payload_shape,
 )
-from sources.points import BASE_COST, request_cost, row_cost
+from sources.points import BASE_COST, POINTS, request_cost, row_cost
 from sources.retry import Backoff, parse_retry_after, retry_line
 from sources.times import TimeWindow
 

@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from sinks.dead_letters import RAW_LIMIT, Prefix
+from core.dead_letters import RAW_LIMIT, Prefix
 from sources.documents import SourceError, is_document, skip_rest
 from sources.payload import (
     DEFAULT_WINDOW,

@@ -20,7 +20,7 @@ from columns.csv_source import (
     parse_lines,
     read_header,
 )
-from config.options import ConfigError
+from core.errors import ConfigError
 from sources.payload import DeadLetter
 from sources.purpleair import sensor_owner
 from tests.test_recovery import drain

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from config import resolve
-from config.options import ConfigError
+from core.errors import ConfigError
 from data import simulate
 from sinks.webhook import WebhookSink
 from sources.documents import SourceError
