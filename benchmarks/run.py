@@ -312,8 +312,9 @@ def state_memory(n_sensors: int = 100_000) -> tuple[float, int]:
 
     import numpy as np
 
+    from columns.sensor_config import SensorConfig
     from dataflows.air_quality import DEFAULT_IMPUTE_FIELDS
-    from dataflows.steps import SensorConfig, SensorLogic
+    from dataflows.steps import SensorLogic
     from sources.payload import Reading
 
     config = SensorConfig(

@@ -29,7 +29,7 @@ from preparation.scaling import z_name
 from sources.payload import Reading
 
 if TYPE_CHECKING:
-    from dataflows.steps import SensorConfig
+    from columns.sensor_config import SensorConfig
 
 
 def listed(mask: np.ndarray, cols: list[tuple[int, str]]) -> dict[int, list[str]]:

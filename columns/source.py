@@ -28,7 +28,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from columns.batch import Columns
 from columns.parse import ParsedPayload, empty_columns, parse_columns
 from core.dead_letters import RAW_LIMIT, Prefix
-from dataflows.areas import Registry, file_registry
+from preparation.registry import Registry, file_registry
 from sources import shards as sharded
 from sources.documents import SourceError, skip_rest
 from sources.payload import DEFAULT_WINDOW, DeadLetter, PayloadError, decode_line
@@ -266,7 +266,7 @@ class ColumnFileSource(FixedPartitionedSource[ColumnItem, Position]):
         self._lines = DecodedLines()
 
     def registry(self, area_km: float, radius_km: float) -> Registry:
-        """The file's sensors by area, for the area stage (`dataflows.areas.file_registry`)."""
+        """The file's sensors by area, for the area stage (`preparation.registry.file_registry`)."""
         return file_registry(self.path, area_km, radius_km, self.window)
 
     def list_parts(self) -> list[str]:

@@ -26,6 +26,7 @@ from bytewax.outputs import Sink
 
 from columns.group import ReadingGrouper
 from columns.logic import BatchTally, ShardLogic
+from columns.sensor_config import SensorConfig
 from columns.source import ColumnFileSource
 from config import (
     DEFAULT_IMPUTE_FIELDS,
@@ -41,11 +42,10 @@ from config import (
     resolve,
 )
 from core.logs import ensure_stderr_handler
-from dataflows.areas import Placed, Registry, file_registry, spatial_stage
+from dataflows.areas import Placed, spatial_stage
 from dataflows.health import health_url, write_health
 from dataflows.steps import (
     Counts,
-    SensorConfig,
     SensorLogic,
     add_counts,
     anomaly_record,
@@ -60,6 +60,7 @@ from preparation.correction import EpaCorrection
 from preparation.gaps import GapEvent, GapLogic, GapTracker
 from preparation.incidents import Incident, incident_record
 from preparation.metrics import count_events, count_preparation, count_readings, count_sampled
+from preparation.registry import Registry, file_registry
 from preparation.sampling import SampleLogic
 from preparation.validation import RangeValidator
 from sinks.log import LogSink
