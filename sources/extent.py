@@ -42,6 +42,6 @@ def estimate_rows(path: str | Path, sample: int = SAMPLE_BYTES) -> int | None:
         for line in whole:
             try:
                 rows += len(json.loads(line).get("data", ()))
-            except (ValueError, AttributeError, TypeError):
-                return None  # one pretty-printed payload, or not payloads
+            except (ValueError, AttributeError, TypeError, RecursionError):
+                return None  # one pretty-printed payload, or not payloads (or nested too deep)
     return max(round(rows * size / read), 1)
