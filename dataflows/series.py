@@ -44,6 +44,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import FixedPartitionedSink, Sink, StatefulSinkPartition
 
+from config import install_excepthook
 from core.dead_letters import RAW_LIMIT, Prefix, dead_letter_record
 from core.errors import ConfigError
 from dataflows.steps import add_counts, totals_line
@@ -55,6 +56,8 @@ from sinks.log import LogSink
 from sources.csv_cells import MISSING_TEXT, RowError, split_cells
 from sources.documents import skip_rest
 from sources.payload import DeadLetter
+
+install_excepthook()  # under bytewax.run, a ConfigError prints as its one line
 
 FEATURE = "value"
 #: The longest line read whole; a longer one is a dead letter with its first bytes.
