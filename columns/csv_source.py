@@ -47,6 +47,7 @@ from columns.batch import Columns
 from columns.source import ColumnItem, ProgressHook, shard_key
 from core.dead_letters import RAW_LIMIT, Prefix
 from core.errors import ConfigError
+from core.readings import DeadLetter
 from preparation.registry import Registry, registry_of
 from sources.csv_cells import MISSING_TEXT, RowError, split_cells
 from sources.documents import SourceError, skip_rest
@@ -56,7 +57,6 @@ from sources.payload import (
     MAX_FIELD_NAME,
     MAX_SENSOR_INDEX,
     TEXT_FIELDS,
-    DeadLetter,
 )
 from sources.purpleair import sensor_owner
 from sources.shards import DEFAULT_SHARDS, Position

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from columns.batch import STATUS_NAMES, Work
+from core.readings import Reading
 from preparation.aqi import AQI_FIELD, NOWCAST_FIELD
 from preparation.channels import FLAG as CHANNELS_FLAG
 from preparation.correction import EPA_FIELD
 from preparation.scaling import z_name
-from sources.payload import Reading
 
 if TYPE_CHECKING:
     from columns.sensor_config import SensorConfig

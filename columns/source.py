@@ -28,10 +28,11 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from columns.batch import Columns
 from columns.parse import ParsedPayload, empty_columns, parse_columns
 from core.dead_letters import RAW_LIMIT, Prefix
+from core.readings import DeadLetter
 from preparation.registry import Registry, file_registry
 from sources import shards as sharded
 from sources.documents import SourceError, skip_rest
-from sources.payload import DEFAULT_WINDOW, DeadLetter, PayloadError, decode_line
+from sources.payload import DEFAULT_WINDOW, PayloadError, decode_line
 from sources.purpleair import sensor_owner
 from sources.routing import key_worker
 from sources.shards import DEFAULT_SHARDS, Position, is_single_document

@@ -42,6 +42,7 @@ from config import (
     resolve,
 )
 from core.logs import ensure_stderr_handler
+from core.readings import DeadLetter, Reading
 from dataflows.areas import Placed, spatial_stage
 from dataflows.health import health_url, write_health
 from dataflows.steps import (
@@ -67,7 +68,6 @@ from sinks.log import LogSink
 from sinks.metrics import Progress
 from sources.documents import is_url
 from sources.extent import estimate_rows
-from sources.payload import DeadLetter, Reading
 from sources.poller import DEFAULT_FIELDS as POLLED_FIELDS
 from sources.purpleair import PurpleAirSource
 from sources.shards import ShardedFileSource

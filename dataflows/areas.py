@@ -40,6 +40,7 @@ from bytewax.dataflow import Stream
 from bytewax.operators import StatefulBatchLogic
 
 from config.flow import SpatialConfig
+from core.readings import Reading
 from preparation.incidents import CLEAR_AFTER, AreaIncidents, DriftTrack, Incident, NeighbourTrack
 from preparation.neighbours import Neighbourhood, NeighbourRule, areas_near, robust_centre
 from preparation.reasons import (
@@ -52,7 +53,6 @@ from preparation.reasons import (
     LOCAL_SOURCE,
 )
 from preparation.registry import Registry
-from sources.payload import Reading
 
 CHANNEL_CODES = frozenset({CHANNEL_DISAGREEMENT, CHANNEL_ZERO, CHANNEL_DOWNGRADED})
 #: Seconds of event time per window, and the defaults of the other timings.

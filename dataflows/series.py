@@ -47,6 +47,7 @@ from bytewax.outputs import FixedPartitionedSink, Sink, StatefulSinkPartition
 from config import install_excepthook
 from core.dead_letters import RAW_LIMIT, Prefix, dead_letter_record
 from core.errors import ConfigError
+from core.readings import DeadLetter
 from dataflows.steps import add_counts, totals_line
 from detectors.catalog import DEFAULT_DETECTOR, alarm_threshold, make_detector
 from detectors.holdoff import TIME
@@ -55,7 +56,6 @@ from sinks.jsonlines import JsonLinesSink
 from sinks.log import LogSink
 from sources.csv_cells import MISSING_TEXT, RowError, split_cells
 from sources.documents import skip_rest
-from sources.payload import DeadLetter
 
 install_excepthook()  # under bytewax.run, a ConfigError prints as its one line
 

@@ -21,11 +21,11 @@ from bytewax.operators import StatefulBatchLogic
 
 from columns.sensor_config import SensorConfig
 from core import dead_letters
+from core.readings import DeadLetter, Reading
 from preparation.aqi import AQI_FIELD, NOWCAST_FIELD, aqi, category
 from preparation.correction import EPA_FIELD
 from preparation.gaps import GapEvent
 from preparation.reasons import FLATLINE, OUT_OF_RANGE, SCORE, kind_of
-from sources.payload import DeadLetter, Reading
 from sources.times import iso_time
 
 Counts = dict[str, int]

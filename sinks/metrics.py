@@ -22,7 +22,7 @@ from typing import Any
 from prometheus_client import Counter
 
 from core.logs import ensure_stderr_handler
-from sources.payload import Reading
+from core.readings import Reading
 
 _IMPUTED, _PLACEHOLDER = attrgetter("imputed"), attrgetter("placeholder")
 READINGS = Counter("air_quality_readings", "Readings cleaned and scored")

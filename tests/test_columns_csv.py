@@ -21,7 +21,7 @@ from columns.csv_source import (
     read_header,
 )
 from core.errors import ConfigError
-from sources.payload import DeadLetter
+from core.readings import DeadLetter
 from sources.purpleair import sensor_owner
 from tests.test_recovery import drain
 

@@ -18,9 +18,9 @@ import pytest
 from bytewax.testing import TestingSink, run_main
 
 from core.json_lines import to_line
+from core.readings import Reading
 from data import simulate
 from dataflows.air_quality import build_flow
-from sources.payload import Reading
 from sources.purpleair import read_items
 from sources.shards import Position, ShardedFileSource
 from tests.conftest import ROOT, payload, write_lines
