@@ -34,9 +34,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from prometheus_client import Counter
-
 from core.logs import ensure_stderr_handler
+from sources.counters import POINTS
 
 #: Points per request, by endpoint (see the module's docstring for the sources).
 BASE_COST = {"sensor": 1, "sensors": 5, "history": 5, "members": 5}
@@ -79,8 +78,6 @@ FREE_FIELDS = frozenset({"sensor_index", "time_stamp"})
 #: Rows per second of history at each `average` (minutes; 0 = real time, about every 2 minutes).
 REAL_TIME_STEP = 120
 
-#: PurpleAir API points spent, by endpoint (Prometheus `purpleair_points`).
-POINTS = Counter("purpleair_points", "PurpleAir API points spent", ["endpoint"])
 log = logging.getLogger("air_quality.points")
 
 
@@ -131,7 +128,7 @@ class Budget:
 
 class PointsLedger:
     """The points one process spends: checked against a `Budget` before each request, counted
-    after it (Prometheus `purpleair_points`, `POINTS`), logged once an hour and
+    after it (Prometheus `purpleair_points`, `sources.counters.POINTS`), logged once an hour and
     at the end.
 
     Shared by the partitions of one process (under a lock). `clock` is seconds (tests).

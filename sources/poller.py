@@ -36,6 +36,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from core.logs import ensure_stderr_handler
 from core.readings import DeadLetter, Item, Reading
+from sources.counters import POINTS
 from sources.documents import SourceError
 from sources.http import (
     DEADLINE,
@@ -51,7 +52,7 @@ from sources.http import (
     where,
 )
 from sources.payload import DEFAULT_WINDOW, PayloadError, decode_line, parse_payload, payload_shape
-from sources.points import BASE_COST, POINTS, request_cost, row_cost
+from sources.points import BASE_COST, request_cost, row_cost
 from sources.retry import Backoff, parse_retry_after, retry_line
 from sources.times import TimeWindow
 
