@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import requests
 
 from config.flow import FlowConfig, PurpleAirConfig
-from config.options import ConfigError
+from core.errors import ConfigError
 from sinks.database import database_url, redact
 from sources.documents import is_url
 

@@ -72,7 +72,7 @@ def resolve_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
 def check_layout(args: argparse.Namespace) -> None:
     """Workers and processes at least 1; a recovery folder made when new."""
-    from config.options import ConfigError
+    from core.errors import ConfigError
 
     for name in ("workers", "processes"):
         value = getattr(args, name)
@@ -93,7 +93,7 @@ def check_layout(args: argparse.Namespace) -> None:
 def execute(args: argparse.Namespace, command: str, **extra: Any) -> int:
     """Check everything, run the processes, print the summary; the exit code."""
     from air_quality_stream import preflight
-    from config.options import ConfigError
+    from core.errors import ConfigError
 
     started = time.monotonic()
     try:

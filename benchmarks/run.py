@@ -312,9 +312,10 @@ def state_memory(n_sensors: int = 100_000) -> tuple[float, int]:
 
     import numpy as np
 
+    from columns.sensor_config import SensorConfig
+    from core.readings import Reading
     from dataflows.air_quality import DEFAULT_IMPUTE_FIELDS
-    from dataflows.steps import SensorConfig, SensorLogic
-    from sources.payload import Reading
+    from dataflows.steps import SensorLogic
 
     config = SensorConfig(
         DEFAULT_IMPUTE_FIELDS, 10, "mean", 0.7, {"features": ("pm1.0_cf_1",), "window_size": 72}

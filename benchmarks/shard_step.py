@@ -47,9 +47,9 @@ def _batches(source: Any) -> list[list[Any]]:
 def per_reading(path: Path, options: dict[str, Any]) -> tuple[float, int]:
     """CPU seconds of every `SensorLogic.on_batch` call, and the readings."""
     from config import resolve
+    from core.readings import Reading
     from dataflows.air_quality import sensor_config
     from dataflows.steps import SensorLogic
-    from sources.payload import Reading
     from sources.shards import ShardedFileSource
 
     config = resolve(None, source=str(path), **options)

@@ -45,10 +45,11 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from columns.batch import Columns
 from columns.source import ColumnItem, ProgressHook, shard_key
-from config.options import ConfigError
-from dataflows.areas import Registry, registry_of
-from dataflows.series import MISSING_TEXT, RowError, split_cells
-from sinks.dead_letters import RAW_LIMIT, Prefix
+from core.dead_letters import RAW_LIMIT, Prefix
+from core.errors import ConfigError
+from core.readings import DeadLetter
+from preparation.registry import Registry, registry_of
+from sources.csv_cells import MISSING_TEXT, RowError, split_cells
 from sources.documents import SourceError, skip_rest
 from sources.payload import (
     DEFAULT_WINDOW,
@@ -56,7 +57,6 @@ from sources.payload import (
     MAX_FIELD_NAME,
     MAX_SENSOR_INDEX,
     TEXT_FIELDS,
-    DeadLetter,
 )
 from sources.purpleair import sensor_owner
 from sources.shards import DEFAULT_SHARDS, Position
@@ -517,7 +517,7 @@ class CsvColumnSource(FixedPartitionedSource[ColumnItem, Position]):
 
     def registry(self, area_km: float, radius_km: float) -> Registry:
         """The file's sensors by area, for the area stage: each sensor's first reading that
-        has a latitude and a longitude (as `dataflows.areas.file_registry` reads polls)."""
+        has a latitude and a longitude (as `preparation.registry.file_registry` reads polls)."""
         first: dict[int, tuple[int, float, float]] = {}
         fields = self.header.fields
         if not {"latitude", "longitude"} <= set(fields):

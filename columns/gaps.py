@@ -27,8 +27,8 @@ import numpy as np
 
 from columns.grow import grown
 from columns.rounds import occurrences
+from core.readings import Reading
 from preparation.gaps import MIN_STEPS, MINUTE, STEPS, GapEvent, GapLogic, GapTracker
-from sources.payload import Reading
 
 #: `last` of a slot that has had no reading (the tracker's None).
 NEVER = np.iinfo(np.int64).min

@@ -17,7 +17,7 @@ import numpy as np
 
 from columns.batch import Columns
 from columns.source import shard_key
-from sources.payload import DeadLetter, Reading
+from core.readings import DeadLetter, Reading
 from sources.routing import key_worker
 
 #: Sensors a grouper remembers the shard of before it starts over (bounded memory).

@@ -51,8 +51,8 @@ from columns.incidents import IncidentColumns
 from columns.nowcast import NowCastColumns
 from columns.readings import ReadingMaker
 from columns.rounds import occurrences, take
+from columns.sensor_config import SensorConfig
 from columns.validate import ValidateColumns
-from dataflows.steps import SensorConfig
 from detectors.base import Detector
 from detectors.hst import HalfSpaceTreesDetector
 from preparation.aqi import AQI_FIELD, NOWCAST_FIELD

@@ -31,13 +31,12 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from columns.batch import Columns
+from core.readings import DeadLetter, Reading
 from sources.payload import (
     DEFAULT_WINDOW,
     MAX_SENSOR_INDEX,
-    DeadLetter,
     PayloadError,
     PayloadShape,
-    Reading,
     RowError,
     parse_payload,
     parse_row,

@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from columns.batch import STATUS_NAMES, Work
+from core.readings import Reading
 from preparation.aqi import AQI_FIELD, NOWCAST_FIELD
 from preparation.channels import FLAG as CHANNELS_FLAG
 from preparation.correction import EPA_FIELD
 from preparation.scaling import z_name
-from sources.payload import Reading
 
 if TYPE_CHECKING:
-    from dataflows.steps import SensorConfig
+    from columns.sensor_config import SensorConfig
 
 
 def listed(mask: np.ndarray, cols: list[tuple[int, str]]) -> dict[int, list[str]]:

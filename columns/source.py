@@ -27,11 +27,12 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from columns.batch import Columns
 from columns.parse import ParsedPayload, empty_columns, parse_columns
-from dataflows.areas import Registry, file_registry
-from sinks.dead_letters import RAW_LIMIT, Prefix
+from core.dead_letters import RAW_LIMIT, Prefix
+from core.readings import DeadLetter
+from preparation.registry import Registry, file_registry
 from sources import shards as sharded
 from sources.documents import SourceError, skip_rest
-from sources.payload import DEFAULT_WINDOW, DeadLetter, PayloadError, decode_line
+from sources.payload import DEFAULT_WINDOW, PayloadError, decode_line
 from sources.purpleair import sensor_owner
 from sources.routing import key_worker
 from sources.shards import DEFAULT_SHARDS, Position, is_single_document
@@ -266,7 +267,7 @@ class ColumnFileSource(FixedPartitionedSource[ColumnItem, Position]):
         self._lines = DecodedLines()
 
     def registry(self, area_km: float, radius_km: float) -> Registry:
-        """The file's sensors by area, for the area stage (`dataflows.areas.file_registry`)."""
+        """The file's sensors by area, for the area stage (`preparation.registry.file_registry`)."""
         return file_registry(self.path, area_km, radius_km, self.window)
 
     def list_parts(self) -> list[str]:

@@ -1,5 +1,6 @@
 """The air-quality flow's configuration: typed groups (`flow.py`), built from TOML tables and
-`build_flow` keywords (`tables.py`), with option machinery and errors in `options.py`.
+`build_flow` keywords (`tables.py`), with option machinery in `options.py`;
+the error itself is `core.errors.ConfigError`, which any layer may raise.
 
 An uncaught `ConfigError` (as when `python -m bytewax.run` builds a flow from a bad
 configuration) is printed as its one line, without a traceback.
@@ -27,8 +28,9 @@ from config.flow import (
     ValidationConfig,
     WebhookConfig,
 )
-from config.options import ConfigError, install_excepthook
+from config.options import install_excepthook
 from config.tables import KEYWORDS, read_toml, resolve, tables_of
+from core.errors import ConfigError
 
 __all__ = [
     "DEFAULT_IMPUTE_FIELDS",

@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from config.options import ConfigError
 from config.render import to_toml
 from config.tables import resolve
+from core.errors import ConfigError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ To add an option, add one field to the group it belongs to: `name: type = option
 >>> FlowConfig(detection=DetectionConfig(threshold=1.5))
 Traceback (most recent call last):
 ...
-config.options.ConfigError: [detection] threshold: 1.5 is out of range; allowed: from 0 to 1
+core.errors.ConfigError: [detection] threshold: 1.5 is out of range; allowed: from 0 to 1
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from pathlib import Path
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
-from config.options import ConfigError, Group, fail, group, option, where
+from config.options import Group, fail, group, option, where
+from core.errors import ConfigError
 from detectors.base import Detector
 from detectors.catalog import (
     AIR_QUALITY_DETECTOR,

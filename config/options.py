@@ -18,7 +18,7 @@ Example(size=10, names=('b', 'c'))
 >>> Example(size=0)
 Traceback (most recent call last):
 ...
-config.options.ConfigError: [example] size: 0 is out of range; allowed: at least 1
+core.errors.ConfigError: [example] size: 0 is out of range; allowed: at least 1
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ import typing
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sinks.redaction import redact
+from core.errors import ConfigError
+from sources.documents import SourceError
 
 #: Metadata keys of an option.
 DOC, KEYWORD, CHOICES, MIN, MAX, SHORTHAND, EXAMPLE = (
@@ -44,14 +45,6 @@ DOC, KEYWORD, CHOICES, MIN, MAX, SHORTHAND, EXAMPLE = (
     "shorthand",
     "example",
 )
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot run: one line naming the table, the key and what is wrong
-    (with any credential in it masked: a value quoted back may be a database URL)."""
-
-    def __init__(self, message: str):
-        super().__init__(redact(" ".join(str(message).split())))
 
 
 def option(
@@ -289,8 +282,6 @@ def configuration_error(error: BaseException) -> BaseException | None:
     ...     print(configuration_error(bug))
     None
     """
-    from sources.documents import SourceError  # here: sources import config's modules
-
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
         if isinstance(error, ConfigError | SourceError):

@@ -3,7 +3,7 @@
 Generated from the groups themselves, so the README's example file and `python -m config` can
 never drift from the code. Options unset by default are shown commented out, with an example;
 what only Python can give (a Bytewax sink, a function) is shown as a comment. Credentials are
-masked (`***`): a URL's password or secret parameter (`sinks/redaction.py`), and the value of an
+masked (`***`): a URL's password or secret parameter (`core/redaction.py`), and the value of an
 HTTP header whose name says it is one (Authorization, X-API-Key, a token, a cookie).
 
 >>> from config.flow import RunConfig
@@ -31,7 +31,7 @@ from typing import Any
 
 from config.flow import FlowConfig
 from config.options import DOC, EXAMPLE, KEYWORD, Group, is_group
-from sinks.redaction import MASK, redact
+from core.redaction import MASK, redact
 
 HEADER = """\
 # The air-quality flow's configuration: every option, its default and what it does

@@ -11,11 +11,11 @@ or the table it belongs in.
 >>> resolve({"detection": {"thresold": 0.8}})
 Traceback (most recent call last):
 ...
-config.options.ConfigError: [detection] thresold: unknown option; did you mean threshold?
+core.errors.ConfigError: [detection] thresold: unknown option; did you mean threshold?
 >>> resolve({"source": {"threshold": 0.8}})
 Traceback (most recent call last):
 ...
-config.options.ConfigError: [source] threshold: unknown option; it belongs in [detection]
+core.errors.ConfigError: [source] threshold: unknown option; it belongs in [detection]
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from config.flow import FlowConfig
-from config.options import KEYWORD, SHORTHAND, ConfigError, Group, hints_of, is_group, where
+from config.options import KEYWORD, SHORTHAND, Group, hints_of, is_group, where
+from core.errors import ConfigError
 
 
 class Keyword(NamedTuple):

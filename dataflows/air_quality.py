@@ -26,6 +26,7 @@ from bytewax.outputs import Sink
 
 from columns.group import ReadingGrouper
 from columns.logic import BatchTally, ShardLogic
+from columns.sensor_config import SensorConfig
 from columns.source import ColumnFileSource
 from config import (
     DEFAULT_IMPUTE_FIELDS,
@@ -40,11 +41,12 @@ from config import (
     SampleConfig,
     resolve,
 )
-from dataflows.areas import Placed, Registry, file_registry, spatial_stage
+from core.logs import ensure_stderr_handler
+from core.readings import DeadLetter, Reading
+from dataflows.areas import Placed, spatial_stage
 from dataflows.health import health_url, write_health
 from dataflows.steps import (
     Counts,
-    SensorConfig,
     SensorLogic,
     add_counts,
     anomaly_record,
@@ -59,13 +61,13 @@ from preparation.correction import EpaCorrection
 from preparation.gaps import GapEvent, GapLogic, GapTracker
 from preparation.incidents import Incident, incident_record
 from preparation.metrics import count_events, count_preparation, count_readings, count_sampled
+from preparation.registry import Registry, file_registry
 from preparation.sampling import SampleLogic
 from preparation.validation import RangeValidator
 from sinks.log import LogSink
-from sinks.metrics import Progress, ensure_stderr_handler
+from sinks.metrics import Progress
 from sources.documents import is_url
 from sources.extent import estimate_rows
-from sources.payload import DeadLetter, Reading
 from sources.poller import DEFAULT_FIELDS as POLLED_FIELDS
 from sources.purpleair import PurpleAirSource
 from sources.shards import ShardedFileSource

@@ -16,11 +16,12 @@ within `grace` seconds of the sensor's first, not one more than `offline_after` 
 previous one (a sensor back from silence), not one that is not after the previous one. Those,
 and readings without a position, leave at once, without spatial reasons.
 
-The members: for a file, every sensor of the file is known before the run (`file_registry`: one
-pass over it, positions and first times only), so every area knows whom to wait for from the
-start, and the results are the same for every layout. A live source has no such list: an area
-learns a sensor from its first reading, and the `grace` (30 minutes) covers a worker running
-ahead of another by less than that in event time (the poller's batches are one poll each).
+The members: for a file, every sensor of the file is known before the run
+(`preparation.registry`: one pass over it, positions and first times only), so every area knows
+whom to wait for from the start, and the results are the same for every layout. A live source
+has no such list: an area learns a sensor from its first reading, and the `grace` (30 minutes)
+covers a worker running ahead of another by less than that in event time (the poller's batches
+are one poll each).
 
 Cost: an area keeps its open windows (a few) and, per sensor, six numbers; the neighbours of its
 members come from one BallTree over them, built again only when a member joins; closing a window
@@ -32,15 +33,14 @@ from __future__ import annotations
 import copy
 import statistics
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import bytewax.operators as op
-import orjson
 from bytewax.dataflow import Stream
 from bytewax.operators import StatefulBatchLogic
 
 from config.flow import SpatialConfig
+from core.readings import Reading
 from preparation.incidents import CLEAR_AFTER, AreaIncidents, DriftTrack, Incident, NeighbourTrack
 from preparation.neighbours import Neighbourhood, NeighbourRule, areas_near, robust_centre
 from preparation.reasons import (
@@ -52,8 +52,7 @@ from preparation.reasons import (
     FAULTS,
     LOCAL_SOURCE,
 )
-from sources.payload import DEFAULT_WINDOW, PayloadError, Reading, check_field_names
-from sources.times import TimeWindow
+from preparation.registry import Registry
 
 CHANNEL_CODES = frozenset({CHANNEL_DISAGREEMENT, CHANNEL_ZERO, CHANNEL_DOWNGRADED})
 #: Seconds of event time per window, and the defaults of the other timings.
@@ -366,63 +365,6 @@ def route(
             s, t, lat, lon, v, ok = obs.sensor_index, obs.time, *where, obs.value, obs.channels_ok
             out.extend((area, Observation(s, t, lat, lon, v, ok, None, area)) for area in areas[1:])
     return out
-
-
-Registry = dict[str, dict[int, tuple[int, float, float]]]
-
-
-def file_registry(
-    path: str | Path, area_km: float, radius_km: float, window: TimeWindow = DEFAULT_WINDOW
-) -> Registry:
-    """Every sensor of a JSON-lines payload file, by the areas it belongs to or reaches: its first
-    event time and position (one pass over the file, positions only). With it each area knows
-    its members before their first reading arrives, so which windows wait for whom is the same
-    whatever the worker layout. Lines that are not payloads, and rows whose time is outside
-    `window`, are skipped (they are dead letters in the flow)."""
-    first: dict[int, tuple[int, float, float]] = {}
-    number = (int, float)
-    low, high = window.bounds()
-    with open(path, "rb") as fh:
-        for line in fh:
-            try:
-                doc = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            fields = doc.get("fields") if type(doc) is dict else None
-            rows = doc.get("data") if type(doc) is dict else None
-            if type(fields) is not list or type(rows) is not list:
-                continue
-            if not {"sensor_index", "latitude", "longitude"} <= set(map(str, fields)):
-                continue
-            try:  # names the source refuses: the payload's rows are dead letters
-                check_field_names([str(name) for name in fields])
-            except PayloadError:
-                continue
-            s, lat, lon = (fields.index(n) for n in ("sensor_index", "latitude", "longitude"))
-            t = fields.index("last_seen") if "last_seen" in fields else None
-            stamp = doc.get("data_time_stamp")
-            for row in rows:
-                if type(row) is not list or len(row) != len(fields):
-                    continue
-                sensor, when = row[s], stamp if t is None else row[t]
-                a, b = row[lat], row[lon]
-                known = type(sensor) is not int or type(when) is not int or sensor in first
-                known = known or not low <= when <= high
-                placed = type(a) in number and type(b) in number and abs(a) <= 90 and abs(b) <= 180
-                if placed and not known:
-                    first[sensor] = (when, float(a), float(b))
-    return registry_of(first, area_km, radius_km)
-
-
-def registry_of(
-    first: dict[int, tuple[int, float, float]], area_km: float, radius_km: float
-) -> Registry:
-    """The registry of sensors given by their first (time, latitude, longitude)."""
-    registry: Registry = {}
-    for sensor, (when, lat_, lon_) in first.items():
-        for area in areas_near(lat_, lon_, area_km, radius_km):
-            registry.setdefault(area, {})[sensor] = (when, lat_, lon_)
-    return registry
 
 
 def spatial_stage(

@@ -58,7 +58,8 @@ from bytewax.recovery import RecoveryConfig
 from columns.csv_source import CsvColumnSource
 from columns.source import ColumnFileSource
 from config import resolve
-from config.options import ConfigError, configuration_error
+from config.options import configuration_error
+from core.errors import ConfigError
 from dataflows.air_quality import POLLED_FIELDS, build_flow
 from sources.history import (
     NOT_HISTORY,

@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from core.json_lines import to_line
+from core.readings import DeadLetter, Reading
 from dataflows.air_quality import KEY_MODES, SHIPPED_DATA
 from dataflows.steps import anomaly_record, dead_letter_record, is_anomaly
 from detectors.hst import DEFAULT_FEATURES, HalfSpaceTreesDetector
 from imputers.knn import BatchKNNImputer
-from sinks.jsonlines import to_line
-from sources.payload import DeadLetter, Reading
 from sources.purpleair import read_items
 
 

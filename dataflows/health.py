@@ -37,9 +37,9 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from columns.logic import BatchTally
+from core.readings import Reading
 from preparation.gaps import GapEvent
 from sinks.database import database_url
-from sources.payload import Reading
 
 #: How long a minute's state is kept after its last tally (wall clock).
 KEEP = timedelta(minutes=10)

@@ -27,9 +27,12 @@ import numpy as np
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from config.options import ConfigError
+from config import install_excepthook
+from core.errors import ConfigError
 from imputers.window import WindowImputer
 from sinks.jsonlines import JsonLinesSink
+
+install_excepthook()  # under bytewax.run, a ConfigError prints as its one line
 
 MISSING_EVERY = 5
 HIGH = 10  # values are integers in 0..HIGH

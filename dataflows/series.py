@@ -44,28 +44,27 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import FixedPartitionedSink, Sink, StatefulSinkPartition
 
-from config.options import ConfigError
+from config import install_excepthook
+from core.dead_letters import RAW_LIMIT, Prefix, dead_letter_record
+from core.errors import ConfigError
+from core.readings import DeadLetter
 from dataflows.steps import add_counts, totals_line
 from detectors.catalog import DEFAULT_DETECTOR, alarm_threshold, make_detector
 from detectors.holdoff import TIME
 from imputers.window import WindowImputer
-from sinks.dead_letters import RAW_LIMIT, Prefix, dead_letter_record
 from sinks.jsonlines import JsonLinesSink
 from sinks.log import LogSink
+from sources.csv_cells import MISSING_TEXT, RowError, split_cells
 from sources.documents import skip_rest
-from sources.payload import DeadLetter
 
-MISSING_TEXT = frozenset({"", "nan", "na", "null", "none"})
+install_excepthook()  # under bytewax.run, a ConfigError prints as its one line
+
 FEATURE = "value"
 #: The longest line read whole; a longer one is a dead letter with its first bytes.
 MAX_LINE_BYTES = 1 << 20
 #: A row in flight: (line number, timestamp, value text, value or None).
 Row = tuple[int, str, str, float | None]
 Item = tuple[str, Row] | DeadLetter
-
-
-class RowError(ValueError):
-    """One row of the CSV cannot be scored; the message says why."""
 
 
 class LineTooLong(RowError):
@@ -84,11 +83,11 @@ def parse_value(text: str) -> float | None:
     >>> parse_value("1e999")
     Traceback (most recent call last):
     ...
-    dataflows.series.RowError: value '1e999' is not a finite number
+    sources.csv_cells.RowError: value '1e999' is not a finite number
     >>> parse_value("1_000")  # float() reads it as 1000, as it reads non-ASCII digits as numbers
     Traceback (most recent call last):
     ...
-    dataflows.series.RowError: value '1_000' is not a number
+    sources.csv_cells.RowError: value '1_000' is not a number
     """
     text = text.strip()
     if text.lower() in MISSING_TEXT:
@@ -131,7 +130,7 @@ def check_timestamp(text: str) -> None:
     >>> check_timestamp("yesterday")
     Traceback (most recent call last):
     ...
-    dataflows.series.RowError: timestamp 'yesterday' is not a time (epoch seconds or ISO 8601)
+    sources.csv_cells.RowError: timestamp 'yesterday' is not a time (epoch seconds or ISO 8601)
     """
     text = text.strip()
     try:
@@ -178,17 +177,6 @@ def read_header(path: str) -> Header:
             raise ConfigError(f"{path}: the header has no {needed!r} column: {header}")
     key = header.index("key") if "key" in header else None
     return Header(len(header), header.index("timestamp"), header.index("value"), key)
-
-
-def split_cells(text: str) -> list[str]:
-    """A line's cells: a plain split when nothing is quoted, else the csv module's strict reading
-    of that line alone (a stray quote cannot swallow the lines after it)."""
-    if '"' not in text and "\r" not in text:
-        return text.split(",")
-    try:
-        return next(csv.reader([text], strict=True), [])
-    except csv.Error as exc:
-        raise RowError(f"not a CSV row: {exc}") from None
 
 
 class Position(NamedTuple):

@@ -13,109 +13,25 @@ pickles for recovery.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from bytewax.operators import StatefulBatchLogic
 
-from detectors.base import Detector
+from columns.sensor_config import SensorConfig
+from core import dead_letters
+from core.readings import DeadLetter, Reading
 from detectors.holdoff import TIME, timed
-from detectors.hst import HalfSpaceTreesDetector
-from imputers.window import WindowImputer
-from preparation.aqi import AQI_FIELD, NOWCAST_FIELD, NowCast, aqi, category
-from preparation.channels import ChannelAgreement
-from preparation.correction import EPA_FIELD, EpaCorrection
-from preparation.flatline import SECONDS as FLATLINE_SECONDS
-from preparation.flatline import Flatline
-from preparation.gaps import GapEvent, GapLogic, GapTracker
-from preparation.incidents import SensorIncidents
+from preparation.aqi import AQI_FIELD, NOWCAST_FIELD, aqi, category
+from preparation.correction import EPA_FIELD
+from preparation.gaps import GapEvent
 from preparation.reasons import FLATLINE, OUT_OF_RANGE, SCORE, kind_of
-from preparation.scaling import Standardiser
-from preparation.validation import RangeValidator
-from sinks import dead_letters
-from sources.payload import DeadLetter, Reading
 from sources.times import iso_time
 
 Counts = dict[str, int]
 #: A reading's status and the count it adds to.
 STATUS_TAGS = {s: "status:" + s for s in ("warming_up", "scored", "unscored")}
-
-
-class SensorConfig:
-    """What every key's logic is built from: imputer and detector settings, the threshold."""
-
-    def __init__(
-        self,
-        impute_fields: Sequence[str],
-        window: int,
-        strategy: str,
-        threshold: float,
-        detector: Mapping[str, Any] | Callable[[], Detector],
-        *,
-        validator: RangeValidator | None = None,
-        epa: EpaCorrection | None = None,
-        scale_fields: Sequence[str] = (),
-        scale_window: int | None = None,
-        gaps: Callable[[GapTracker | None], GapLogic] | None = None,
-        channels: ChannelAgreement | None = None,
-        flatline: int | None = None,
-        flatline_seconds: int = FLATLINE_SECONDS,
-        nowcast: bool = False,
-        report_faults: bool = True,
-        count_alerts: bool = True,
-        incidents: int | None = None,
-    ):
-        self.impute_fields = tuple(impute_fields)
-        self.window = window
-        self.strategy = strategy
-        self.threshold = threshold
-        # a detector factory, or HalfSpaceTreesDetector's options
-        self.detector = detector if callable(detector) else dict(detector)
-        self.validator = validator  # preparation: out-of-range values become missing
-        self.epa = epa  # preparation: the EPA PM2.5 correction, after imputation
-        self.scale_fields = tuple(scale_fields)  # preparation: z-scores, before scoring
-        self.scale_window = scale_window
-        self.gaps = gaps  # preparation: builds a key's gap tracking, from its resume state
-        self.channels = channels  # quality control: a template, copied for each key
-        self.flatline = flatline  # quality control: readings in a row, or None (off)
-        self.flatline_seconds = flatline_seconds  # ... covering at least this time
-        self.nowcast = nowcast  # the NowCast and AQI of pm2.5_epa, as fields
-        self.report_faults = report_faults  # a reading a rule flags is an alert, whatever its score
-        self.count_alerts = count_alerts  # False when a later stage decides (the area stage)
-        self.incidents = incidents  # seconds clean that close a fault incident; None: none
-        self.new_qc()
-        self.new_scaler()
-        self.new_imputer()  # fail at build time on a bad configuration
-        self.new_detector()
-
-    def new_imputer(self) -> WindowImputer:
-        return WindowImputer(self.impute_fields, self.window, self.strategy)
-
-    def new_detector(self) -> Detector:
-        if callable(self.detector):
-            return self.detector()
-        return HalfSpaceTreesDetector(**self.detector)
-
-    def new_gaps(self, resume: GapTracker | None = None) -> GapLogic | None:
-        return None if self.gaps is None else self.gaps(resume)
-
-    def new_qc(
-        self,
-    ) -> tuple[ChannelAgreement | None, Flatline | None, NowCast | None, SensorIncidents | None]:
-        """A key's quality-control state: channel check, flatline rule, NowCast and fault
-        incidents (each or None)."""
-        return (
-            None if self.channels is None else self.channels.copy(),
-            None if self.flatline is None else Flatline(self.flatline, self.flatline_seconds),
-            NowCast() if self.nowcast else None,
-            None if self.incidents is None else SensorIncidents(self.incidents),
-        )
-
-    def new_scaler(self) -> Standardiser | None:
-        if not self.scale_fields:
-            return None
-        return Standardiser(self.scale_fields, window=self.scale_window)
 
 
 class SensorLogic(StatefulBatchLogic):
@@ -334,7 +250,7 @@ def event_record(event: GapEvent) -> dict[str, Any]:
 
 
 def dead_letter_record(letter: DeadLetter) -> dict[str, Any]:
-    """A dead letter: why, where from, and the raw input, safe to write (`sinks.dead_letters`)."""
+    """A dead letter: why, where from, and the raw input, safe to write (`core.dead_letters`)."""
     return dead_letters.dead_letter_record(letter.reason, letter.origin, letter.raw)
 
 

@@ -24,13 +24,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from core.readings import Reading
 from imputers.ewma import EWMAImputer
 from imputers.interpolate import LinearGapImputer
 from imputers.knn import BatchKNNImputer
 from imputers.running import RunningMeanImputer
 from imputers.spatial import SpatialImputer
 from imputers.window import WindowImputer
-from sources.payload import Reading
 
 WEATHER = ("humidity", "temperature", "pressure")
 #: The flow's imputed fields: what is scored by default.

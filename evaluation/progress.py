@@ -43,7 +43,7 @@ class StageProgress:
 
     @staticmethod
     def _log(line: str) -> None:
-        from sinks.metrics import ensure_stderr_handler
+        from core.logs import ensure_stderr_handler
 
         ensure_stderr_handler(log)
         log.info(line)

@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 
 from bytewax.operators import StatefulBatchLogic
 
-from sources.payload import Reading
+from core.readings import Reading
 
 MODES = ("events", "fill")
 CLOCKS = ("event", "system")

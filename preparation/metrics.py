@@ -15,11 +15,11 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from core.readings import Reading
 from preparation.channels import FLAG as CHANNELS_FLAG
 from preparation.correction import EPA_FIELD
 from preparation.flatline import FLAG as FLATLINE_FLAG
 from preparation.gaps import GapEvent
-from sources.payload import Reading
 
 _PLACEHOLDER, _FLAGS, _VALUES = attrgetter("placeholder"), attrgetter("flags"), attrgetter("values")
 _REASONS = attrgetter("reasons")

@@ -16,7 +16,7 @@ from typing import Generic, TypeVar
 
 from bytewax.operators import StatefulBatchLogic
 
-from sources.payload import Reading
+from core.readings import Reading
 
 T = TypeVar("T")
 SAMPLE_BY = ("sensor", "global")

@@ -17,7 +17,7 @@ resumed from the recovery directory writes it again: nothing is lost.
 ('postgresql://me@db.example/aq', None)
 
 Every message (a retry's warning, the final error, the driver's error it quotes) goes through
-`sinks.redaction.redact` with the URL it is about: no password reaches the log.
+`core.redaction.redact` with the URL it is about: no password reaches the log.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any, Protocol, TypeVar
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from sinks.redaction import redact
+from core.redaction import redact
 from sinks.tables import TABLES, SchemaMismatch, Table
 from sources.retry import Backoff, attempts, cause, retrying
 

@@ -7,7 +7,6 @@ threads of one process share.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
@@ -15,10 +14,7 @@ from typing import Any
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-
-def to_line(record: Any) -> str:
-    """One compact JSON line (no NaN: JSON has none)."""
-    return json.dumps(record, separators=(",", ":"), allow_nan=False, default=str)
+from core.json_lines import to_line
 
 
 class _FilePartition(StatelessSinkPartition[Any]):

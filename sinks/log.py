@@ -6,7 +6,7 @@ import logging
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from sinks.metrics import ensure_stderr_handler
+from core.logs import ensure_stderr_handler
 
 
 class _LogPartition(StatelessSinkPartition[str]):

@@ -11,7 +11,6 @@ rate to stderr, so a long replay shows how far it got. The flow counts whole bat
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from collections import Counter as Tally
@@ -22,29 +21,16 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from sources.payload import Reading
+from core.logs import ensure_stderr_handler
+from core.readings import Reading
 
 _IMPUTED, _PLACEHOLDER = attrgetter("imputed"), attrgetter("placeholder")
 READINGS = Counter("air_quality_readings", "Readings cleaned and scored")
 IMPUTED = Counter("air_quality_imputed_values", "Values filled in by the imputer", ["field"])
 ANOMALIES = Counter("air_quality_anomalies", "Readings reported as anomalies")
 DEAD_LETTERS = Counter("air_quality_dead_letters", "Rows and lines that could not be parsed")
-#: PurpleAir API points spent, by endpoint (`sources.points`: priced from rows and fields).
-POINTS = Counter("purpleair_points", "PurpleAir API points spent", ["endpoint"])
 
 log = logging.getLogger("air_quality.progress")
-
-
-def ensure_stderr_handler(logger: logging.Logger) -> None:
-    """Give the `air_quality` loggers an INFO handler on stderr unless one is configured (a
-    level configured with it, as `air-quality --log-level` does, is left as it is)."""
-    if not logger.hasHandlers() or logger.getEffectiveLevel() > logging.INFO:
-        root = logging.getLogger("air_quality")
-        if not root.handlers:
-            handler = logging.StreamHandler(sys.stderr)
-            handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
-            root.addHandler(handler)
-            root.setLevel(logging.INFO)
 
 
 class Progress:

@@ -17,7 +17,7 @@ import zlib
 
 import psycopg
 
-from sinks.redaction import redact
+from core.redaction import redact
 from sinks.tables import Table, quote
 
 TYPES = {

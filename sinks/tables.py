@@ -23,8 +23,8 @@ from typing import Any
 
 import orjson
 
-from sinks.dead_letters import RAW_LIMIT, json_safe
-from sinks.jsonlines import to_line
+from core.dead_letters import RAW_LIMIT, json_safe
+from core.json_lines import to_line
 
 #: Column kinds (each dialect has a type for each).
 KINDS = ("int", "real", "text", "time", "bool", "json")
@@ -188,7 +188,7 @@ def _storable(value: Any) -> Any:
 def storable_raw(raw: Any) -> tuple[str, str]:
     """A dead letter's raw input as text any database stores, and its SHA-256 (hex).
 
-    The text is the JSON of `sinks.dead_letters.json_safe(raw)` (no NaN, no lone surrogate,
+    The text is the JSON of `core.dead_letters.json_safe(raw)` (no NaN, no lone surrogate,
     bounded; a long input is its prefix and its length), ASCII only, so a NUL or any byte that
     is not UTF-8 reaches the database as an escape. The raw of a flow's dead letter is already
     `json_safe`: it is stored as the JSON-lines sinks write it.

@@ -22,9 +22,10 @@ from typing import Any
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from sinks.dead_letters import dead_letter_record
-from sinks.jsonlines import JsonLinesSink, to_line
-from sinks.redaction import redact
+from core.dead_letters import dead_letter_record
+from core.json_lines import to_line
+from core.redaction import redact
+from sinks.jsonlines import JsonLinesSink
 from sources.http import (
     DEADLINE,
     TRANSIENT,

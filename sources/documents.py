@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from sinks.redaction import redact
+from core.redaction import redact
 from sources.http import HttpLimitError, HttpLimits, MiB, bounded_session, fetch, where
 from sources.payload import PayloadError, decode_line
 from sources.retry import cause
@@ -29,7 +29,7 @@ URL_LIMITS = HttpLimits(
 
 class SourceError(RuntimeError):
     """A source location that cannot be read at all (missing file, unreachable URL, HTTP error);
-    its message with any credential in it masked (`sinks.redaction`)."""
+    its message with any credential in it masked (`core.redaction`)."""
 
     def __init__(self, message: str):
         super().__init__(redact(message))

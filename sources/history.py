@@ -36,9 +36,10 @@ from typing import NamedTuple
 import requests
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
+from core.readings import DeadLetter, Item, Reading
 from sources.documents import SourceError
 from sources.http import DEADLINE, HttpLimitError, HttpLimits, fetch
-from sources.payload import DeadLetter, Item, PayloadError, Reading, decode_line, parse_payload
+from sources.payload import PayloadError, decode_line, parse_payload
 from sources.points import (
     BASE_COST,
     BudgetExceeded,

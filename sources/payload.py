@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from core.readings import DeadLetter, Item, Reading
 from sources.times import EPOCH_RANGE, TimeWindow
 
 #: Fields the API returns as text; they are carried along, never validated as numbers.
@@ -32,38 +33,6 @@ DEFAULT_WINDOW = TimeWindow()
 MAX_SENSOR_INDEX = 2**63 - 1
 #: Fields that identify a row or give its time; not part of `Reading.values`.
 ID_FIELDS = frozenset({"sensor_index", "last_seen"})
-
-
-@dataclass(slots=True)
-class Reading:
-    """One sensor's row of one poll, with numeric values (None = missing)."""
-
-    sensor_index: int
-    time: int  # event time, epoch seconds (last_seen, else the payload's data_time_stamp)
-    values: dict[str, float | None]
-    text: dict[str, str | None] = field(default_factory=dict)
-    imputed: list[str] = field(default_factory=list)  # fields filled by an imputer
-    missing: list[str] = field(default_factory=list)  # fields still missing after imputation
-    score: float | None = None
-    status: str = "new"  # new | warming_up | scored | unscored
-    flags: dict[str, str] = field(default_factory=dict)  # field -> why it was removed/not derived
-    placeholder: bool = False  # stands for a missed time step (no row was received)
-    reasons: list[str] = field(default_factory=list)  # quality-control codes (preparation.reasons)
-
-
-@dataclass(slots=True)
-class DeadLetter:
-    """Input that could not become a reading: the reason and the raw row, line (bytes) or payload.
-
-    `raw` is kept as it came; `sinks.dead_letters.json_safe` makes it writable when it is written.
-    """
-
-    reason: str
-    raw: Any
-    origin: str = ""  # where it came from, e.g. "polls.jsonl:12"
-
-
-Item = Reading | DeadLetter
 
 
 class PayloadError(ValueError):

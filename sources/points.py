@@ -34,7 +34,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from sinks.metrics import POINTS, ensure_stderr_handler
+from core.logs import ensure_stderr_handler
+from sources.counters import POINTS
 
 #: Points per request, by endpoint (see the module's docstring for the sources).
 BASE_COST = {"sensor": 1, "sensors": 5, "history": 5, "members": 5}
@@ -127,7 +128,7 @@ class Budget:
 
 class PointsLedger:
     """The points one process spends: checked against a `Budget` before each request, counted
-    after it (Prometheus `purpleair_points`, `sinks.metrics.POINTS`), logged once an hour and
+    after it (Prometheus `purpleair_points`, `sources.counters.POINTS`), logged once an hour and
     at the end.
 
     Shared by the partitions of one process (under a lock). `clock` is seconds (tests).

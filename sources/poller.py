@@ -34,7 +34,9 @@ from urllib.parse import urlsplit
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from sinks.metrics import POINTS, ensure_stderr_handler
+from core.logs import ensure_stderr_handler
+from core.readings import DeadLetter, Item, Reading
+from sources.counters import POINTS
 from sources.documents import SourceError
 from sources.http import (
     DEADLINE,
@@ -49,16 +51,7 @@ from sources.http import (
     limits_from,
     where,
 )
-from sources.payload import (
-    DEFAULT_WINDOW,
-    DeadLetter,
-    Item,
-    PayloadError,
-    Reading,
-    decode_line,
-    parse_payload,
-    payload_shape,
-)
+from sources.payload import DEFAULT_WINDOW, PayloadError, decode_line, parse_payload, payload_shape
 from sources.points import BASE_COST, request_cost, row_cost
 from sources.retry import Backoff, parse_retry_after, retry_line
 from sources.times import TimeWindow

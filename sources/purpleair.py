@@ -13,16 +13,10 @@ from typing import Any
 
 from bytewax.inputs import DynamicSource, StatelessSourcePartition
 
+from core.readings import DeadLetter, Item
 from sources.documents import URL_LIMITS, check_reachable, is_url, iter_documents
 from sources.http import HttpLimits, limits_from
-from sources.payload import (
-    DEFAULT_WINDOW,
-    DeadLetter,
-    Item,
-    PayloadError,
-    decode_line,
-    parse_payload,
-)
+from sources.payload import DEFAULT_WINDOW, PayloadError, decode_line, parse_payload
 from sources.routing import key_worker, key_workers
 from sources.times import TimeWindow
 

@@ -24,16 +24,10 @@ from typing import NamedTuple
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from sinks.dead_letters import RAW_LIMIT, Prefix
+from core.dead_letters import RAW_LIMIT, Prefix
+from core.readings import DeadLetter, Item
 from sources.documents import SourceError, is_document, skip_rest
-from sources.payload import (
-    DEFAULT_WINDOW,
-    DeadLetter,
-    Item,
-    PayloadError,
-    decode_line,
-    parse_payload,
-)
+from sources.payload import DEFAULT_WINDOW, PayloadError, decode_line, parse_payload
 from sources.purpleair import sensor_owner
 from sources.times import TimeWindow
 

@@ -164,7 +164,7 @@ def test_progress_line_from_offsets_and_rows():
 def test_the_csv_knows_the_same_sensors_by_area_as_the_polls(polls, tmp_path):
     """The area stage's registry: a CSV of the polls' readings gives the polls' own."""
     from columns.csv_source import CsvColumnSource
-    from dataflows.areas import file_registry
+    from preparation.registry import file_registry
 
     path = tmp_path / "readings.csv"
     as_csv(polls, path)

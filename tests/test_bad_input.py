@@ -21,11 +21,11 @@ from bytewax.errors import BytewaxRuntimeError
 from bytewax.testing import TestingSink, run_main
 
 from config.options import configuration_error
+from core.dead_letters import RAW_LIMIT, json_safe
+from core.json_lines import to_line
+from core.readings import DeadLetter, Reading
 from dataflows.air_quality import build_flow
-from sinks.dead_letters import RAW_LIMIT, json_safe
-from sinks.jsonlines import to_line
 from sources import shards
-from sources.payload import DeadLetter, Reading
 from sources.poller import API_KEY_ENV, PurpleAirAuthError
 from tests.conftest import ROOT, run_processes
 from tests.corpus import (

@@ -19,8 +19,9 @@ from air_quality_stream.commands import commands
 from air_quality_stream.commands.evaluate import EVALUATIONS
 from air_quality_stream.flags import flags, parse_value
 from air_quality_stream.preflight import check_postgres
-from config.options import ConfigError, is_group
+from config.options import is_group
 from config.tables import groups, resolve
+from core.errors import ConfigError
 from data import simulate
 from tests.fake_purpleair import FakePurpleAir
 

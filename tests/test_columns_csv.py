@@ -20,8 +20,8 @@ from columns.csv_source import (
     parse_lines,
     read_header,
 )
-from config.options import ConfigError
-from sources.payload import DeadLetter
+from core.errors import ConfigError
+from core.readings import DeadLetter
 from sources.purpleair import sensor_owner
 from tests.test_recovery import drain
 

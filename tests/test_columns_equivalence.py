@@ -34,13 +34,13 @@ from columns.batch import Columns
 from columns.logic import BatchTally, ShardLogic
 from columns.source import ColumnFileSource
 from config import resolve
+from core.readings import Reading
 from data import simulate
 from dataflows.air_quality import build_flow, sensor_config
 from dataflows.steps import SensorLogic, event_record, reading_record
 from detectors.catalog import DETECTORS
 from preparation.gaps import GapEvent
 from preparation.incidents import Incident, incident_record
-from sources.payload import Reading
 from sources.purpleair import read_items
 from sources.shards import ShardedFileSource
 from tests.conftest import run_processes

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from columns.parse import parse_columns
-from sources.payload import DeadLetter, PayloadError, Reading, decode_line, parse_payload
+from core.readings import DeadLetter, Reading
+from sources.payload import PayloadError, decode_line, parse_payload
 from sources.purpleair import sensor_owner
 from tests import corpus
 

@@ -12,8 +12,8 @@ import pytest
 
 from columns.batch import Columns
 from columns.source import ColumnFileSource, shard_key
+from core.readings import DeadLetter, Reading
 from sources import shards
-from sources.payload import DeadLetter, Reading
 from sources.routing import key_worker
 from sources.shards import ShardedFileSource
 from tests.corpus import NEW_SENSOR, STAMP, doc, dumps, good_row, kinds, write_mixed

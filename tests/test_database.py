@@ -13,11 +13,11 @@ from bytewax.errors import BytewaxRuntimeError
 from bytewax.testing import TestingSink, cluster_main, run_main
 
 from config import ConfigError
+from core.dead_letters import json_safe
+from core.json_lines import to_line
 from data import simulate
 from dataflows.air_quality import build_flow
 from sinks.database import DatabaseRejected, DatabaseSink, DatabaseUnavailable
-from sinks.dead_letters import json_safe
-from sinks.jsonlines import to_line
 from sinks.tables import storable_raw
 from tests.conftest import run_processes, write_lines
 from tests.databases import OUTPUTS, expected, fetch, matches

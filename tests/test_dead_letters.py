@@ -1,4 +1,4 @@
-"""`sinks.dead_letters.json_safe`: any raw input becomes a JSON value that strict JSON, UTF-8 and
+"""`core.dead_letters.json_safe`: any raw input becomes a JSON value that strict JSON, UTF-8 and
 every sink can write, bounded in depth and size, and plain values are kept as they are."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from sinks.dead_letters import RAW_DEPTH, RAW_LIMIT, TOO_DEEP, Prefix, dead_letter_record, json_safe
-from sinks.jsonlines import to_line
+from core.dead_letters import RAW_DEPTH, RAW_LIMIT, TOO_DEEP, Prefix, dead_letter_record, json_safe
+from core.json_lines import to_line
 
 
 class Opaque:

@@ -10,9 +10,9 @@ from time import strptime
 import pytest
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
+from core.readings import DeadLetter, Reading
 from data import simulate
 from dataflows.air_quality import build_flow
-from sources.payload import DeadLetter, Reading
 from tests.conftest import payload, run_processes, write_lines
 from tests.oracle import reference_anomalies
 

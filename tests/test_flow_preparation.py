@@ -21,8 +21,8 @@ from bytewax.inputs import DynamicSource, StatelessSourcePartition
 from bytewax.testing import TestingSink, run_main
 from prometheus_client import REGISTRY
 
+from core.readings import Reading
 from dataflows.air_quality import SHIPPED_DATA, build_flow
-from sources.payload import Reading
 from tests.conftest import ROOT
 
 LABELS = ROOT / "data" / "labels.csv"

@@ -16,9 +16,9 @@ import pytest
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
 from config import DetectionConfig
+from core.readings import Reading
 from dataflows.air_quality import SHIPPED_DATA, build_flow
 from evaluation.detection import LABELS, evaluate, load_labels
-from sources.payload import Reading
 from tests.conftest import ROOT
 
 RANGES = {"humidity": (0, 100), "temperature": (-40, 185), "pressure": (300, 1100)}

@@ -19,12 +19,12 @@ import pytest
 import requests
 
 from config import resolve
-from config.options import ConfigError
+from core.errors import ConfigError
+from core.readings import DeadLetter, Reading
 from data import simulate
 from sinks.webhook import WebhookSink
 from sources.documents import SourceError
 from sources.http import HttpLimitError, HttpLimits, bounded_session, fetch
-from sources.payload import DeadLetter, Reading
 from sources.poller import API_KEY_ENV, PurpleAirPoller, PurpleAirRequestError
 from sources.purpleair import PurpleAirSource
 from sources.retry import Backoff, cause, retrying

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.readings import Reading
 from evaluation.imputation import (
     BatchKNN,
     Delayed,
@@ -20,7 +21,6 @@ from evaluation.imputation import (
     table_from_readings,
 )
 from imputers.window import WindowImputer
-from sources.payload import Reading
 
 COLUMNS = [
     "latitude",

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from bytewax.testing import TestingSink, cluster_main, run_main
 
-from config.options import ConfigError
+from core.errors import ConfigError
 from dataflows.impute import build_flow
 from tests.conftest import ROOT
 

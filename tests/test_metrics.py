@@ -14,10 +14,10 @@ from bytewax.testing import TestingSink, run_main
 from prometheus_client import REGISTRY
 
 from benchmarks.run import free_ports
+from core.readings import Reading
 from data import simulate
 from dataflows.air_quality import build_flow
 from sinks.metrics import Progress
-from sources.payload import Reading
 from sources.poller import API_KEY_ENV
 from tests.conftest import ROOT, payload, write_lines
 from tests.fake_purpleair import API_KEY, FakePurpleAir

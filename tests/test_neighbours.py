@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from bytewax.testing import TestingSink, cluster_main, run_main
 
+from core.readings import Reading
 from dataflows.air_quality import build_flow
 from dataflows.areas import AreaLogic, AreaWindow, Observation, Placed
 from preparation.incidents import Incident
@@ -23,7 +24,6 @@ from preparation.neighbours import (
     disagreements,
     robust_centre,
 )
-from sources.payload import Reading
 
 EARTH_KM = 6371.0088
 

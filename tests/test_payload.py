@@ -4,10 +4,9 @@ import json
 
 import pytest
 
+from core.readings import DeadLetter, Reading
 from sources.payload import (
-    DeadLetter,
     PayloadError,
-    Reading,
     decode_line,
     parse_payload,
     payload_shape,

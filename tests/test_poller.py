@@ -14,9 +14,9 @@ import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, run_main
 
+from core.readings import DeadLetter, Reading
 from data import simulate
 from dataflows.air_quality import build_flow
-from sources.payload import DeadLetter, Reading
 from sources.poller import (
     API_KEY_ENV,
     DEFAULT_FIELDS,

@@ -15,10 +15,11 @@ import time
 import pytest
 from bytewax.testing import TestingSink, run_main
 
+from core.json_lines import to_line
+from core.readings import DeadLetter, Reading
 from data import simulate
 from dataflows.air_quality import build_flow
-from sinks.jsonlines import to_line
-from sources.payload import EPOCH_RANGE, DeadLetter, Reading
+from sources.payload import EPOCH_RANGE
 from sources.poller import API_KEY_ENV, MAX_STAMP_AHEAD
 from tests.conftest import ROOT
 from tests.corpus import NEW_SENSOR, NOT_JSON, READING, doc, dumps, good_row, kinds

@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from core.readings import Reading
 from preparation.correction import EpaCorrection, epa_pm25
 from preparation.gaps import GapEvent, GapLogic, GapTracker, missed_steps
 from preparation.sampling import Reservoir, SampleLogic
 from preparation.scaling import Standardiser
 from preparation.validation import DEFAULT_RANGES, RangeValidator
-from sources.payload import Reading
 
 # --- validation -------------------------------------------------------------------------------
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from bytewax.testing import TestingSink, run_main
 
+from core.json_lines import to_line
+from core.readings import Reading
 from data import simulate
 from dataflows.air_quality import build_flow
-from sinks.jsonlines import to_line
-from sources.payload import Reading
 from sources.purpleair import read_items
 from sources.shards import Position, ShardedFileSource
 from tests.conftest import ROOT, payload, write_lines

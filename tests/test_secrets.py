@@ -14,8 +14,8 @@ import pytest
 
 from config import ConfigError, resolve
 from config.__main__ import main as print_config
+from core.redaction import redact
 from sinks.database import DatabaseRejected, DatabaseSink, DatabaseUnavailable
-from sinks.redaction import redact
 from tests.conftest import ROOT
 
 #: Each URL form, with the secret text that must never be shown (`{port}`: the test server's).

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from bytewax.testing import TestingSink, cluster_main, run_main
 
+from core.json_lines import to_line
 from dataflows.series import MAX_LINE_BYTES, build_flow
-from sinks.jsonlines import to_line
 from tests.conftest import ROOT
 from tests.test_recovery import commit_epoch
 from tests.test_series_flow import read_csv

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from bytewax.testing import cluster_main, run_main
 
-from config.options import ConfigError
+from core.errors import ConfigError
 from dataflows.series import build_flow
 from detectors.catalog import DEFAULT_DETECTOR, DETECTORS, make_detector
 from tests.conftest import ROOT

@@ -7,8 +7,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from core.readings import DeadLetter, Reading
 from sources.documents import SourceError, iter_documents
-from sources.payload import DeadLetter, Reading
 from sources.purpleair import PurpleAirSource, read_items
 from tests.conftest import payload, write_lines
 

@@ -18,13 +18,13 @@ import pytest
 from bytewax.testing import TestingSink, run_main
 
 from config import ConfigError, resolve
+from core.readings import DeadLetter, Reading
 from data import simulate
 from dataflows.air_quality import build_flow
 from dataflows.backfill import backfill_flow
 from dataflows.steps import event_record, reading_record
 from preparation.gaps import GapEvent
 from preparation.incidents import Incident, incident_record
-from sources.payload import DeadLetter, Reading
 from sources.poller import API_KEY_ENV
 from tests.conftest import payload, write_lines
 from tests.fake_purpleair import API_KEY, FakePurpleAir

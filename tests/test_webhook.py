@@ -14,9 +14,10 @@ import pytest
 from bytewax.testing import TestingSink, run_main
 
 from benchmarks.run import free_ports
+from core.json_lines import to_line
 from data import simulate
 from dataflows.air_quality import build_flow
-from sinks.jsonlines import JsonLinesSink, to_line
+from sinks.jsonlines import JsonLinesSink
 from sinks.webhook import WebhookSink
 from sources.retry import Backoff
 from tests.conftest import ROOT

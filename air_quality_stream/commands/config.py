@@ -45,8 +45,8 @@ def _resolved(args: argparse.Namespace):  # noqa: ANN202 - a FlowConfig
 
 
 def run(args: argparse.Namespace) -> int:
-    from config.options import ConfigError
     from config.render import to_toml
+    from core.errors import ConfigError
 
     try:
         if args.action == "show":
@@ -92,7 +92,8 @@ def _allowed(flag: Flag) -> str:
 
 def explain(name: str) -> str:
     """An option's or a table's explanation, for `config explain`."""
-    from config.options import DOC, ConfigError
+    from config.options import DOC
+    from core.errors import ConfigError
 
     found, table = _find(name)
     if not found:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from sinks.jsonlines import to_line
+from core.json_lines import to_line
 
 #: Characters (or, for bytes, bytes) of a raw input kept whole; a longer one keeps this much.
 RAW_LIMIT = 4096
