@@ -30,9 +30,12 @@ def polls_file(tmp_path_factory):
     out = tmp_path_factory.mktemp("dbsim")
     path, _ = simulate.write(simulate.generate(seed=9, n_sensors=12, hours=8), out)
     lines = path.read_text().splitlines()
-    bad_row = json.loads(lines[3])
+    # poll 41 with a bad row, placed before poll 40: every sensor jumps a poll (gap events,
+    # once the sensors' own cadence is known) and then sees poll 40 late
+    bad_row = json.loads(lines[40])
     bad_row["data"][0][2] = "not a number \x00 é"
-    lines[2:2] = ["not json {", json.dumps(bad_row)]
+    lines[39:39] = [json.dumps(bad_row)]
+    lines[2:2] = ["not json {"]
     path.write_text("\n".join(lines) + "\n")
     return path
 

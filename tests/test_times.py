@@ -295,7 +295,10 @@ def test_a_jump_beyond_max_fill_is_a_gap_event_not_placeholders(tmp_path, engine
         *rows_every_step(2, T0 + 240 + 1200, 3),  # 9 missed steps: filled
     ]
     path = write_lines(tmp_path / "p.jsonl", [payload(rows, FIELDS)])
-    options = {"gaps": "fill", "offline_after": 400 * 86_400, "readings": True, **QUIET}
+    # a fixed step: these sensors' few readings could not teach their own cadence first
+    options = {
+        "gaps": "fill", "interval": 120, "offline_after": 400 * 86_400, "readings": True, **QUIET
+    }
     got = run(str(path), engine, **options)
     placeholders = [r for r in got["readings"] if r["placeholder"]]
     assert [r["sensor_index"] for r in placeholders] == [2] * missed(1200)
@@ -309,7 +312,7 @@ def test_a_jump_beyond_max_fill_is_a_gap_event_not_placeholders(tmp_path, engine
 def test_max_fill_is_an_option(tmp_path):
     rows = [*rows_every_step(1, T0, 2), *rows_every_step(1, T0 + 120 + 1320, 2)]
     path = write_lines(tmp_path / "p.jsonl", [payload(rows, FIELDS)])
-    options = {"gaps": "fill", "readings": True, **QUIET}
+    options = {"gaps": "fill", "interval": 120, "readings": True, **QUIET}  # a fixed step
     filled = run(str(path), "columns", **options)
     capped = run(str(path), "columns", max_fill=5, **options)
     assert sum(r["placeholder"] for r in filled["readings"]) == 10 and not filled["events"]
