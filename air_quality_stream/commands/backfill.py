@@ -22,7 +22,7 @@ import sys
 from air_quality_stream.cli import CONFIG_ERROR
 from air_quality_stream.runs import add_run_arguments, execute, resolve_args
 
-HELP = "back-fill a history file (polls or a CSV of readings), with progress"
+HELP = "back-fill a history: a file (polls or a CSV of readings) or the PurpleAir API"
 ORDER = 20
 
 
