@@ -77,7 +77,36 @@ from sources.retry import Backoff
 DEFAULT_PROGRESS = 5.0
 
 
-class BackfillProgress:
+class _ProgressLines:
+    """What both back-fill progress lines share: the rows so far under a lock (the worker
+    threads of a process share one), a line at most every `interval` seconds (None: only the
+    last), and the rate since the line before."""
+
+    def __init__(
+        self, interval: float | None, clock: Callable[[], float], write: Callable[[str], Any] | None
+    ):
+        self.interval, self._clock = interval, clock
+        self._write = write or (lambda line: print(line, file=sys.stderr, flush=True))
+        self._lock = threading.Lock()
+        self.rows = 0
+        self._started = clock()
+        self._last = (self._started, 0)
+
+    def _due(self) -> float | None:
+        """Now, when a progress line is due (called under the lock); else None."""
+        if self.interval is None:
+            return None
+        now = self._clock()
+        return now if now - self._last[0] >= self.interval else None
+
+    def _rate(self, now: float) -> float:
+        """Rows a second since the last line; `now` becomes the last line's time."""
+        then, rows_then = self._last
+        self._last = (now, self.rows)
+        return (self.rows - rows_then) / (now - then) if now > then else 0.0
+
+
+class BackfillProgress(_ProgressLines):
     """A `ProgressHook` for the column sources: told, after each batch of each partition, its
     rows and how far into the file it got; every `interval` seconds writes a progress line.
 
@@ -103,32 +132,22 @@ class BackfillProgress:
         clock: Callable[[], float] = time.monotonic,
         write: Callable[[str], Any] | None = None,
     ):
+        super().__init__(interval, clock, write)
         self.size = max(size, 1)
-        self.interval = interval
-        self._clock = clock
-        self._write = write or (lambda line: print(line, file=sys.stderr, flush=True))
-        self._lock = threading.Lock()
         self._offsets: dict[str, int] = {}
-        self.rows = 0
-        self._started = clock()
-        self._last = (self._started, 0)
 
     def __call__(self, part: str, rows: int, offset: int) -> None:
         with self._lock:
             self.rows += rows
             self._offsets[part] = offset
-            if self.interval is None:
-                return
-            now = self._clock()
-            if now - self._last[0] < self.interval:
+            now = self._due()
+            if now is None:
                 return
             line = self._line(now)
         self._write(line)
 
     def _line(self, now: float) -> str:
-        then, rows_then = self._last
-        rate = (self.rows - rows_then) / (now - then) if now > then else 0.0
-        self._last = (now, self.rows)
+        rate = self._rate(now)
         done = min(self._offsets.values(), default=0) / self.size
         elapsed = now - self._started
         left = "?" if done <= 0 else _clock_time(elapsed * (1 - done) / done)
@@ -191,7 +210,7 @@ def backfill_flow(
     return build_flow(source, config=config, **options)
 
 
-class HistoryProgress:
+class HistoryProgress(_ProgressLines):
     """The back-fill's progress from the API: told of each chunk (`HistorySource.progress`),
     writes every `interval` seconds chunks done, rows, rows/s, points spent and time left
     (at the average pace of this run's chunks so far). `interval=None`: only `finish`.
@@ -214,30 +233,24 @@ class HistoryProgress:
         clock: Callable[[], float] = time.monotonic,
         write: Callable[[str], Any] | None = None,
     ):
-        self.ledger, self.interval, self._clock = ledger, interval, clock
-        self._write = write or (lambda line: print(line, file=sys.stderr, flush=True))
-        self._lock = threading.Lock()
+        super().__init__(interval, clock, write)
+        self.ledger = ledger
         self._parts: dict[str, tuple[int, int]] = {}  # part: (done, total)
         self._first: dict[str, int] = {}  # part: chunks done when this run began
-        self.rows = 0
-        self._started = clock()
-        self._last = (self._started, 0)
 
     def __call__(self, part: str, done: int, total: int, rows: int) -> None:
         with self._lock:
             self.rows += rows
             self._first.setdefault(part, done - 1)
             self._parts[part] = (done, total)
-            now = self._clock()
-            if self.interval is None or now - self._last[0] < self.interval:
+            now = self._due()
+            if now is None:
                 return
             line = self._line(now)
         self._write(line)
 
     def _line(self, now: float) -> str:
-        then, rows_then = self._last
-        rate = (self.rows - rows_then) / (now - then) if now > then else 0.0
-        self._last = (now, self.rows)
+        rate = self._rate(now)
         done = sum(d for d, _t in self._parts.values())
         total = sum(t for _d, t in self._parts.values())
         this_run = done - sum(self._first.values())
