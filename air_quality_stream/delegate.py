@@ -10,7 +10,7 @@ from air_quality_stream.cli import CONFIG_ERROR
 
 def delegate(module: str, prog: str, argv: list[str]) -> int:
     """`module.main(argv)`, its usage lines naming `prog`; a configuration error as one line."""
-    from config.options import configuration_error
+    from config.options import say_configuration_error
 
     main = importlib.import_module(module).main
     name, sys.argv[0] = sys.argv[0], prog
@@ -19,10 +19,8 @@ def delegate(module: str, prog: str, argv: list[str]) -> int:
     except SystemExit as stop:  # argparse: --help, or a usage error
         return stop.code if isinstance(stop.code, int) else 0
     except Exception as error:
-        cause = configuration_error(error)
-        if cause is None:
+        if not say_configuration_error(error):
             raise
-        print(f"configuration error: {cause}", file=sys.stderr)
         return CONFIG_ERROR
     finally:
         sys.argv[0] = name

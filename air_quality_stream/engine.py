@@ -64,7 +64,7 @@ def main(argv: list[str]) -> int:
     from bytewax.recovery import RecoveryConfig
     from bytewax.run import cli_main
 
-    from config.options import configuration_error
+    from config.options import say_configuration_error
 
     if spec.get("metrics_port") is not None:
         from prometheus_client import start_http_server
@@ -85,10 +85,8 @@ def main(argv: list[str]) -> int:
             recovery_config=recovery,
         )
     except Exception as error:
-        cause = configuration_error(error)
-        if cause is None:
+        if not say_configuration_error(error):
             raise
-        print(f"configuration error: {cause}", file=sys.stderr)
         return CONFIG_ERROR
     finally:
         sys.stdout.flush()

@@ -291,6 +291,16 @@ def configuration_error(error: BaseException) -> BaseException | None:
     return None
 
 
+def say_configuration_error(error: BaseException) -> bool:
+    """Print the configuration error behind `error` as its one line on stderr; False (nothing
+    printed) when `error` is not one, for the caller to raise."""
+    cause = configuration_error(error)
+    if cause is None:
+        return False
+    print(f"configuration error: {cause}", file=sys.stderr)
+    return True
+
+
 def install_excepthook() -> None:
     """Print an uncaught `ConfigError` or `SourceError` (or a Bytewax error raised from one) as
     its one line (`configuration error: ...`) instead of a traceback; every other exception goes
@@ -300,10 +310,7 @@ def install_excepthook() -> None:
         return
 
     def hook(kind: type[BaseException], error: BaseException, trace: Any) -> None:
-        cause = configuration_error(error)
-        if cause is not None:
-            print(f"configuration error: {cause}", file=sys.stderr)
-        else:
+        if not say_configuration_error(error):
             previous(kind, error, trace)
 
     hook.config_errors = True  # type: ignore[attr-defined]

@@ -58,7 +58,7 @@ from bytewax.recovery import RecoveryConfig
 from columns.csv_source import CsvColumnSource
 from columns.source import ColumnFileSource
 from config import resolve
-from config.options import configuration_error
+from config.options import configuration_error, say_configuration_error
 from core.errors import ConfigError
 from dataflows.air_quality import POLLED_FIELDS, build_flow
 from sources.history import (
@@ -501,10 +501,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             cluster_main(flow, [], 0, worker_count_per_proc=args.workers)
     except Exception as error:  # only a configuration error is shown as one line
-        cause = configuration_error(error)
-        if cause is None:
+        if not say_configuration_error(error):
             raise
-        print(f"configuration error: {cause}", file=sys.stderr)
         return 1
     progress.finish()
     return 0
