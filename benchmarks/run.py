@@ -10,10 +10,10 @@ Each case runs in a fresh subprocess (so peak memory is its own) that times only
 batches of 1,000 rows:
   passthrough    ShardedFileSource → identity map → discarding sink  (the engine's limit)
   keyed          ShardedFileSource → key by sensor → stateful_map identity (the keyed limit)
-  flow           the air-quality flow, defaults, engine "readings"    (one object per reading)
+  flow           the air-quality flow, defaults (the same as `columns` now: one engine)
   flow_hst       the same on the example's configuration (`EXAMPLE`)
   keyed_columns  ColumnFileSource → its (shard key, Columns) items → stateful_map identity
-  columns        the air-quality flow, defaults, engine "columns"      (column batches)
+  columns        the air-quality flow, defaults                       (column batches)
   columns_hst    the same on the example's configuration
   baseline       the original example (benchmarks/baseline.py)
 with 1 worker, 2 workers (threads of one process) and 2 processes on loopback. Rates are rows
@@ -111,9 +111,8 @@ def build_case(case: str, path: str, url: str | None = None):
     sink = _Discard.make()
     if case in ("flow", "flow_hst", "columns", "columns_hst"):
         options = EXAMPLE if case.endswith("_hst") else {}
-        engine = "columns" if case.startswith("columns") else "readings"
         outputs = dict.fromkeys(("output", "dead_letters", "totals", "events"), sink)
-        return build_flow(path, engine=engine, **options, **outputs)
+        return build_flow(path, **options, **outputs)
     if case == "baseline":
         return baseline.build_flow(path, sink)
     if case in ("discarded", "database"):  # all four outputs, into `url` or discarded
@@ -304,34 +303,6 @@ def _rss_bytes() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def state_memory(n_sensors: int = 100_000) -> tuple[float, int]:
-    """Resident bytes per sensor of `n_sensors` per-key states past their first detector window
-    (each an independent unpickled copy of one warmed-up sensor, as after a recovery), and the
-    pickled size of one."""
-    import pickle
-
-    import numpy as np
-
-    from columns.sensor_config import SensorConfig
-    from core.readings import Reading
-    from dataflows.air_quality import DEFAULT_IMPUTE_FIELDS
-    from dataflows.steps import SensorLogic
-
-    config = SensorConfig(
-        DEFAULT_IMPUTE_FIELDS, 10, "mean", 0.7, {"features": ("pm1.0_cf_1",), "window_size": 72}
-    )
-    pm = np.random.default_rng(0).gamma(2.0, 5.0, 80).round(1).tolist()
-    warm = SensorLogic(config)
-    fields = {"temperature": 70.0, "humidity": 40.0, "pressure": 1010.0}
-    warm.on_batch([Reading(1, 120 * i, {**fields, "pm1.0_cf_1": v}) for i, v in enumerate(pm)])
-    blob = pickle.dumps(warm.snapshot())
-    before = _rss_bytes()
-    states = [SensorLogic(config, pickle.loads(blob)) for _ in range(n_sensors)]
-    used = _rss_bytes() - before
-    assert len(states) == n_sensors
-    return used / n_sensors, len(blob)
-
-
 def column_state_memory(case: str, n_sensors: int = 100_000, polls: int = 80) -> tuple[float, int]:
     """Resident and pickled bytes per sensor of one `columns.logic.ShardLogic` holding
     `n_sensors` sensors after `polls` polls (past the detector's first window of 72), on the
@@ -349,7 +320,7 @@ def column_state_memory(case: str, n_sensors: int = 100_000, polls: int = 80) ->
     from dataflows.air_quality import sensor_config
 
     options = EXAMPLE if case.endswith("_hst") else {}
-    config = resolve(None, engine="columns", **options)
+    config = resolve(None, **options)
     spatial = config.spatial.enabled
     per_sensor = sensor_config(config.cleaning, config.detection, "sensor", spatial)
     logic = ShardLogic(per_sensor, None, features=config.detection.features)
@@ -382,7 +353,7 @@ def column_state_memory(case: str, n_sensors: int = 100_000, polls: int = 80) ->
 
 
 def _measure_memory(case: str, n_sensors: int) -> tuple[float, float]:
-    """`column_state_memory` (or `state_memory` for `flow`) in a fresh subprocess."""
+    """`column_state_memory` in a fresh subprocess."""
     cmd = [sys.executable, "-m", "benchmarks.run", "--memory-case", case]
     cmd += ["--memory-sensors", str(n_sensors)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -460,10 +431,7 @@ def main(argv=None) -> int:
         return 0
     if args.memory_case:
         sys.path.insert(0, str(ROOT))
-        if args.memory_case == "flow":
-            print(json.dumps(state_memory(args.memory_sensors)))
-        else:
-            print(json.dumps(column_state_memory(args.memory_case, args.memory_sensors)))
+        print(json.dumps(column_state_memory(args.memory_case, args.memory_sensors)))
         return 0
     if args.databases:
         from benchmarks.databases import main as databases

@@ -79,6 +79,7 @@ class BatchTally:
     invalid: Counter = field(default_factory=Counter)  # field -> values out of range
     reasons: Counter = field(default_factory=Counter)  # quality-control code -> readings
     epa: Counter = field(default_factory=Counter)  # "applied" / "not_applied"
+    newest: int | None = None  # the time of the newest reading (not placeholder)
 
 
 class SlotMap:
@@ -430,6 +431,9 @@ class ShardLogic(StatefulBatchLogic):
             if n_imputed:
                 tally.imputed[name] += n_imputed
         tally.received += len(work) - placeholders
+        if placeholders < len(work):
+            newest = int(work.times[~work.placeholder].max())
+            tally.newest = newest if tally.newest is None else max(tally.newest, newest)
         tally.placeholders += placeholders
         for flags in work.flags.values():
             for name in flags:
