@@ -26,7 +26,7 @@ made for column batches: the column flow's own source (the same file, shards, sh
 batch size: one `Columns` item per poll line and shard, so the same bytes decoded and parsed),
 each item through a keyed `stateful_map` identity under its shard key, nothing else. The ratio
 `columns/keyed_columns` is then what the column flow's stages and outputs leave of the engine's
-limit on the same input, as `flow/keyed` is for the per-reading flow.
+limit on the same input, as `flow/keyed` is for the per-reading source.
 
 `EXAMPLE` is the example this project grows from: `detector="hst"` (river's HalfSpaceTrees on
 `pm1.0_cf_1`) with imputation and the EPA correction, and the quality-control stages

@@ -77,8 +77,6 @@ __all__ = ["DEFAULT_IMPUTE_FIELDS", "GC_THRESHOLD", "KEY_MODES", "build_flow", "
 
 #: The recorded poll sequence that the project's simulator generates (see data/README.md).
 SHIPPED_DATA = Path(__file__).resolve().parent.parent / "data" / "polls.jsonl"
-#: Version of the flow's step layout (3: one column step per shard, the only engine).
-STEPS_VERSION = 3
 
 
 def _source(config: FlowConfig) -> Source:
