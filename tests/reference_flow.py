@@ -12,6 +12,7 @@ per-sensor configuration it shares (`SensorConfig`).
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -80,7 +81,8 @@ def reference_run(
         registry_path: Path | None = Path(source)
     else:
         config = resolve(None, **options)
-        batches, registry_path = [list(b) for b in source], None
+        # copies: the per-sensor stages fill in a reading's values in place
+        batches, registry_path = copy.deepcopy([list(b) for b in source]), None
     return _run(config, batches, registry_path, wants)
 
 

@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from bytewax.testing import run_main
 
+from dataflows.air_quality import build_flow
 from dataflows.backfill import BackfillProgress, main
 from tests.conftest import ROOT
 from tests.reference_flow import reference_run
@@ -93,6 +95,16 @@ def test_a_csv_of_the_same_readings_gives_the_same_anomalies(polls, oracle, tmp_
     got, err = backfill(path, tmp_path, capsys, "--progress", "0.001")
     assert records(got) == oracle
     assert err[-1].startswith(f"backfill: done, {rows:,} rows in ")
+
+
+def test_the_flow_reads_a_csv_of_readings_as_its_source(polls, oracle, tmp_path):
+    """`build_flow("readings.csv")` (and so `air-quality run`) reads the CSV in column batches,
+    as the back-fill does."""
+    path = tmp_path / "readings.csv"
+    as_csv(polls, path)
+    out = tmp_path / "anomalies.jsonl"
+    run_main(build_flow(str(path), output=str(out), events="/dev/null", progress=None))
+    assert records(lines(out)) == oracle
 
 
 def test_bad_rows_are_dead_letters_and_counts_add_up(polls, tmp_path, capsys):

@@ -55,8 +55,11 @@ OUTPUTS = ("output", "dead_letters", "readings", "totals", "events", "incidents"
 CASES = 14
 
 
-def scenario(directory: Path, rng: random.Random, hours: float | None = None) -> Path:
-    """A small simulated deployment, made harder; its polls file."""
+def scenario(
+    directory: Path, rng: random.Random, hours: float | None = None, text: bool | None = None
+) -> Path:
+    """A small simulated deployment, made harder; its polls file (`text`: with a text field,
+    without, or as drawn)."""
     sim = simulate.generate(
         seed=rng.randrange(10_000),
         n_sensors=rng.randint(3, 9),
@@ -81,11 +84,13 @@ def scenario(directory: Path, rng: random.Random, hours: float | None = None) ->
             at = poll["fields"].index(dropped)
             poll["fields"] = poll["fields"][:at] + poll["fields"][at + 1 :]
             poll["data"] = [row[:at] + row[at + 1 :] for row in poll["data"]]
+    faults(polls, rng)
     for poll in rng.sample(polls, 3):  # bad rows: a string value, a row cut short
         if len(poll["data"]) > 1:
             poll["data"][0][-1] = "x"
             poll["data"][1] = poll["data"][1][:-1]
-    if rng.random() < 0.4:  # a text field (a name, sometimes null)
+    drawn = rng.random() < 0.4
+    if drawn if text is None else text:  # a text field (a name, sometimes null)
         for poll in polls:
             poll["fields"] = [*poll["fields"], "name"]
             for row in poll["data"]:
@@ -98,6 +103,35 @@ def scenario(directory: Path, rng: random.Random, hours: float | None = None) ->
     path = directory / "polls.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     return path
+
+
+def faults(polls: list[dict], rng: random.Random) -> None:
+    """What the quality-control rules are for: a sensor stuck for 25 polls (every value as in
+    the first), values out of their physical range, channels that disagree or read 0."""
+
+    def cell(poll: dict, row: list, name: str) -> int | None:
+        return poll["fields"].index(name) if name in poll["fields"] else None
+
+    sensor = rng.choice(sorted({row[0] for p in polls for row in p["data"]}))
+    start, frozen = rng.randrange(len(polls) - 30), None
+    for poll in polls[start : start + 25]:
+        for row in poll["data"]:
+            if row[0] == sensor:
+                named = dict(zip(poll["fields"], row, strict=False))
+                frozen = frozen or {k: v for k, v in named.items() if k not in ("last_seen",)}
+                for name, value in frozen.items():
+                    if (at := cell(poll, row, name)) is not None and at < len(row):
+                        row[at] = value
+    for poll in rng.sample(polls, 4):  # out of range
+        row = rng.choice(poll["data"])
+        for name, value in (("pm2.5_cf_1", 1500.0), ("humidity", 140.0)):
+            if (at := cell(poll, row, name)) is not None:
+                row[at] = value
+    for poll in rng.sample(polls, 6):  # a channel far off the other, or at 0
+        row = rng.choice(poll["data"])
+        a, b = cell(poll, row, "pm2.5_cf_1_a"), cell(poll, row, "pm2.5_cf_1_b")
+        if a is not None and b is not None:
+            row[a], row[b] = rng.choice(((5.0, 60.0), (0.0, 30.0)))
 
 
 def draw_options(case: int) -> dict[str, Any]:
@@ -501,7 +535,7 @@ def test_offline_by_the_system_clock_as_the_per_sensor_chain_reports_it():
 def test_the_readings_are_the_per_sensor_chains_objects(tmp_path, key):
     """Every `Reading` the shard step makes, field for field (text, the order of its values'
     keys, flags and lists), against `SensorChain`'s for the same rows."""
-    path = scenario(tmp_path, random.Random(91), hours=6.0)
+    path = scenario(tmp_path, random.Random(91), hours=6.0, text=True)
     options = {"key": key, "gaps": "fill", "offline_after": 10800, "batch_size": 300}
     config = resolve(None, source=str(path), **options)
     step = sensor_config(config.cleaning, config.detection, key, False, 1800)
