@@ -42,7 +42,7 @@ def build(spec: dict[str, Any]) -> tuple[Any, Any]:
         from dataflows.air_quality import build_flow
         from dataflows.backfill import api_source
 
-        options = {"engine": "columns", "totals": totals}
+        options = {"totals": totals}
         source = api_source(spec["history_api"], spec.get("progress"), tree, **options)
         return build_flow(source, config=tree, progress=None, **options), source
     if spec.get("history"):

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 from config.flow import FlowConfig
 from config.options import DOC, KEYWORD, describe, hints_of, is_group
-from config.tables import KEYWORDS, groups, table_name
+from config.tables import KEYWORDS, REMOVED, groups, table_name
 
 
 class Flag(NamedTuple):
@@ -158,6 +158,9 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
             default=None,
             help=_help(flag),
         )
+    for *path, key in REMOVED:  # hidden: the configuration says the option was removed
+        dest = "option:" + ".".join((*path, key))
+        parser.add_argument(f"--{key.replace('_', '-')}", dest=dest, help=argparse.SUPPRESS)
 
 
 def _metavar(hint: Any) -> str:

@@ -88,7 +88,7 @@ def main() -> int:
     print("dry run:", plan.describe())
 
     began = time.monotonic()
-    run_main(build_flow(str(polls), engine="columns", progress=None, **outputs_to(work / "file")))
+    run_main(build_flow(str(polls), progress=None, **outputs_to(work / "file")))
     print(f"file run: {time.monotonic() - began:.0f} s")
     want = records(work / "file")
 

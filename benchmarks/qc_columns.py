@@ -4,9 +4,9 @@ Each stage is timed alone over `polls` calls of every slot (one shard's poll per
 readings like the QC scenario's (channels that mostly agree; 2 % stuck sensors, 1 % with a dead
 channel, 1 % disagreeing, 1 % of values missing; pm2.5_epa for the NowCast), each stage on the
 batches as the stages before it left them; beside it, the per-reading rule it twins, called
-reading by reading as `SensorLogic.on_batch` calls it; and the NowCast stage again on batches
-that already have its two columns (what `Work.add_column`'s copies cost). Median (and best)
-of `--runs` runs:
+reading by reading as the per-sensor chain (`tests/sensor_chain.py`) calls it; and the NowCast
+stage again on batches that already have its two columns (what `Work.add_column`'s copies cost).
+Median (and best) of `--runs` runs:
 
     python -m benchmarks.qc_columns --slots 1000 10000
 """
@@ -38,7 +38,7 @@ FIELDS = (
     "pm1.0_cf_1_a", "pm1.0_cf_1_b", "pm2.5_cf_1_a", "pm2.5_cf_1_b", "pm10.0_cf_1_a",
     "pm10.0_cf_1_b", EPA_FIELD,
 )  # fmt: skip
-#: The column stages in `SensorLogic.on_batch`'s order.
+#: The column stages in the engine's order (`columns.logic.stages_of`).
 STAGES: dict[str, Callable[[], Any]] = {
     "flatline": FlatlineColumns,
     "channels": ChannelColumns,

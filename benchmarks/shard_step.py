@@ -1,12 +1,13 @@
-"""The per-sensor step alone, both engines, and where the column engine's time goes by stage.
+"""The engine's per-shard step alone against the per-sensor classes, and where its time goes.
 
     python -m benchmarks.shard_step                                  # shipped data, defaults
     python -m benchmarks.shard_step PATH --sensors 10000 --hours 4    # a simulated file first
     python -m benchmarks.shard_step PATH --example                   # the example's configuration
 
-Reads the file once with each engine's own source (`ShardedFileSource`, `ColumnFileSource`: 2
-shards, batches of 1,000 rows), then feeds the batches, key by key as Bytewax's
-`stateful_batch` would, to `dataflows.steps.SensorLogic` (one per sensor) and to
+Reads the file once with each one's own source (`ShardedFileSource`, `ColumnFileSource`: 2
+shards, batches of 1,000 rows), then feeds the batches, key by key as Bytewax's `stateful_batch`
+would, to the per-sensor reference `tests.sensor_chain.SensorChain` (the stage classes reading
+by reading, one chain per sensor: what a plain per-sensor loop costs) and to the engine's
 `columns.logic.ShardLogic` (one per shard), timing CPU (`time.process_time`, so other work on a
 shared machine counts less) around each call, and around each stage of the column step. Reading
 and parsing are not timed, nor is anything after the step. Figures are µs per reading; the
@@ -45,16 +46,16 @@ def _batches(source: Any) -> list[list[Any]]:
 
 
 def per_reading(path: Path, options: dict[str, Any]) -> tuple[float, int]:
-    """CPU seconds of every `SensorLogic.on_batch` call, and the readings."""
+    """CPU seconds of every `SensorChain.process` call, and the readings."""
     from config import resolve
     from core.readings import Reading
     from dataflows.air_quality import sensor_config
-    from dataflows.steps import SensorLogic
     from sources.shards import ShardedFileSource
+    from tests.sensor_chain import SensorChain
 
     config = resolve(None, source=str(path), **options)
     step = sensor_config(config.cleaning, config.detection, "sensor", config.spatial.enabled)
-    logics: dict[int, SensorLogic] = {}
+    chains: dict[int, SensorChain] = {}
     spent, rows = 0.0, 0
     for batch in _batches(ShardedFileSource(path, batch_size=config.run.batch_size)):
         by_key: dict[int, list[Reading]] = {}
@@ -64,8 +65,8 @@ def per_reading(path: Path, options: dict[str, Any]) -> tuple[float, int]:
         for key, readings in by_key.items():
             rows += len(readings)
             start = time.process_time()
-            logic = logics.get(key) or logics.setdefault(key, SensorLogic(step))
-            logic.on_batch(readings)
+            chain = chains.get(key) or chains.setdefault(key, SensorChain(step))
+            chain.process(readings)
             spent += time.process_time() - start
     return spent, rows
 
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             stages[name].append(seconds / rows * 1e6)
     name = "the example's configuration" if args.example else "the defaults"
     print(f"{path.name}: {rows:,} readings, {name}, CPU µs per reading, median of {args.repeats}")
-    print(f"  per-reading step (SensorLogic)   {statistics.median(old):7.2f}")
+    print(f"  per-sensor chain (SensorChain)   {statistics.median(old):7.2f}")
     print(f"  column step (ShardLogic)         {statistics.median(new):7.2f}")
     for stage, figures in sorted(stages.items(), key=lambda kv: -statistics.median(kv[1])):
         print(f"    {stage:30s} {statistics.median(figures):7.2f}")

@@ -1,16 +1,23 @@
-"""Exact per-slot adapters: a per-reading stage of `SensorLogic`, run on a column `Work`.
+"""The per-slot host: a per-sensor stage class run on a column `Work`, one object per slot.
 
-An adapter keeps the per-reading object of its stage for every slot (one sensor's detector,
+A host keeps the per-sensor object of its stage for every slot (one sensor's detector,
 standardiser, ...) and loops over the batch's rows, handing each row to its slot's object as
-the dict the per-reading path would give it, then writes what the object changed back into the
-columns. So it is exact by construction (it *is* the per-reading code); it costs a Python call
-and a dict per row, which is what the vectorised twins of `columns/` save. `ShardLogic` uses
-one for what has no twin: every detector (`DetectorRows`: `hst_ensemble`, `ranked`, ... are
-sequential by nature), the standardiser (`ScaleRows`), and in global key mode, where every row
-is one key's, the channel rule and the imputer (`ChannelRows`, `ImputeRows`).
+the dict the per-sensor chain (`tests/sensor_chain.py`) gives it, then writes what the object
+changed back into the columns. So it is exact by construction: the per-sensor class *is* the
+implementation, called row by row (a Python call and a dict per row). `ShardLogic` hosts:
 
-Each adapter has the stage interface: `grow(slots)` and `apply(work, slots, counts)`; rows of
-one slot are taken in row order, so an adapter also accepts a batch where a slot repeats (global
+- every detector but `hst` and `hst_ensemble` (which have vectorised forms, `columns/hst.py`
+  and `columns/ensemble.py`) in `DetectorRows`: `ranked`, `zscore` and `knn_cad` are sequential
+  by nature (each score depends on the state the reading before left, through ranks, windows or
+  neighbour searches), so the per-sensor class is their one implementation; `scaled_hst` and
+  `learned_hst` have no vectorised form of their own yet;
+- the standardiser (`ScaleRows`), which has no vectorised form yet;
+- in global key mode, where every row is one key's (slot 0), the channel rule and the imputer
+  (`ChannelRows`, `ImputeRows`): their vectorised forms take each slot once a call, so global
+  mode would run one round a row, 35 to 70 times slower on the shipped data.
+
+Each host has the stage interface: `grow(slots)` and `apply(work, slots, counts)`; rows of
+one slot are taken in row order, so a host also accepts a batch where a slot repeats (global
 key mode: every row is slot 0).
 """
 
@@ -33,7 +40,7 @@ STATUS_CODES = {"warming_up": WARMING_UP, "scored": SCORED, "unscored": UNSCORED
 
 
 def row_dicts(work: Work, width: int | None = None) -> list[dict[str, float | None]]:
-    """Each row's values as the per-reading path's dict (NaN → None), over the first `width`
+    """Each row's values as the per-sensor chain's dict (NaN → None), over the first `width`
     columns (all by default)."""
     names = work.fields if width is None else work.fields[:width]
     values = work.values if width is None else work.values[:, :width]

@@ -16,7 +16,7 @@ What is vectorised, and what is not:
   the benchmark says what they cost).
 
 Rows whose feature is missing are `unscored` and learn nothing; placeholders are neither scored
-nor learnt (`unscored`), as `SensorLogic.on_batch` has it.
+nor learnt (`unscored`), as the per-sensor chain has it.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ bit, as the per-reading detector's (integer totals, the same final division).
 
 Statuses as the per-reading detector gives them: `warming_up` (no score) until a slot has
 learnt its first window, `scored` after, `unscored` (not learnt) when the feature is missing;
-placeholders are neither scored nor learnt (`unscored`), as `SensorLogic.on_batch` has it.
+placeholders are neither scored nor learnt (`unscored`), as the per-sensor chain has it.
 """
 
 from __future__ import annotations

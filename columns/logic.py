@@ -1,9 +1,9 @@
-"""The column path's per-shard step: every sensor of a shard cleaned and scored a batch at a time.
+"""The engine's per-shard step: every sensor of a shard cleaned and scored a batch at a time.
 
-`ShardLogic` is the state of one shard key inside Bytewax's `stateful_batch`, as
-`dataflows.steps.SensorLogic` is one sensor's: it takes the shard's `Columns`, gives each
-sensor a slot (the stages keep every slot's state in arrays, or one object per slot), and runs
-the stages of `SensorLogic.on_batch` in its order on the whole batch:
+`ShardLogic` is the state of one shard key inside Bytewax's `stateful_batch`: it takes the
+shard's `Columns`, gives each sensor a slot (the stages keep every slot's state in arrays, or
+one object per slot), and runs the stages in the per-sensor chain's order (its reference,
+`tests/sensor_chain.py`) on the whole batch:
 
     gaps → flatline → validation → channels → impute → epa → nowcast → scaling → incidents
     → detector → counts
@@ -16,7 +16,7 @@ mode (every row one key) runs every stage row by row on slot 0 instead, in file 
 Out of the step come `Reading`s for what leaves the flow (anomalies always; every row when the
 flow writes readings, samples them or runs the area stage), `GapEvent`s, `Incident`s, a
 `BatchTally` per batch (what the progress line and the Prometheus counters count), and the
-shard's counts (`SensorLogic`'s tags) at the end of the input. The state pickles
+shard's counts (the per-sensor chain's tags) at the end of the input. The state pickles
 (`snapshot`), and a resumed step goes on exactly where the snapshot was taken.
 """
 
@@ -71,7 +71,7 @@ _NOT_FIELDS = frozenset({EPA_FIELD, CHANNELS_FLAG, FLATLINE_FLAG})
 @dataclass(slots=True)
 class BatchTally:
     """What a batch of the shard step did, for the progress line and the Prometheus counters
-    (the per-reading path counts its readings as they leave; here most never become objects)."""
+    (most of its readings never become objects)."""
 
     received: int = 0  # readings, not placeholders
     placeholders: int = 0
@@ -79,6 +79,7 @@ class BatchTally:
     invalid: Counter = field(default_factory=Counter)  # field -> values out of range
     reasons: Counter = field(default_factory=Counter)  # quality-control code -> readings
     epa: Counter = field(default_factory=Counter)  # "applied" / "not_applied"
+    newest: int | None = None  # the time of the newest reading (not placeholder)
 
 
 class SlotMap:
@@ -166,7 +167,7 @@ def detector_factory(config: SensorConfig) -> Callable[[], Detector]:
 def stages_of(
     config: SensorConfig, features: Sequence[str] | None, per_sensor: bool = True
 ) -> list[tuple[str, Any]]:
-    """The stages of `SensorLogic.on_batch`, in its order, that the configuration turns on:
+    """The stages, in the per-sensor chain's order, that the configuration turns on:
     the vectorised twins where they exist, else the exact per-slot adapters; all adapters in
     global key mode but for the stateless stages (a twin needs each slot once a call)."""
     stages: list[tuple[str, Any]] = []
@@ -400,7 +401,8 @@ class ShardLogic(StatefulBatchLogic):
             out.extend(self.maker.readings(work, rows, base))
 
     def _count(self, work: Work, tally: BatchTally) -> np.ndarray:
-        """`SensorLogic`'s counts of a piece (only tags that occur); the rows that are alerts."""
+        """The counts of a piece (the per-sensor chain's tags, only those that occur); the rows
+        that are alerts."""
         config, counts = self.config, self.counts
 
         def add(tag: str, n: int) -> None:
@@ -430,6 +432,9 @@ class ShardLogic(StatefulBatchLogic):
             if n_imputed:
                 tally.imputed[name] += n_imputed
         tally.received += len(work) - placeholders
+        if placeholders < len(work):
+            newest = int(work.times[~work.placeholder].max())
+            tally.newest = newest if tally.newest is None else max(tally.newest, newest)
         tally.placeholders += placeholders
         for flags in work.flags.values():
             for name in flags:

@@ -1,5 +1,5 @@
 """The NowCast and AQI fields over a batch: `preparation.aqi.NowCast.update` and `aqi`, as
-`SensorLogic.on_batch` sets `pm2.5_nowcast` and `aqi` on every reading.
+the per-sensor chain sets `pm2.5_nowcast` and `aqi` on every reading.
 
 A row feeds its slot's NowCast when it is not a placeholder, has a `pm2.5_epa` and no
 `flatline` reason; it then gets the NowCast (or None) and `float(aqi(nowcast))`; every other row

@@ -1,6 +1,7 @@
-"""`Work` rows → the `Reading` objects the per-reading path makes of them, for what leaves the flow.
+"""`Work` rows → the `Reading` objects the per-sensor chain makes of them, for what leaves the flow.
 
-A `Reading` of `dataflows.steps.SensorLogic` is a dict and two lists built stage by stage, so
+A `Reading` of the per-sensor chain (`tests/sensor_chain.py`) is a dict and two lists built stage
+by stage, so
 their order is the order the stages ran in. Here it follows from the configuration:
 
 - `values`: the batch's own fields (the payload's, in its order), then the fields a stage added

@@ -1,6 +1,7 @@
 """What every sensor's stages are built from: the imputer and detector settings, the quality-
-control rules, the threshold. The engine reads it (`columns.logic`), as does the per-reading
-`dataflows.steps.SensorLogic`; it is never part of a snapshot (the stages it builds are)."""
+control rules, the threshold. The engine reads it (`columns.logic`), as does the per-sensor
+reference chain (`tests/sensor_chain.py`); it is never part of a snapshot (the stages it builds
+are)."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from preparation.validation import RangeValidator
 class ValidateColumns:
     """Out-of-range values become missing (NaN), `flags[field]` says what they were, and each
     counts as `invalid:<field>`; a row that lost any value gets the reason `out_of_range`,
-    after the reasons already given (flatline runs before), exactly as `SensorLogic.on_batch`.
+    after the reasons already given (flatline runs before), exactly as the per-sensor chain.
 
     >>> from columns.batch import Columns
     >>> work = Work.of(Columns(np.array([1, 2]), np.array([0, 0]), ("humidity", "pm"),

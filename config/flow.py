@@ -66,8 +66,6 @@ SCORED_FEATURES = ("pm2.5_cf_1",)
 #: The example's imputed fields.
 DEFAULT_IMPUTE_FIELDS = ("temperature", "humidity", "pressure", "pm1.0_cf_1")
 KEY_MODES = ("sensor", "global")
-#: How the flow moves readings: one object each, or numpy column batches per shard (`columns/`).
-ENGINES = ("readings", "columns")
 #: First-generation threshold of the cycle collector while the flow runs (`tune_gc`).
 GC_THRESHOLD = 100_000
 
@@ -969,11 +967,6 @@ class RunConfig(Group):
     progress: float | None = option(10.0, "seconds between progress log lines; false: none", min=0)
     gc_threshold: int | None = option(
         GC_THRESHOLD, "cycle-collector threshold while the flow runs; false: leave it", min=1
-    )
-    engine: str = option(
-        "readings",
-        '"readings": an object per reading; "columns": numpy batches per shard',
-        choices=ENGINES,
     )
 
     def check(self) -> None:

@@ -15,7 +15,6 @@ batch_size = 500        # readings per source batch
 shards = 2              # sensor shards a file is read in (match the worker count)
 progress = 10.0         # seconds between progress log lines; false: none
 gc_threshold = 100000   # cycle-collector threshold while the flow runs; false: leave it
-engine = "readings"     # "readings": an object per reading; "columns": numpy batches per shard
 """
 
 from __future__ import annotations

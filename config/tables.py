@@ -16,6 +16,10 @@ core.errors.ConfigError: [detection] thresold: unknown option; did you mean thre
 Traceback (most recent call last):
 ...
 core.errors.ConfigError: [source] threshold: unknown option; it belongs in [detection]
+>>> resolve({"run": {"engine": "readings"}})
+Traceback (most recent call last):
+...
+core.errors.ConfigError: [run] engine: removed: the flow has one engine (columns)
 """
 
 from __future__ import annotations
@@ -80,6 +84,15 @@ def _keywords() -> dict[str, Keyword]:
 
 #: Every `build_flow` keyword (checked at import: no two options share one).
 KEYWORDS = _keywords()
+#: Options that no longer exist (table path and key), and why: a file, keyword or flag that
+#: still sets one is an error that says so, not a guess at a similar key.
+REMOVED = {("run", "engine"): "the flow has one engine (columns)"}
+
+
+def _removed(path: tuple[str, ...], key: str) -> ConfigError | None:
+    """The error for an option that was removed, or None."""
+    why = REMOVED.get((*path, key))
+    return None if why is None else ConfigError(f"{where(table_name(path), key)}: removed: {why}")
 
 
 def _homes() -> dict[str, list[tuple[str, ...]]]:
@@ -127,7 +140,7 @@ def build(data: Mapping[str, Any], cls: type = FlowConfig, path: tuple[str, ...]
     for key, value in data.items():
         spec = specs.get(key)
         if spec is None:
-            raise _unknown(path, cls, key, value)
+            raise _removed(path, key) or _unknown(path, cls, key, value)
         if is_group(spec) and isinstance(value, Mapping):
             value = build(value, hints_of(cls)[key], (*path, key))
         elif is_group(spec) and not isinstance(value, Group):
@@ -194,6 +207,9 @@ def keyword_tables(keywords: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _unknown_keyword(name: str) -> ConfigError:
+    for (*path, key) in REMOVED:  # a removed option's keyword was its key
+        if key == name:
+            return _removed(tuple(path), key)  # type: ignore[return-value]
     for keyword, target in KEYWORDS.items():  # a TOML key given as a keyword
         if target.name == name and keyword != name:
             table = table_name(target.path)

@@ -1,11 +1,13 @@
-"""The air-quality flow: PurpleAir payloads → readings → impute → HalfSpaceTrees → anomalies.
+"""The air-quality flow: PurpleAir payloads → column batches per shard → clean, impute, score
+→ anomalies.
 
     python -m bytewax.run dataflows.air_quality:flow                 # the shipped data
     python -m bytewax.run "dataflows.air_quality:build_flow('PATH_OR_URL', key='global')"
     python -m bytewax.run "dataflows.air_quality:build_flow(config='flow.toml')"   # a deployment
 
 Options are the typed configuration of `config/` (`python -m config` prints them all);
-`build_flow` resolves a file and its keywords into it, and `dataflow` wires the groups.
+`build_flow` resolves a file and its keywords into it, and `dataflow` wires the groups around the
+one engine: each shard's sensors cleaned and scored a batch at a time (`columns.logic`).
 
 Anomalies go to stdout (or `output=PATH`) as JSON lines, dead letters to stderr (or
 `dead_letters=PATH`), every cleaned reading to `readings=PATH` when asked, totals to the log.
@@ -24,6 +26,7 @@ from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
+from columns.csv_source import CsvColumnSource
 from columns.group import ReadingGrouper
 from columns.logic import BatchTally, ShardLogic
 from columns.sensor_config import SensorConfig
@@ -47,7 +50,6 @@ from dataflows.areas import Placed, spatial_stage
 from dataflows.health import health_url, write_health
 from dataflows.steps import (
     Counts,
-    SensorLogic,
     add_counts,
     anomaly_record,
     dead_letter_record,
@@ -60,8 +62,8 @@ from dataflows.steps import (
 from preparation.correction import EpaCorrection
 from preparation.gaps import GapEvent, GapLogic, GapTracker
 from preparation.incidents import Incident, incident_record
-from preparation.metrics import count_events, count_preparation, count_readings, count_sampled
-from preparation.registry import Registry, file_registry
+from preparation.metrics import count_events, count_preparation, count_sampled
+from preparation.registry import Registry
 from preparation.sampling import SampleLogic
 from preparation.validation import RangeValidator
 from sinks.log import LogSink
@@ -70,22 +72,21 @@ from sources.documents import is_url
 from sources.extent import estimate_rows
 from sources.poller import DEFAULT_FIELDS as POLLED_FIELDS
 from sources.purpleair import PurpleAirSource
-from sources.shards import ShardedFileSource
 
 __all__ = ["DEFAULT_IMPUTE_FIELDS", "GC_THRESHOLD", "KEY_MODES", "build_flow", "dataflow", "flow"]
 
 #: The recorded poll sequence that the project's simulator generates (see data/README.md).
 SHIPPED_DATA = Path(__file__).resolve().parent.parent / "data" / "polls.jsonl"
-#: Version of the flow's step layout (2: one batched per-key step, imputer then detector).
-STEPS_VERSION = 2
 
 
 def _source(config: FlowConfig) -> Source:
-    """`"purpleair"`: the live API poller (its options, asking for the fields the flow needs);
-    an http(s) URL: fetched once; a file: sensor shards that resume from their offsets after a
-    crash (one shard with every row in global mode); a Bytewax source: itself. A file that is
-    not there is a configuration error, found before the flow starts. Each reads only rows dated
-    within `[source.times]` (a Bytewax source given from Python is taken as it is)."""
+    """A file: column batches per sensor shard (`ColumnFileSource` of polls, `CsvColumnSource`
+    of a `.csv` of readings) that resume from their offsets after a crash (one shard with every
+    row in global mode); `"purpleair"`: the live API poller (its options, asking for the fields
+    the flow needs); an http(s) URL: fetched once; a Bytewax source: itself. The last three
+    give readings, grouped into column batches by the flow. A file that is not there is a
+    configuration error, found before the flow starts. Each reads only rows dated within
+    `[source.times]` (a Bytewax source given from Python is taken as it is)."""
     source, run = config.source.path or SHIPPED_DATA, config.run
     window = config.source.times.window()
     if isinstance(source, Source):
@@ -103,7 +104,8 @@ def _source(config: FlowConfig) -> Source:
     if not Path(source).is_file():
         raise ConfigError(f"[source] path: no such file: {source}")
     shards = run.shards if run.key == "sensor" else 1
-    return ShardedFileSource(source, shards=shards, batch_size=run.batch_size, window=window)
+    kind = CsvColumnSource if Path(source).suffix.lower() == ".csv" else ColumnFileSource
+    return kind(source, shards=shards, batch_size=run.batch_size, window=window)
 
 
 def _count_totals(per_key: Stream[Counts], dead: Stream[Any]) -> Stream[Counts]:
@@ -141,23 +143,6 @@ def tune_gc(threshold: int = GC_THRESHOLD) -> None:
     """
     gc.freeze()
     gc.set_threshold(threshold, *gc.get_threshold()[1:])
-
-
-def keyed_readings(batch: list[Any], key: str) -> list[tuple[str, Reading]]:
-    """The batch's readings, keyed by sensor (`key="sensor"`) or all under `"global"`."""
-    if key == "sensor":
-        return [(str(r.sensor_index), r) for r in batch if type(r) is Reading]
-    return [("global", r) for r in batch if type(r) is Reading]
-
-
-def not_readings(batch: list[Any]) -> list[DeadLetter]:
-    """The batch's dead letters; an item that is neither a reading nor a dead letter (from a
-    custom source) becomes one, so it is reported and counted, never dropped."""
-    return [
-        item if type(item) is DeadLetter else DeadLetter(f"not a Reading: {type(item)}", item)
-        for item in batch
-        if type(item) is not Reading
-    ]
 
 
 def unkeyed(batch: list[tuple[str, Any]], kind: type) -> list[Any]:
@@ -231,30 +216,9 @@ def _gap_events(per_key: Stream[tuple[str, Any]], sink: Sink) -> Stream[Counts]:
 def _take_readings(
     cleaning: CleaningConfig, key: str, counter: Progress
 ) -> Callable[[list], list[Reading]]:
-    """The step that takes the cleaned readings out of the per-key step's output, counting the
-    preparation stages' work when any runs."""
-    fill = cleaning.gaps.mode == "fill" and key == "sensor"
-    count_preparation = (
-        cleaning.validation.enabled
-        or cleaning.epa.enabled
-        or cleaning.channels.enabled
-        or cleaning.flatline.readings is not None
-        or fill
-    )
-
-    def take_readings(batch: list[tuple[str, Any]]) -> list[Reading]:
-        readings = counter.readings(unkeyed(batch, Reading))
-        return count_readings(readings) if count_preparation else readings
-
-    return take_readings
-
-
-def _take_tallied_readings(
-    cleaning: CleaningConfig, key: str, counter: Progress
-) -> Callable[[list], list[Reading]]:
-    """The column path's `_take_readings`: its shard step says what each batch did in a
-    `BatchTally` (most of its readings never become objects), counted as the per-reading path
-    counts the readings themselves; the readings that leave pass on."""
+    """The readings that leave the shard step, and its counts: the step says what each batch
+    did in a `BatchTally` (most of its readings never become objects), counted for the progress
+    line and the preparation stages' Prometheus counters (when any runs)."""
     fill = cleaning.gaps.mode == "fill" and key == "sensor"
     count_stages = (
         cleaning.validation.enabled
@@ -274,26 +238,13 @@ def _take_tallied_readings(
     return take_readings
 
 
-def _column_source(config: FlowConfig) -> Source:
-    """`engine="columns"`: a file is read in column batches (`ColumnFileSource`, the same
-    shards and resume positions as `ShardedFileSource`); any other source gives readings."""
-    source, run = config.source.path or SHIPPED_DATA, config.run
-    if isinstance(source, Source) or source == "purpleair" or is_url(str(source)):
-        return _source(config)
-    if not Path(source).is_file():
-        raise ConfigError(f"[source] path: no such file: {source}")
-    shards = run.shards if run.key == "sensor" else 1
-    window = config.source.times.window()
-    return ColumnFileSource(source, shards=shards, batch_size=run.batch_size, window=window)
-
-
 def _column_step(
-    config: FlowConfig, flow: Dataflow, per_sensor: SensorConfig, emit_all: bool
+    config: FlowConfig, flow: Dataflow, source: Source, per_sensor: SensorConfig, emit_all: bool
 ) -> tuple[Stream[tuple[str, Any]], Stream[DeadLetter]]:
-    """`engine="columns"`: column batches per shard (a source of readings grouped into them
-    by `columns.group`), each shard cleaned and scored by a `columns.logic.ShardLogic`; returns
-    its output stream and the dead letters."""
-    run, source = config.run, _column_source(config)
+    """Column batches per shard (a source of readings grouped into them by `columns.group`),
+    each shard cleaned and scored by a `columns.logic.ShardLogic`; returns its output stream and
+    the dead letters."""
+    run = config.run
     grouped = op.input("read_columns", flow, source)
     if not isinstance(source, ColumnFileSource):
         grouper = ReadingGrouper(run.shards if run.key == "sensor" else None)
@@ -449,21 +400,17 @@ def build_flow(
     return dataflow(resolve(config, **options))
 
 
-def _registry(config: FlowConfig) -> Registry | None:
-    """For a local file, its sensors by area (`file_registry`; a file source that knows them:
-    its `registry`, as the column sources do); None for a live source."""
-    source, spatial = config.source.path or SHIPPED_DATA, config.spatial
-    if isinstance(source, Source):
-        known = getattr(source, "registry", None)
-        return None if known is None else known(spatial.area_km, spatial.radius_km)
-    if source == "purpleair" or is_url(str(source)):
-        return None
-    window = config.source.times.window()
-    return file_registry(source, spatial.area_km, spatial.radius_km, window)
+def _registry(config: FlowConfig, source: Source) -> Registry | None:
+    """A file's sensors by area, for the area stage (a source that knows them: its
+    `registry`, as the column file sources do); None for a live source or a URL."""
+    known = getattr(source, "registry", None)
+    spatial = config.spatial
+    return None if known is None else known(spatial.area_km, spatial.radius_km)
 
 
 def dataflow(config: FlowConfig, *, processes: int = 1) -> Dataflow:
-    """The flow: read → split readings from dead letters → clean and score per key → outputs.
+    """The flow: read → column batches per shard, dead letters apart → clean and score per shard
+    → outputs.
     `processes`: how many run it (each one's progress counts its share of a file)."""
     run, outputs = config.run, config.outputs
     spatial = config.spatial.enabled and run.key == "sensor"  # neighbours need time series
@@ -473,21 +420,10 @@ def dataflow(config: FlowConfig, *, processes: int = 1) -> Dataflow:
     if run.gc_threshold is not None:
         tune_gc(run.gc_threshold)
     flow = Dataflow("air_quality")
-    if run.engine == "columns":
-        emit_all = outputs.readings is not None or bool(outputs.sample.size) or spatial
-        per_key, rejected = _column_step(config, flow, per_sensor, emit_all)
-        take_readings = _take_tallied_readings(config.cleaning, run.key, counter)
-    else:
-        items = op.input("read", flow, _source(config))
-        # batch steps (one Python call per batch, not per item) split and key the streams
-        keyed = op.flat_map_batch(
-            "key_readings", items, lambda batch: keyed_readings(batch, run.key)
-        )
-        rejected = op.flat_map_batch("take_dead_letters", items, not_readings)
-        per_key = op.stateful_batch(
-            "clean_and_score", keyed, lambda resume: SensorLogic(per_sensor, resume)
-        )
-        take_readings = _take_readings(config.cleaning, run.key, counter)
+    emit_all = outputs.readings is not None or bool(outputs.sample.size) or spatial
+    source = _source(config)
+    per_key, rejected = _column_step(config, flow, source, per_sensor, emit_all)
+    take_readings = _take_readings(config.cleaning, run.key, counter)
     extra_counts = []
     if per_sensor.gaps is not None:
         extra_counts.append(_gap_events(per_key, outputs.sink("events")))
@@ -495,7 +431,7 @@ def dataflow(config: FlowConfig, *, processes: int = 1) -> Dataflow:
     placed = None
     if spatial:
         offline_after = config.cleaning.gaps.offline_after
-        registry = _registry(config)
+        registry = _registry(config, source)
         placed, area_incidents, area_counts = spatial_stage(
             scored, config.spatial, offline_after, registry, clear, outputs.incident_clear
         )
@@ -513,7 +449,7 @@ def dataflow(config: FlowConfig, *, processes: int = 1) -> Dataflow:
     health_db = health_url(outputs)
     if health_db is not None:  # the run's health per minute, for the live view
         health = outputs.database.sink(health_db, "health")
-        write_health(per_key, rejected, health, columns=run.engine == "columns")
+        write_health(per_key, rejected, health)
     if outputs.readings is not None:
         readings = op.map("reading_json", scored, reading_record)
         op.output("readings_out", readings, outputs.sink("readings"))

@@ -1,4 +1,4 @@
-"""Back-fill: the air-quality flow over a history of any length, on the column engine.
+"""Back-fill: the air-quality flow over a history of any length, with progress.
 
     python -m dataflows.backfill history.jsonl
     python -m dataflows.backfill readings.csv --config flow.toml --output anomalies.jsonl
@@ -7,10 +7,10 @@
 The history is JSON lines of PurpleAir polls (or one payload), read by
 `columns.source.ColumnFileSource`, or a CSV of readings (a `.csv` file: header
 `sensor_index,time,<field>...`, see `columns.csv_source`), read by `CsvColumnSource`; either in
-column batches per sensor shard, through the flow of `dataflows.air_quality` with
-`[run] engine = "columns"` and every other option from `--config` (a flow.toml) and the
-command line. The outputs are the flow's: anomalies to stdout (or `--output`), dead letters to
-stderr (or `--dead-letters`), readings when `--readings` names where, the totals in the log.
+column batches per sensor shard, through the flow of `dataflows.air_quality` with every option
+from `--config` (a flow.toml) and the command line. The outputs are the flow's: anomalies to
+stdout (or `--output`), dead letters to stderr (or `--dead-letters`), readings when `--readings`
+names where, the totals in the log.
 
 Every `--progress` seconds one line on stderr says how far the run got:
 
@@ -188,7 +188,7 @@ def backfill_flow(
     progress: BackfillProgress | float | None = DEFAULT_PROGRESS,
     **options: Any,
 ) -> Dataflow:
-    """The air-quality flow over the history at `path` on the column engine.
+    """The air-quality flow over the history at `path`, with its progress.
 
     `config` and `options` are `build_flow`'s (a flow.toml, keyword options over it); the
     source is the file's column source, with its shard count and batch size from `[run]`.
@@ -197,7 +197,7 @@ def backfill_flow(
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"no such file: {path}")
-    options = {**options, "engine": "columns", "progress": None}
+    options = {**options, "progress": None}
     resolved = resolve(config, **options)
     run, window = resolved.run, resolved.source.times.window()
     shards = run.shards if run.key == "sensor" else 1
@@ -277,7 +277,7 @@ class HistoryProgress(_ProgressLines):
 def history_fields(config: Any = None, **options: Any) -> tuple[str, ...]:
     """The fields a history back-fill asks for: those the flow needs (as the live poller asks
     for them) that the history endpoint gives."""
-    flow = resolve(config, **{**options, "engine": "columns", "progress": None})
+    flow = resolve(config, **{**options, "progress": None})
     needed = (*POLLED_FIELDS, *flow.cleaning.imputation.fields, *flow.detection.features)
     return tuple(f for f in dict.fromkeys(needed) if f not in NOT_HISTORY)
 
@@ -302,7 +302,7 @@ def history_source(
     """The history source of a back-fill (`start`/`end`: epoch seconds, dates or ISO 8601;
     `fields`: unset, what the flow's configuration needs); its sensors and positions are found
     here, before the flow runs."""
-    options = {**options, "engine": "columns", "progress": None}
+    options = {**options, "progress": None}
     run = resolve(config, **options).run
     ledger = progress.ledger if isinstance(progress, HistoryProgress) else PointsLedger(budget)
     if not isinstance(progress, HistoryProgress):
@@ -333,10 +333,10 @@ def history_flow(
     source_options: dict[str, Any] | None = None,
     **options: Any,
 ) -> Dataflow:
-    """The air-quality flow on the column engine over sensors' history from the PurpleAir API;
+    """The air-quality flow over sensors' history from the PurpleAir API;
     `source_options` are `history_source`'s, `config` and `options` `build_flow`'s. For
     `bytewax.run` with `-r DIR` to resume."""
-    options = {**options, "engine": "columns", "progress": None}
+    options = {**options, "progress": None}
     flow_options = {k: v for k, v in options.items() if k != "progress"}
     source = history_source(
         sensors, start=start, end=end, config=config, **(source_options or {}), **flow_options
@@ -406,8 +406,8 @@ def _from_api(args: argparse.Namespace, options: dict[str, Any]) -> int:
         if args.dry_run:
             print(api_plan(request, args.config, **options))
             return 0
-        source = api_source(request, args.progress, args.config, engine="columns", **options)
-        flow = build_flow(source, config=args.config, engine="columns", progress=None, **options)
+        source = api_source(request, args.progress, args.config, **options)
+        flow = build_flow(source, config=args.config, progress=None, **options)
         recovery = None if args.recovery is None else RecoveryConfig(args.recovery)
         run_main(flow, recovery_config=recovery)
         if source.stopped is not None:

@@ -2,7 +2,7 @@
 offline events, and the newest reading's time, upserted into the `health` table of the flow's
 database for the live view (`viewer/`).
 
-Each batch leaving the per-key step (and each batch of dead letters) becomes one tally under the
+Each batch leaving the per-shard step (and each batch of dead letters) becomes one tally under the
 minute it was processed in and the run (process) that processed it; a keyed step sums a minute's
 tallies (minute and run are the key, so one worker holds them) and writes its running total,
 which replaces the row. Rows of several processes, or of a run started again, sit side by side
@@ -37,7 +37,6 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from columns.logic import BatchTally
-from core.readings import Reading
 from preparation.gaps import GapEvent
 from sinks.database import database_url
 
@@ -75,24 +74,18 @@ def run_id() -> str:
 
 
 def tally_per_key(
-    batch: list[tuple[str, Any]],
-    run: str,
-    columns: bool = False,
-    clock: Callable[[], float] = time.time,
+    batch: list[tuple[str, Any]], run: str, clock: Callable[[], float] = time.time
 ) -> list:
-    """One `(key, Tally)` of a batch of the per-key step's output (readings, gap events; with
-    the column engine, `columns`, its batch tallies count the readings, as most never become
-    objects), or none when it holds nothing to count."""
+    """One `(key, Tally)` of a batch of the per-shard step's output (its batch tallies count
+    the readings, as most never become objects; gap events), or none when it holds nothing to
+    count."""
     tally = Tally(minute_of(clock()), run)
     for _key, value in batch:
         kind = type(value)
-        if kind is Reading:
-            if not value.placeholder:
-                tally.readings += not columns
-                if tally.newest is None or value.time > tally.newest:
-                    tally.newest = value.time
-        elif kind is BatchTally and columns:
+        if kind is BatchTally:
             tally.readings += value.received
+            if value.newest is not None and (tally.newest is None or value.newest > tally.newest):
+                tally.newest = value.newest
         elif kind is GapEvent:
             if value.kind == "gap":
                 tally.gaps += 1
@@ -166,14 +159,13 @@ def write_health(
     per_key: Stream[tuple[str, Any]],
     rejected: Stream[Any],
     sink: Sink[Mapping[str, Any]],
-    columns: bool = False,
 ) -> None:
-    """The per-minute health rows of the per-key step's output and the dead letters, to `sink`
-    (`columns`: the per-key step is the column engine's)."""
+    """The per-minute health rows of the per-shard step's output and the dead letters, to
+    `sink`."""
     run = run_id()
     tallies = op.merge(
         "health_tallies",
-        op.flat_map_batch("health_per_key", per_key, lambda b: tally_per_key(b, run, columns)),
+        op.flat_map_batch("health_per_key", per_key, lambda b: tally_per_key(b, run)),
         op.flat_map_batch("health_dead_letters", rejected, lambda b: tally_dead_letters(b, run)),
     )
     rows = op.stateful_batch("health_minutes", tallies, HealthLogic)

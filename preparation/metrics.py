@@ -8,25 +8,13 @@ quality-control reason codes of the readings (`air_quality_qc_flags{reason}`).
 
 from __future__ import annotations
 
-from collections import Counter as Tally
 from collections.abc import Mapping
-from operator import attrgetter, methodcaller
 from typing import Any
 
 from prometheus_client import Counter
 
-from core.readings import Reading
-from preparation.channels import FLAG as CHANNELS_FLAG
-from preparation.correction import EPA_FIELD
-from preparation.flatline import FLAG as FLATLINE_FLAG
 from preparation.gaps import GapEvent
 
-_PLACEHOLDER, _FLAGS, _VALUES = attrgetter("placeholder"), attrgetter("flags"), attrgetter("values")
-_REASONS = attrgetter("reasons")
-#: Flags that are not a removed field's.
-_NOT_FIELDS = frozenset({EPA_FIELD, CHANNELS_FLAG, FLATLINE_FLAG})
-_ABSENT = object()  # a reading without the EPA field (the correction is off)
-_EPA_VALUE = methodcaller("get", EPA_FIELD, _ABSENT)
 INVALID = Counter(
     "air_quality_invalid_values", "Values outside their physical range, removed", ["field"]
 )
@@ -37,26 +25,6 @@ SAMPLED = Counter("air_quality_sampled", "Readings written to the reservoir samp
 QC = Counter("air_quality_qc_flags", "Readings a quality-control rule flagged", ["reason"])
 
 
-def count_readings(batch: list[Reading]) -> list[Reading]:
-    """Count a batch of cleaned readings' invalid values, EPA outcomes, placeholders and
-    quality-control reasons.
-
-    >>> before = PLACEHOLDERS._value.get()
-    >>> _ = count_readings([Reading(1, 0, {}, placeholder=True)])
-    >>> PLACEHOLDERS._value.get() - before
-    1.0
-    """
-    placeholders = sum(map(_PLACEHOLDER, batch))  # C-level passes; flags are rare
-    invalid = Tally(name for f in map(_FLAGS, batch) if f for name in f if name not in _NOT_FIELDS)
-    reasons = Tally(code for r in map(_REASONS, batch) if r for code in r)
-    derived = list(map(_EPA_VALUE, map(_VALUES, batch)))  # the value, None, or _ABSENT
-    not_applied = derived.count(None)
-    applied = len(derived) - derived.count(_ABSENT) - not_applied
-    epa = Tally({"applied": applied, "not_applied": not_applied})
-    count_preparation(placeholders, invalid, reasons, epa)
-    return batch
-
-
 def count_preparation(
     placeholders: int,
     invalid: Mapping[str, int],
@@ -64,7 +32,7 @@ def count_preparation(
     epa: Mapping[str, int],
 ) -> None:
     """Count placeholders, `{field: n}` invalid values, `{code: n}` quality-control reasons and
-    `{"applied" | "not_applied": n}` EPA outcomes (the column path's batches, counted whole)."""
+    `{"applied" | "not_applied": n}` EPA outcomes (the engine's batches, counted whole)."""
     if placeholders:
         PLACEHOLDERS.inc(placeholders)
     for name, n in invalid.items():

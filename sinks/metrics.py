@@ -15,16 +15,12 @@ import threading
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Mapping
-from itertools import chain
-from operator import attrgetter
 from typing import Any
 
 from prometheus_client import Counter
 
 from core.logs import ensure_stderr_handler
-from core.readings import Reading
 
-_IMPUTED, _PLACEHOLDER = attrgetter("imputed"), attrgetter("placeholder")
 READINGS = Counter("air_quality_readings", "Readings cleaned and scored")
 IMPUTED = Counter("air_quality_imputed_values", "Values filled in by the imputer", ["field"])
 ANOMALIES = Counter("air_quality_anomalies", "Readings reported as anomalies")
@@ -58,15 +54,9 @@ class Progress:
         self._last_time = self._started
         self._last_readings = 0
 
-    def readings(self, batch: list[Reading]) -> list[Reading]:
-        """Count cleaned readings (not placeholders for missed steps) and imputed values."""
-        imputed = Tally(chain.from_iterable(map(_IMPUTED, batch)))  # C-level passes
-        self.received(len(batch) - sum(map(_PLACEHOLDER, batch)), imputed)
-        return batch
-
     def received(self, received: int, imputed: Mapping[str, int]) -> None:
-        """Count `received` cleaned readings and `{field: n}` imputed values (the column path
-        counts its batches so, most of its readings never becoming objects)."""
+        """Count `received` cleaned readings and `{field: n}` imputed values (the engine counts
+        its batches so, most of its readings never becoming objects)."""
         READINGS.inc(received)
         for name, n in imputed.items():
             IMPUTED.labels(name).inc(n)

@@ -1,7 +1,7 @@
 """`python -m dataflows.backfill` end to end on small histories: JSON lines of polls and the same
-readings as a CSV give the anomalies of the per-reading flow on the polls (the oracle), on 1
-and 2 workers; bad rows become dead letters (rows in = readings + dead letters); progress
-lines on stderr; a configuration error is one line."""
+readings as a CSV give the anomalies the per-sensor classes make of the polls (the oracle,
+`tests/reference_flow.py`), on 1 and 2 workers; bad rows become dead letters (rows in =
+readings + dead letters); progress lines on stderr; a configuration error is one line."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from bytewax.testing import run_main
 from dataflows.air_quality import build_flow
 from dataflows.backfill import BackfillProgress, main
 from tests.conftest import ROOT
+from tests.reference_flow import reference_run
 
 SHIPPED = ROOT / "data" / "polls.jsonl"
 
@@ -55,14 +56,17 @@ def lines(path: Path) -> list[str]:
     return sorted(path.read_text().splitlines()) if path.exists() else []
 
 
+def records(texts: list[str]) -> list[str]:
+    """JSON lines as sorted canonical text (keys sorted), to compare what they hold."""
+    return sorted(json.dumps(json.loads(text), sort_keys=True) for text in texts)
+
+
 @pytest.fixture(scope="module")
-def oracle(polls, tmp_path_factory) -> list[str]:
-    """The anomalies of the per-reading flow on the polls."""
-    out = tmp_path_factory.mktemp("oracle") / "anomalies.jsonl"
-    dead = out.with_name("dead.jsonl")
-    run_main(build_flow(polls, output=str(out), dead_letters=str(dead), progress=None))
-    assert not lines(dead)
-    return lines(out)
+def oracle(polls) -> list[str]:
+    """The anomalies the per-sensor classes make of the polls (`tests.reference_flow`)."""
+    made = reference_run(polls, ["output", "dead_letters"], progress=None)
+    assert not made["dead_letters"]
+    return sorted(json.dumps(record, sort_keys=True) for record in made["output"])
 
 
 def backfill(path: Path, tmp_path: Path, capsys, *extra: str) -> tuple[list[str], list[str]]:
@@ -75,9 +79,9 @@ def backfill(path: Path, tmp_path: Path, capsys, *extra: str) -> tuple[list[str]
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
-def test_polls_give_the_per_reading_flows_anomalies(polls, oracle, tmp_path, capsys, workers):
+def test_polls_give_the_per_sensor_classes_anomalies(polls, oracle, tmp_path, capsys, workers):
     got, err = backfill(polls, tmp_path, capsys, "--workers", workers, "--progress", "0")
-    assert got == oracle and len(oracle) > 10
+    assert records(got) == oracle and len(oracle) > 10
     progress = [line for line in err if line.startswith("backfill: ")]
     assert len(progress) > 3
     rows = sum(len(json.loads(line)["data"]) for line in polls.read_text().splitlines())
@@ -89,8 +93,18 @@ def test_a_csv_of_the_same_readings_gives_the_same_anomalies(polls, oracle, tmp_
     path = tmp_path / "readings.csv"
     rows = as_csv(polls, path)
     got, err = backfill(path, tmp_path, capsys, "--progress", "0.001")
-    assert got == oracle
+    assert records(got) == oracle
     assert err[-1].startswith(f"backfill: done, {rows:,} rows in ")
+
+
+def test_the_flow_reads_a_csv_of_readings_as_its_source(polls, oracle, tmp_path):
+    """`build_flow("readings.csv")` (and so `air-quality run`) reads the CSV in column batches,
+    as the back-fill does."""
+    path = tmp_path / "readings.csv"
+    as_csv(polls, path)
+    out = tmp_path / "anomalies.jsonl"
+    run_main(build_flow(str(path), output=str(out), events="/dev/null", progress=None))
+    assert records(lines(out)) == oracle
 
 
 def test_bad_rows_are_dead_letters_and_counts_add_up(polls, tmp_path, capsys):

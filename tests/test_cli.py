@@ -153,6 +153,7 @@ def config_error_code(tmp_path_factory) -> int:
             "from https://develop.purpleair.com)",
         ),
         (["-p", "0"], "--processes: 0 is out of range; allowed: at least 1"),
+        (["--engine", "readings"], "[run] engine: removed: the flow has one engine (columns)"),
     ],
 )
 def test_what_cannot_work_is_one_line_and_the_config_exit_code(

@@ -105,7 +105,7 @@ def check(factory, seed: int, polls: int, sensors: int) -> tuple[int, int, Ensem
         twin.apply(work, at, {})
         for i, (sensor, v, placeholder) in enumerate(rows):
             detector = oracles.setdefault(sensor, factory())
-            if placeholder:  # SensorLogic: a placeholder is neither scored nor learnt
+            if placeholder:  # the per-sensor chain: a placeholder is neither scored nor learnt
                 score, status = None, "unscored"
             else:
                 score, status = detector.score_then_learn({FEATURE: v, TIME: int(times[i])})

@@ -1,17 +1,19 @@
-"""The column engine against the per-reading engine: the whole flow, every output, equal.
+"""The engine against the per-sensor stage classes: the whole flow, every output, equal.
 
-The per-reading path (`engine="readings"`, `dataflows.steps.SensorLogic`) is the oracle. Each
-case simulates a small deployment (`data.simulate`: nulls, spikes, drifts, stuck sensors,
-dropouts; channels and smoke in some), then makes it harder: sensors that join late and leave
-early, a run of polls without one field (imputed or derived then, keys in another order), a
-poll sent twice, bad rows, and bad lines of the corpus (`tests.corpus`, whose good rows have
-other fields); and draws a configuration from a seeded generator: every detector, both
-key modes, each gap mode, each rule on or off, odd batch sizes (a sensor then appears several
-times in one batch), a field to impute that the payload lacks. Both engines run it; anomalies,
-readings, dead letters, gap events, incidents and totals must be equal, sorted by sensor and
-time (the engines interleave different sensors differently, never one sensor's own records),
-and so must what the Prometheus counters count. Then layouts (`-w 2`, two processes) and
-recovery (a snapshot mid-file: the shard state pickled and resumed; a flow that crashes and
+The oracle is `tests/reference_flow.py`: the input read by the per-reading sources, each key's
+readings through its own `tests.sensor_chain.SensorChain` (the per-sensor classes of
+`preparation/`, `imputers/` and `detectors/`, reading by reading), the records made from what
+comes out. Each case simulates a small deployment (`data.simulate`: nulls, spikes, drifts, stuck
+sensors, dropouts; channels and smoke in some), then makes it harder: sensors that join late and
+leave early, a run of polls without one field (imputed or derived then, keys in another order),
+a poll sent twice, bad rows, and bad lines of the corpus (`tests.corpus`, whose good rows have
+other fields); and draws a configuration from a seeded generator: every detector, both key
+modes, each gap mode, each rule on or off, odd batch sizes (a sensor then appears several times
+in one batch), a field to impute that the payload lacks. The flow and the oracle run it;
+anomalies, readings, dead letters, gap events, incidents and totals must be equal, sorted by
+sensor and time (the engine interleaves different sensors differently, never one sensor's own
+records), and so must what the Prometheus counters count. Then layouts (`-w 2`, two processes)
+and recovery (a snapshot mid-file: the shard state pickled and resumed; a flow that crashes and
 resumes from its recovery store) give the same again.
 """
 
@@ -37,7 +39,7 @@ from config import resolve
 from core.readings import Reading
 from data import simulate
 from dataflows.air_quality import build_flow, sensor_config
-from dataflows.steps import SensorLogic, event_record, reading_record
+from dataflows.steps import event_record, reading_record
 from detectors.catalog import DETECTORS
 from preparation.gaps import GapEvent
 from preparation.incidents import Incident, incident_record
@@ -45,14 +47,19 @@ from sources.purpleair import read_items
 from sources.shards import ShardedFileSource
 from tests.conftest import run_processes
 from tests.corpus import kinds
+from tests.reference_flow import reference_run
+from tests.sensor_chain import SensorChain
 
 OUTPUTS = ("output", "dead_letters", "readings", "totals", "events", "incidents")
 #: Random cases of the main test (each runs the flow twice on a few thousand rows).
 CASES = 14
 
 
-def scenario(directory: Path, rng: random.Random, hours: float | None = None) -> Path:
-    """A small simulated deployment, made harder; its polls file."""
+def scenario(
+    directory: Path, rng: random.Random, hours: float | None = None, text: bool | None = None
+) -> Path:
+    """A small simulated deployment, made harder; its polls file (`text`: with a text field,
+    without, or as drawn)."""
     sim = simulate.generate(
         seed=rng.randrange(10_000),
         n_sensors=rng.randint(3, 9),
@@ -77,11 +84,13 @@ def scenario(directory: Path, rng: random.Random, hours: float | None = None) ->
             at = poll["fields"].index(dropped)
             poll["fields"] = poll["fields"][:at] + poll["fields"][at + 1 :]
             poll["data"] = [row[:at] + row[at + 1 :] for row in poll["data"]]
+    faults(polls, rng)
     for poll in rng.sample(polls, 3):  # bad rows: a string value, a row cut short
         if len(poll["data"]) > 1:
             poll["data"][0][-1] = "x"
             poll["data"][1] = poll["data"][1][:-1]
-    if rng.random() < 0.4:  # a text field (a name, sometimes null)
+    drawn = rng.random() < 0.4
+    if drawn if text is None else text:  # a text field (a name, sometimes null)
         for poll in polls:
             poll["fields"] = [*poll["fields"], "name"]
             for row in poll["data"]:
@@ -94,6 +103,35 @@ def scenario(directory: Path, rng: random.Random, hours: float | None = None) ->
     path = directory / "polls.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     return path
+
+
+def faults(polls: list[dict], rng: random.Random) -> None:
+    """What the quality-control rules are for: a sensor stuck for 25 polls (every value as in
+    the first), values out of their physical range, channels that disagree or read 0."""
+
+    def cell(poll: dict, row: list, name: str) -> int | None:
+        return poll["fields"].index(name) if name in poll["fields"] else None
+
+    sensor = rng.choice(sorted({row[0] for p in polls for row in p["data"]}))
+    start, frozen = rng.randrange(len(polls) - 30), None
+    for poll in polls[start : start + 25]:
+        for row in poll["data"]:
+            if row[0] == sensor:
+                named = dict(zip(poll["fields"], row, strict=False))
+                frozen = frozen or {k: v for k, v in named.items() if k not in ("last_seen",)}
+                for name, value in frozen.items():
+                    if (at := cell(poll, row, name)) is not None and at < len(row):
+                        row[at] = value
+    for poll in rng.sample(polls, 4):  # out of range
+        row = rng.choice(poll["data"])
+        for name, value in (("pm2.5_cf_1", 1500.0), ("humidity", 140.0)):
+            if (at := cell(poll, row, name)) is not None:
+                row[at] = value
+    for poll in rng.sample(polls, 6):  # a channel far off the other, or at 0
+        row = rng.choice(poll["data"])
+        a, b = cell(poll, row, "pm2.5_cf_1_a"), cell(poll, row, "pm2.5_cf_1_b")
+        if a is not None and b is not None:
+            row[a], row[b] = rng.choice(((5.0, 60.0), (0.0, 30.0)))
 
 
 def draw_options(case: int) -> dict[str, Any]:
@@ -149,9 +187,9 @@ def counters() -> dict[tuple, float]:
     }
 
 
-def run(source: Any, engine: str, workers: int = 1, **options: Any) -> dict[str, list]:
-    """The flow on one engine; every output it writes (readings and incidents when asked),
-    and the Prometheus counts it added (`"counters"`)."""
+def run(source: Any, workers: int = 1, **options: Any) -> dict[str, list]:
+    """The flow; every output it writes (readings and incidents when asked), and the
+    Prometheus counts it added (`"counters"`)."""
     got: dict[str, list] = {name: [] for name in OUTPUTS}
     sinks = {name: TestingSink(got[name]) for name in ("output", "dead_letters", "totals")}
     sinks["events"] = TestingSink(got["events"])
@@ -159,16 +197,32 @@ def run(source: Any, engine: str, workers: int = 1, **options: Any) -> dict[str,
         if options.pop(name, None):
             sinks[name] = TestingSink(got[name])
     before = counters()
-    flow = build_flow(source, engine=engine, **sinks, **options)
+    flow = build_flow(source, **sinks, **options)
     if workers == 1:
         run_main(flow)
     else:
         cluster_main(flow, [], 0, worker_count_per_proc=workers)
+    got["counters"] = added_since(before)
+    return got
+
+
+def added_since(before: dict[tuple, float]) -> list[tuple]:
+    """The Prometheus counts added since `before`."""
     after = counters()
-    got["counters"] = [
+    return [
         (k, v - before.get(k, 0.0)) for k, v in sorted(after.items()) if v != before.get(k, 0.0)
     ]
-    return got
+
+
+def reference(source: Any, **options: Any) -> dict[str, list]:
+    """The oracle's outputs (`tests.reference_flow`) for what `run` writes with `options`, and
+    the Prometheus counts it added."""
+    wanted = ["output", "dead_letters", "totals", "events"]
+    wanted += [name for name in ("readings", "incidents") if options.get(name)]
+    before = counters()
+    want = reference_run(source, wanted, **options)
+    want["counters"] = added_since(before)
+    return want
 
 
 def by_sensor_and_time(records: list[Any]) -> list[str]:
@@ -201,11 +255,11 @@ def assert_same(got: dict[str, list], want: dict[str, list], layout_free: bool =
 
 
 @pytest.mark.parametrize("case", range(CASES))
-def test_the_column_engine_gives_every_output_of_the_per_reading_engine(tmp_path, case):
+def test_the_flow_gives_every_output_of_the_per_sensor_classes(tmp_path, case):
     path = scenario(tmp_path, random.Random(1400 + case))
     options = draw_options(case)
-    want = run(str(path), "readings", **options)
-    got = run(str(path), "columns", **options)
+    want = reference(str(path), **options)
+    got = run(str(path), **options)
     assert want["totals"] and want["totals"][0]["readings"] > 0
     assert_same(got, want)
 
@@ -223,7 +277,7 @@ def test_every_detector_and_stage_is_drawn():
 def test_keys_a_stage_adds_to_some_readings_only_keep_their_order(tmp_path):
     """Polls with both channels but not always their mean, and without always the imputed
     fields: the channel rule adds the mean's key to the readings it fires on, the imputer the
-    fields it fills, each at the end, in the order the per-reading stages add them."""
+    fields it fills, each at the end, in the order the per-sensor stages add them."""
     rng = random.Random(5)
     lines = []
     for t in range(90):
@@ -244,8 +298,8 @@ def test_keys_a_stage_adds_to_some_readings_only_keep_their_order(tmp_path):
     path.write_text("\n".join(lines) + "\n")
     options = {"readings": True, "incidents": True, "progress": None, "batch_size": 7}
     options["impute_fields"] = ("humidity", "pm1.0_cf_1", "pm2.5_cf_1")
-    want = run(str(path), "readings", **options)
-    got = run(str(path), "columns", **options)
+    want = reference(str(path), **options)
+    got = run(str(path), **options)
     reasons = {code for r in want["readings"] for code in r["reasons"]}
     assert "channel_disagreement" in reasons
     orders = {tuple(r["values"]) for r in want["readings"]}
@@ -263,9 +317,9 @@ WIDE = {"gaps": "fill", "offline_after": 10800, "batch_size": 200, "progress": N
 
 
 @pytest.mark.parametrize("key", ["sensor", "global"])
-def test_two_workers_give_the_per_reading_outputs(deployment, key):
-    want = run(str(deployment), "readings", readings=True, incidents=True, key=key, **WIDE)
-    got = run(str(deployment), "columns", 2, readings=True, incidents=True, key=key, **WIDE)
+def test_two_workers_give_the_per_sensor_outputs(deployment, key):
+    want = reference(str(deployment), readings=True, incidents=True, key=key, **WIDE)
+    got = run(str(deployment), 2, readings=True, incidents=True, key=key, **WIDE)
     assert_same(got, want, layout_free=True)
 
 
@@ -274,18 +328,19 @@ def test_a_source_of_readings_is_grouped_into_column_batches(deployment, key):
     """The live poller, a URL, any Bytewax source gives `Reading`s: grouped per shard."""
     items = list(read_items(str(deployment)))
     options = {**WIDE, "key": key, "readings": True, "incidents": True}
-    want = run(TestingSource(items, batch_size=150), "readings", **options)
-    got = run(TestingSource(items, batch_size=150), "columns", **options)
+    batches = [items[i : i + 150] for i in range(0, len(items), 150)]
+    want = reference(batches, **options)
+    got = run(TestingSource(items, batch_size=150), **options)
     assert len(got["readings"]) > 1000
     assert_same(got, want)
 
 
-def test_two_processes_give_the_per_reading_outputs(deployment, tmp_path):
-    want = run(str(deployment), "readings", readings=True, incidents=True, **WIDE)
+def test_two_processes_give_the_per_sensor_outputs(deployment, tmp_path):
+    want = reference(str(deployment), readings=True, incidents=True, **WIDE)
     files = {name: tmp_path / f"{name}.jsonl" for name in OUTPUTS if name != "totals"}
     keywords = ", ".join(f"{name}={str(path)!r}" for name, path in files.items())
     logs = run_processes(
-        f"dataflows.air_quality:build_flow({str(deployment)!r}, engine='columns', {keywords},"
+        f"dataflows.air_quality:build_flow({str(deployment)!r}, {keywords},"
         " gaps='fill', offline_after=10800, batch_size=200, progress=None)"
     )
     got = {
@@ -403,12 +458,11 @@ class _CrashingPartition(StatefulSourcePartition):
 
 
 class CrashingSource(FixedPartitionedSource):
-    """A file source (`ColumnFileSource` for the column engine) whose partitions stop the flow
-    after `crash_after` batches in all (None: never)."""
+    """The flow's file source (`ColumnFileSource`) whose partitions stop the flow after
+    `crash_after` batches in all (None: never)."""
 
-    def __init__(self, path: Path, crash_after: int | None, engine: str, **options: Any):
-        files = ColumnFileSource if engine == "columns" else ShardedFileSource
-        self.inner = files(path, **options)
+    def __init__(self, path: Path, crash_after: int | None, **options: Any):
+        self.inner = ColumnFileSource(path, **options)
         self.crash = [-1 if crash_after is None else crash_after]
 
     def list_parts(self) -> list[str]:
@@ -419,16 +473,15 @@ class CrashingSource(FixedPartitionedSource):
         return _CrashingPartition(inner, self.crash)
 
 
-@pytest.mark.parametrize("engine", ["columns", "readings"])
-def test_a_flow_that_crashes_resumes_to_the_uninterrupted_totals(deployment, tmp_path, engine):
+def test_a_flow_that_crashes_resumes_to_the_uninterrupted_totals(deployment, tmp_path):
     init_db_dir(tmp_path, 1)
     recovery = RecoveryConfig(str(tmp_path))
     options = {"spatial": False, "gaps": "fill", "offline_after": 10800, "progress": None}
 
     def flow(crash_after, got):
-        source = CrashingSource(deployment, crash_after, engine, batch_size=20)
+        source = CrashingSource(deployment, crash_after, batch_size=20)
         sinks = {name: TestingSink(got[name]) for name in ("output", "readings", "totals")}
-        return build_flow(source, engine=engine, events=TestingSink([]), **sinks, **options)
+        return build_flow(source, events=TestingSink([]), **sinks, **options)
 
     whole = {name: [] for name in ("output", "readings", "totals")}
     run_main(flow(None, whole))
@@ -444,14 +497,14 @@ def test_a_flow_that_crashes_resumes_to_the_uninterrupted_totals(deployment, tmp
         assert set(resumed) == set(by_sensor_and_time(whole[name])), name
 
 
-def test_offline_by_the_system_clock_as_the_per_reading_step_reports_it():
+def test_offline_by_the_system_clock_as_the_per_sensor_chain_reports_it():
     """`clock="system"`: a silent sensor is reported when the wall clock says so, by the shard
-    step as by each sensor's own step, however the silences fall."""
+    step as by each sensor's own chain, however the silences fall."""
     wall = [datetime(2026, 4, 1, tzinfo=UTC)]
     config = resolve(None, gaps="events", offline_after=600, clock=lambda: wall[0])
     step = sensor_config(config.cleaning, config.detection, "sensor")
     shard = ShardLogic(step, per_sensor=True, features=config.detection.features)
-    own: dict[int, SensorLogic] = {}
+    own: dict[int, SensorChain] = {}
     rng = random.Random(3)
     fields = ("pm1.0_cf_1", "humidity")
     reported = 0
@@ -464,13 +517,13 @@ def test_offline_by_the_system_clock_as_the_per_reading_step_reports_it():
             got = [e for e in shard.on_batch([columns])[0] if type(e) is GapEvent]
             want = []
             for sensor, row in zip(reporting, values, strict=True):
-                logic = own.setdefault(sensor, SensorLogic(step))
+                chain = own.setdefault(sensor, SensorChain(step))
                 reading = Reading(sensor, 120 * t, dict(zip(fields, row, strict=True)))
-                want += [e for e in logic.on_batch([reading])[0] if type(e) is GapEvent]
+                want += [e for e in chain.process([reading]) if type(e) is GapEvent]
             assert got == want
         wall[0] += timedelta(seconds=rng.choice((60, 300, 700)))
-        due = [logic for logic in own.values() if (at := logic.notify_at()) and at <= wall[0]]
-        want = [event for logic in due for event in logic.on_notify()[0]]
+        due = [chain for chain in own.values() if (at := chain.notify_at()) and at <= wall[0]]
+        want = [event for chain in due for event in chain.on_notify()]
         at = shard.notify_at()
         got = shard.on_notify()[0] if at is not None and at <= wall[0] else []
         assert sorted(map(repr, got)) == sorted(map(repr, want))
@@ -479,10 +532,10 @@ def test_offline_by_the_system_clock_as_the_per_reading_step_reports_it():
 
 
 @pytest.mark.parametrize("key", ["sensor", "global"])
-def test_the_readings_are_the_per_reading_objects(tmp_path, key):
+def test_the_readings_are_the_per_sensor_chains_objects(tmp_path, key):
     """Every `Reading` the shard step makes, field for field (text, the order of its values'
-    keys, flags and lists), against `SensorLogic`'s for the same rows."""
-    path = scenario(tmp_path, random.Random(91), hours=6.0)
+    keys, flags and lists), against `SensorChain`'s for the same rows."""
+    path = scenario(tmp_path, random.Random(91), hours=6.0, text=True)
     options = {"key": key, "gaps": "fill", "offline_after": 10800, "batch_size": 300}
     config = resolve(None, source=str(path), **options)
     step = sensor_config(config.cleaning, config.detection, key, False, 1800)
@@ -501,7 +554,7 @@ def test_the_readings_are_the_per_reading_objects(tmp_path, key):
                 )
             got += logics[shard].on_batch(columns)[0]
     want: list[Any] = []
-    own: dict[str, SensorLogic] = {}
+    own: dict[str, SensorChain] = {}
     source = ShardedFileSource(path, shards=shards, batch_size=300)
     for part in source.list_parts():
         partition = source.build_part("read", part, None)
@@ -516,7 +569,7 @@ def test_the_readings_are_the_per_reading_objects(tmp_path, key):
                     name = str(item.sensor_index) if key == "sensor" else "global"
                     by_sensor.setdefault(name, []).append(item)
             for name, readings in by_sensor.items():
-                want += own.setdefault(name, SensorLogic(step)).on_batch(readings)[0]
+                want += own.setdefault(name, SensorChain(step)).process(readings)
 
     def objects(items: list[Any]) -> list[str]:
         return sorted(repr(i) for i in items if type(i) in (Reading, GapEvent, Incident))

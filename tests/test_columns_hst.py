@@ -71,7 +71,7 @@ def test_scores_equal_the_per_reading_detector(seed, config):
             detector = oracles.setdefault(
                 sensor, HalfSpaceTreesDetector((FEATURE,), {FEATURE: limits}, **options)
             )
-            if work.placeholder[i]:  # SensorLogic: a placeholder is neither scored nor learnt
+            if work.placeholder[i]:  # a placeholder is neither scored nor learnt
                 score, status = None, "unscored"
             else:
                 score, status = detector.score_then_learn(values)

@@ -1,5 +1,5 @@
 """The column path's quality-control stages against the per-reading rules they twin (the oracle),
-used as `SensorLogic.on_batch` uses them: `FlatlineColumns` and `ChannelColumns` (chained) against
+used as the per-sensor chain uses them: `FlatlineColumns` and `ChannelColumns` (chained) against
 `preparation.flatline.Flatline` and `preparation.channels.ChannelAgreement`, `NowCastColumns`
 against `preparation.aqi.NowCast` and `aqi`, `IncidentColumns` against
 `preparation.incidents.SensorIncidents`, on random streams (`tests/qc_streams.py`, 1-row to
@@ -45,7 +45,7 @@ def qc_options(seed: int) -> tuple[tuple[int, int], ChannelAgreement]:
 
 def per_reading(rows: list[Row], rules: dict, readings: tuple[int, int], template: ChannelAgreement,
                 counts: dict) -> list[tuple[dict, dict, list]]:  # fmt: skip
-    """The oracle: `SensorLogic.on_batch`'s flatline and channel steps, reading by reading."""
+    """The oracle: the per-sensor chain's flatline and channel steps, reading by reading."""
     out = []
     for row in rows:
         if row.sensor not in rules:
@@ -148,7 +148,7 @@ def test_a_template_copied_keeps_every_option():
 
 
 def nowcast_fields(rows: list[Row], nowcasts: dict[int, NowCast]) -> list[dict]:
-    """The oracle: `SensorLogic.on_batch`'s NowCast step, reading by reading."""
+    """The oracle: the per-sensor chain's NowCast step, reading by reading."""
     out = []
     for row in rows:
         nowcast = nowcasts.setdefault(row.sensor, NowCast())

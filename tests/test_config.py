@@ -145,7 +145,6 @@ CHANGED = {
     "shards": ("run.shards", 4),
     "progress": ("run.progress", 30.0),
     "gc_threshold": ("run.gc_threshold", 50_000),
-    "engine": ("run.engine", "columns"),
 }
 GROUP_KEYWORDS = {"purpleair", "database", "source_limits"}  # take a table, not one value
 GROUP_TABLES = {CHANGED[k][0] for k in GROUP_KEYWORDS}
@@ -306,6 +305,7 @@ def test_values_take_their_canonical_form():
         ({"purpleair": {"interval": 5}}, "[source.purpleair] interval 5.0 s is below 60 s"),
         ({"purpleair": {"backof": {}}}, "[source.purpleair.backof]: unknown table; did you mean"),
         ({"purpleair": 3}, "purpleair: 3 is not a mapping of options"),
+        ({"engine": "columns"}, "[run] engine: removed: the flow has one engine (columns)"),
     ],
 )
 def test_a_bad_option_names_its_table_key_value_and_what_is_allowed(options, message):
@@ -313,6 +313,13 @@ def test_a_bad_option_names_its_table_key_value_and_what_is_allowed(options, mes
         resolve(**options)
     assert message in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("value", ["readings", "columns"])
+def test_a_removed_option_in_a_file_says_it_was_removed(value):
+    with pytest.raises(ConfigError) as raised:
+        resolve({"run": {"engine": value, "batch_size": 10}})
+    assert str(raised.value) == "[run] engine: removed: the flow has one engine (columns)"
 
 
 def test_build_flow_refuses_a_bad_option_before_it_opens_the_source(tmp_path):

@@ -91,7 +91,7 @@ def source(fake: FakeHistory, sensors, days: int, **options) -> HistorySource:
 def outputs(src) -> dict[str, list[str]]:
     sinks = {o: [] for o in OUT}
     flow = build_flow(
-        src, engine="columns", progress=None, **{o: TestingSink(s) for o, s in sinks.items()}
+        src, progress=None, **{o: TestingSink(s) for o, s in sinks.items()}
     )
     run_main(flow)
     return {o: sorted(json.dumps(r, sort_keys=True) for r in v) for o, v in sinks.items()}
@@ -346,7 +346,6 @@ def test_killed_part_way_and_resumed_the_database_holds_each_row_once(tmp_path):
         run_main(
             build_flow(
                 src,
-                engine="columns",
                 progress=None,
                 **{o: TestingSink(s) for o, s in sinks.items()},
             )

@@ -14,7 +14,6 @@ from bytewax.testing import TestingSink, run_main
 from prometheus_client import REGISTRY
 
 from benchmarks.run import free_ports
-from core.readings import Reading
 from data import simulate
 from dataflows.air_quality import build_flow
 from sinks.metrics import Progress
@@ -40,15 +39,14 @@ class Clock:
 def test_progress_logs_totals_and_rate_at_its_interval(caplog):
     clock = Clock()
     progress = Progress(5.0, clock=clock)
-    batch = [Reading(1, 0, {}, imputed=["humidity"]), Reading(2, 0, {})]
     with caplog.at_level(logging.INFO, logger="air_quality.progress"):
         for _ in range(3):
             clock.now += 2.0
-            progress.readings(batch)
+            progress.received(2, {"humidity": 1})
         progress.anomalies([{}])
         progress.dead_letters([{}, {}])
         clock.now += 5.0
-        progress.readings([Reading(3, 0, {}, placeholder=True, imputed=["humidity"])])
+        progress.received(0, {"humidity": 1})  # a placeholder, imputed
     assert [r.getMessage() for r in caplog.records] == [
         "progress: 6 readings (1/s), 0 anomalies, 0 dead letters, imputed humidity=3, after 6 s",
         "progress: 6 readings (0/s), 1 anomalies, 2 dead letters, imputed humidity=4, after 11 s",

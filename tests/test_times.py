@@ -28,7 +28,7 @@ from preparation.incidents import Incident, incident_record
 from sources.poller import API_KEY_ENV
 from tests.conftest import payload, write_lines
 from tests.fake_purpleair import API_KEY, FakePurpleAir
-from tests.test_columns_equivalence import assert_same, run
+from tests.test_columns_equivalence import assert_same, reference, run
 from tests.test_poller import Clock, drive, poller
 
 T0 = calendar.timegm((2026, 4, 1, 0, 0, 0))
@@ -127,8 +127,7 @@ def test_a_year_99_row_is_a_dead_letter_not_a_poison_pill(tmp_path, postgres_url
     assert totals[0]["readings"] == 30 and totals[0]["dead_letters"] == 1
 
 
-@pytest.mark.parametrize("engine", ["readings", "columns"])
-def test_rows_outside_the_window_are_dead_letters_and_counts_add_up(tmp_path, engine, real_window):
+def test_rows_outside_the_window_are_dead_letters_and_counts_add_up(tmp_path, real_window):
     now = int(time.time())
     before_2000 = calendar.timegm((1999, 12, 31, 23, 59, 59))
     start_2000 = calendar.timegm((2000, 1, 1, 0, 0, 0))
@@ -143,7 +142,7 @@ def test_rows_outside_the_window_are_dead_letters_and_counts_add_up(tmp_path, en
     stamp_only = {"data_time_stamp": IN_2030, "fields": ["sensor_index", "humidity"]}
     stamp_only["data"] = [[7, 30], [8, 31]]  # dead: their time is the stamp's, in 2030
     path = write_lines(tmp_path / "p.jsonl", [payload(rows, FIELDS), stamp_only])
-    got = run(str(path), engine, readings=True, **QUIET)
+    got = run(str(path), readings=True, **QUIET)
     assert sorted(r["sensor_index"] for r in readings_of(got)) == [2, 3, 6]
     reasons = {d["raw"][0]: d["reason"] for d in got["dead_letters"]}
     assert set(reasons) == {1, 4, 5, 7, 8}
@@ -160,7 +159,7 @@ def test_the_window_is_an_option(tmp_path):
     rows = [[1, T0 - 86_400, 30, 2.0], [2, T0, 30, 2.0], [3, T0 + 86_400, 30, 2.0]]
     path = write_lines(tmp_path / "p.jsonl", [payload(rows, FIELDS)])
     window = {"earliest": "2026-04-01T00:00:00Z", "latest": "2026-04-01T00:00:00+00:00"}
-    got = run(str(path), "readings", readings=True, **window, **QUIET)
+    got = run(str(path), readings=True, **window, **QUIET)
     assert [r["sensor_index"] for r in readings_of(got)] == [2]
     assert [d["raw"][0] for d in got["dead_letters"]] == [1, 3]
     assert got["dead_letters"][1]["reason"].endswith("plausible time 2026-04-01T00:00:00Z")
@@ -192,9 +191,8 @@ def test_a_window_that_keeps_nothing_or_is_not_a_time_is_a_configuration_error(o
     assert str(error.value).startswith(message)
 
 
-@pytest.mark.parametrize("engine", ["readings", "columns"])
 @pytest.mark.parametrize("bad_time", [IN_2030, YEAR_9999, YEAR_99], ids=["2030", "9999", "99"])
-def test_one_implausible_row_changes_no_sensor_state(tmp_path, engine, bad_time, real_window):
+def test_one_implausible_row_changes_no_sensor_state(tmp_path, bad_time, real_window):
     """A simulated deployment with and without one row of sensor X dated `bad_time` mid-file:
     every reading, anomaly, gap event and incident is the same (X keeps its gap events and its
     AQI after it); the row is one dead letter more."""
@@ -211,8 +209,8 @@ def test_one_implausible_row_changes_no_sensor_state(tmp_path, engine, bad_time,
     clean.write_text("\n".join(lines))
     odd.write_text("\n".join([*lines[:45], json.dumps({**polls[45], "data": [row]}), *lines[45:]]))
     options = {"readings": True, "incidents": True, "gaps": "events", "progress": None}
-    want = run(str(clean), engine, **options)
-    got = run(str(odd), engine, **options)
+    want = run(str(clean), **options)
+    got = run(str(odd), **options)
     later = [
         r for r in want["readings"] if r["sensor_index"] == sensor and r["time"] > "2026-04-01T01"
     ]
@@ -285,8 +283,7 @@ def missed(seconds: int, interval: int = 120) -> int:
     return max(round(seconds / interval) - 1, 0)
 
 
-@pytest.mark.parametrize("engine", ["readings", "columns"])
-def test_a_jump_beyond_max_fill_is_a_gap_event_not_placeholders(tmp_path, engine):
+def test_a_jump_beyond_max_fill_is_a_gap_event_not_placeholders(tmp_path):
     jump = 30 * 86_400  # a month: 21,599 missed steps
     rows = [
         *rows_every_step(1, T0, 3),
@@ -299,33 +296,31 @@ def test_a_jump_beyond_max_fill_is_a_gap_event_not_placeholders(tmp_path, engine
     options = {
         "gaps": "fill", "interval": 120, "offline_after": 400 * 86_400, "readings": True, **QUIET
     }
-    got = run(str(path), engine, **options)
+    got = run(str(path), **options)
     placeholders = [r for r in got["readings"] if r["placeholder"]]
     assert [r["sensor_index"] for r in placeholders] == [2] * missed(1200)
     [event] = [e for e in got["events"] if e["event"] == "gap"]
     assert (event["sensor_index"], event["seconds"]) == (1, jump)
     assert event["missed"] == missed(jump) == 21_599
-    if engine == "columns":
-        assert_same(got, run(str(path), "readings", **options))
+    assert_same(got, reference(str(path), **options))
 
 
 def test_max_fill_is_an_option(tmp_path):
     rows = [*rows_every_step(1, T0, 2), *rows_every_step(1, T0 + 120 + 1320, 2)]
     path = write_lines(tmp_path / "p.jsonl", [payload(rows, FIELDS)])
     options = {"gaps": "fill", "interval": 120, "readings": True, **QUIET}  # a fixed step
-    filled = run(str(path), "columns", **options)
-    capped = run(str(path), "columns", max_fill=5, **options)
+    filled = run(str(path), **options)
+    capped = run(str(path), max_fill=5, **options)
     assert sum(r["placeholder"] for r in filled["readings"]) == 10 and not filled["events"]
     assert sum(r["placeholder"] for r in capped["readings"]) == 0
     assert [(e["event"], e["missed"]) for e in capped["events"]] == [("gap", 10)]
-    assert_same(capped, run(str(path), "readings", max_fill=5, **options))
+    assert_same(capped, reference(str(path), max_fill=5, **options))
 
 
 # --- field names ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("engine", ["readings", "columns"])
-def test_a_huge_field_name_is_dead_letters_not_200_mb_of_readings(tmp_path, engine):
+def test_a_huge_field_name_is_dead_letters_not_200_mb_of_readings(tmp_path):
     huge = "x" * 100_000
     rows = rows_every_step(1, T0, 20)
     fields = (*FIELDS, huge)
@@ -334,7 +329,7 @@ def test_a_huge_field_name_is_dead_letters_not_200_mb_of_readings(tmp_path, engi
         [payload([[*r, 1.0] for r in rows], fields), payload(rows_every_step(2, T0, 3), FIELDS)],
     )
     assert path.stat().st_size > 100_000
-    got = run(str(path), engine, readings=True, **QUIET)
+    got = run(str(path), readings=True, **QUIET)
     assert [r["sensor_index"] for r in readings_of(got)] == [2, 2, 2]
     assert len(got["dead_letters"]) == 20
     reason = got["dead_letters"][0]["reason"]
@@ -343,8 +338,7 @@ def test_a_huge_field_name_is_dead_letters_not_200_mb_of_readings(tmp_path, engi
     assert written < 20_000
 
 
-@pytest.mark.parametrize("engine", ["readings", "columns"])
-def test_a_lone_surrogate_field_name_is_a_dead_letter_every_line_reads_back(tmp_path, engine):
+def test_a_lone_surrogate_field_name_is_a_dead_letter_every_line_reads_back(tmp_path):
     line = json.dumps(payload(rows_every_step(1, T0, 3), (*FIELDS[:3], "\ud800")))
     assert "\\ud800" in line
     good = json.dumps(payload(rows_every_step(2, T0, 3), FIELDS))
@@ -353,7 +347,6 @@ def test_a_lone_surrogate_field_name_is_a_dead_letter_every_line_reads_back(tmp_
     out = {name: tmp_path / f"{name}.jsonl" for name in ("readings", "dead_letters")}
     flow = build_flow(
         str(path),
-        engine=engine,
         output="/dev/null",
         events="/dev/null",
         **{k: str(v) for k, v in out.items()},

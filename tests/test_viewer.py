@@ -165,18 +165,6 @@ def test_health_rows_add_up_to_the_flows_totals(base, flow_db):
     assert sum(d["n"] for d in health["dead_letter_reasons"]) == 2
 
 
-def test_the_column_engine_writes_the_same_health_totals(tmp_path):
-    url = f"sqlite:///{tmp_path / 'columns.db'}"
-    run = flow_database(url, polls_with_bad_lines(tmp_path), engine="columns")
-    (sums,) = rows(
-        url, "SELECT sum(readings) AS r, sum(dead_letters) AS d, sum(gaps) AS g FROM health"
-    )
-    totals = run.totals
-    assert (sums["r"], sums["d"], sums["g"]) == (
-        totals["readings"], totals["dead_letters"], totals["events:gap"]
-    ) == (42820, 2, 10)  # fmt: skip
-
-
 BAD = [
     "/api/sensors/abc",
     "/api/sensors/-1",

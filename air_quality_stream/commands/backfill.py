@@ -1,4 +1,4 @@
-"""Back-fill a history: the air-quality flow over a file of any length, on the column engine,
+"""Back-fill a history: the air-quality flow over a file of any length or the PurpleAir API,
 with progress (rows, rows/s, share read, time left) on stderr.
 
     air-quality backfill history.jsonl > anomalies.jsonl
@@ -9,7 +9,7 @@ The history is JSON lines of PurpleAir polls (or one payload), or a CSV of readi
 `sensor_index,time,<field>...`), or with `--from-api` the sensors' history from PurpleAir's
 history endpoint, in chunks within its limits and the points budget (`--dry-run` prints the
 cost and sends nothing); see docs/backfill.md and docs/history.md. Every option of `run`
-applies (the engine is always "columns"; `--bbox` and `--base-url` are the API's too);
+applies (`--bbox` and `--base-url` are the API's too);
 `--progress` sets the seconds between progress lines (default 5).
 Each process prints the progress of its own shards.
 """
