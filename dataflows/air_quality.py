@@ -43,7 +43,7 @@ from config import (
 )
 from core.logs import ensure_stderr_handler
 from core.readings import DeadLetter, Reading
-from dataflows.areas import Placed, spatial_stage
+from dataflows.areas import area_stage, spatial_stage
 from dataflows.health import health_url, write_health
 from dataflows.steps import (
     Counts,
@@ -57,6 +57,7 @@ from dataflows.steps import (
     reading_record,
     totals_line,
 )
+from preparation.areas import Placed
 from preparation.correction import EpaCorrection
 from preparation.gaps import GapEvent, GapLogic, GapTracker
 from preparation.incidents import Incident, incident_record
@@ -288,7 +289,7 @@ def _column_source(config: FlowConfig) -> Source:
 
 
 def _column_step(
-    config: FlowConfig, flow: Dataflow, per_sensor: SensorConfig, emit_all: bool
+    config: FlowConfig, flow: Dataflow, per_sensor: SensorConfig, emit_all: bool, spatial: bool
 ) -> tuple[Stream[tuple[str, Any]], Stream[DeadLetter]]:
     """`engine="columns"`: column batches per shard (a source of readings grouped into them
     by `columns.group`), each shard cleaned and scored by a `columns.logic.ShardLogic`; returns
@@ -313,6 +314,7 @@ def _column_step(
             per_sensor=run.key == "sensor",
             emit_all=emit_all,
             features=config.detection.features,
+            areas=config.spatial.field if spatial else None,
         ),
     )
     return per_key, rejected
@@ -474,8 +476,8 @@ def dataflow(config: FlowConfig, *, processes: int = 1) -> Dataflow:
         tune_gc(run.gc_threshold)
     flow = Dataflow("air_quality")
     if run.engine == "columns":
-        emit_all = outputs.readings is not None or bool(outputs.sample.size) or spatial
-        per_key, rejected = _column_step(config, flow, per_sensor, emit_all)
+        emit_all = outputs.readings is not None or bool(outputs.sample.size)
+        per_key, rejected = _column_step(config, flow, per_sensor, emit_all, spatial)
         take_readings = _take_tallied_readings(config.cleaning, run.key, counter)
     else:
         items = op.input("read", flow, _source(config))
@@ -496,9 +498,15 @@ def dataflow(config: FlowConfig, *, processes: int = 1) -> Dataflow:
     if spatial:
         offline_after = config.cleaning.gaps.offline_after
         registry = _registry(config)
-        placed, area_incidents, area_counts = spatial_stage(
-            scored, config.spatial, offline_after, registry, clear, outputs.incident_clear
-        )
+        if run.engine == "columns":
+            placed, area_incidents, area_counts = area_stage(
+                per_key, config.spatial, per_sensor, offline_after, registry, clear,
+                outputs.incident_clear,
+            )  # fmt: skip
+        else:
+            placed, area_incidents, area_counts = spatial_stage(
+                scored, config.spatial, offline_after, registry, clear, outputs.incident_clear
+            )
         extra_counts.append(area_counts)
     if clear is not None:
         found = op.flat_map_batch("take_incidents", per_key, lambda b: unkeyed(b, Incident))
