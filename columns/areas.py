@@ -216,7 +216,9 @@ class AreaColumns(StatefulBatchLogic):
         self.tracks: dict[int, NeighbourTrack] = state.get("tracks", {})
         self.drifts: dict[int, DriftTrack] = state.get("drifts", {})
         self.registered = bool(state)
-        self._near: np.ndarray | None = None  # members' neighbours' slots, -1 padded
+        self._tree: Neighbourhood | None = None  # over the members (rebuilt on resume)
+        self._near: np.ndarray | None = None  # home sensors' neighbours' slots, -1 padded
+        self._row = np.zeros(0, np.int64)
 
     def _count(self, tag: str, n: int = 1) -> None:
         if n:
@@ -313,20 +315,30 @@ class AreaColumns(StatefulBatchLogic):
             np.all((latest >= end) | (latest < silent) | (self.first[:n] + self.grace >= end))
         )
 
-    def _neighbours(self) -> np.ndarray:
-        """Every member's neighbours within the radius, as member slots in a matrix padded with
-        -1: found by a BallTree again only when a member joins."""
-        if self._near is None:
-            n = self.slots.count
-            found = Neighbourhood(self.lat[:n], self.lon[:n], self.rule.radius_km).within(range(n))
+    def _neighbours(self, own: np.ndarray) -> np.ndarray:
+        """The neighbours within the radius of the home sensors `own` (member slots), as rows
+        of member slots padded with -1. One BallTree over the members, built again only when a
+        member joins; the neighbours of the home sensors seen so far found with it, again only
+        when a home sensor is new to them (its first window, or after a member joined)."""
+        n = self.slots.count
+        if self._near is None or len(self._row) != n:
+            self._tree = Neighbourhood(self.lat[:n], self.lon[:n], self.rule.radius_km)
+            self._row = np.full(n, -1, np.int64)  # member slot -> its row of `_near`
+            self._near = np.zeros((0, 0), np.int64)
+        missing = own[self._row[own] < 0]
+        if len(missing):  # their rows, appended (the matrix widened when they have more)
+            found = self._tree.within(missing.tolist())
             sizes = np.array([len(f) for f in found], np.int64)
-            near = np.full((n, int(sizes.max()) if n else 0), -1, np.int64)
-            if n and sizes.sum():
-                rows = np.repeat(np.arange(n), sizes)
+            width = max(int(sizes.max()), self._near.shape[1])
+            near = np.full((len(self._near) + len(missing), width), -1, np.int64)
+            near[: len(self._near), : self._near.shape[1]] = self._near
+            if sizes.sum():
+                rows = len(self._near) + np.repeat(np.arange(len(missing)), sizes)
                 cols = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
                 near[rows, cols] = np.concatenate(found)
+            self._row[missing] = np.arange(len(self._near), len(near))
             self._near = near
-        return self._near
+        return self._near[self._row[own]]
 
     def _close(self, index: int) -> list[Any]:
         """The window's verdict: its alerts with their spatial reasons and event flag, the
@@ -352,7 +364,7 @@ class AreaColumns(StatefulBatchLogic):
         side = np.zeros(len(own), np.int64)
         centre = np.full(len(own), np.nan)
         if len(own):
-            around = np.append(window_value, np.nan)[self._neighbours()[own]]
+            around = np.append(window_value, np.nan)[self._neighbours(own)]
             enough = (~np.isnan(around)).sum(axis=1)
             judged = (enough >= rule.min_neighbours) & ok[own]
             if judged.any():
