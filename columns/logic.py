@@ -13,8 +13,9 @@ reading) is split into rounds: the k-th occurrences of every sensor together, ro
 round, so each stage sees every slot once per call and each sensor's rows in order. Global key
 mode (every row one key) runs every stage row by row on slot 0 instead, in file order.
 
-Out of the step come `Reading`s for what leaves the flow (anomalies always; every row when the
-flow writes readings, samples them or runs the area stage), `GapEvent`s, `Incident`s, a
+Out of the step come `Reading`s for what leaves the flow (anomalies, unless the area stage
+decides them; every row when the flow writes readings or samples them), `AreaPiece`s for the
+area stage, `GapEvent`s, `Incident`s, a
 `BatchTally` per batch (what the progress line and the Prometheus counters count), and the
 shard's counts (the per-sensor chain's tags) at the end of the input. The state pickles
 (`snapshot`), and a resumed step goes on exactly where the snapshot was taken.
@@ -39,6 +40,7 @@ from columns.adapters import (
     ImputeRows,
     ScaleRows,
 )
+from columns.area_rows import area_piece
 from columns.batch import SCORED, STATUS_NAMES, UNSCORED, Columns, Work
 from columns.channels import ChannelColumns
 from columns.ensemble import EnsembleColumns
@@ -243,8 +245,10 @@ class ShardLogic(StatefulBatchLogic):
     """One shard's sensors: slots, stages, counts; emits what leaves the flow.
 
     `per_sensor=False` is global key mode (every row one key, in order). `emit_all`: every row
-    leaves as a `Reading` (the flow writes readings, samples them or runs the area stage), else
-    only the anomalies do. `features`: the detector's fields (None: it sees every field).
+    leaves as a `Reading` (the flow writes readings or samples them), else only the anomalies
+    do. `features`: the detector's fields (None: it sees every field). `areas`: the area
+    stage's field, when it runs: each piece leaves as a `columns.area_rows.AreaPiece` too, and
+    the area stage makes the alerts' readings.
     """
 
     def __init__(
@@ -255,10 +259,12 @@ class ShardLogic(StatefulBatchLogic):
         per_sensor: bool = True,
         emit_all: bool = False,
         features: Sequence[str] | None = None,
+        areas: str | None = None,
     ):
         self.config = config
         self.per_sensor = per_sensor
         self.emit_all = emit_all
+        self.areas = areas  # the area stage's field: each piece's rows leave as an AreaPiece
         self.maker = ReadingMaker(config)
         self.derived = derived_fields(config)
         self.means = frozenset(config.channels.fields if config.channels is not None else ())
@@ -396,6 +402,11 @@ class ShardLogic(StatefulBatchLogic):
                 out.extend(made)
         work.status[work.placeholder] = UNSCORED
         alerts = self._count(work, tally)
+        if self.areas is not None:  # the area stage decides the alerts and makes their readings
+            piece = area_piece(work, alerts, base, self.areas)
+            if piece is not None:
+                out.append(piece)
+            alerts = np.zeros(0, bool)
         rows = np.arange(len(work)) if self.emit_all else np.flatnonzero(alerts)
         if len(rows):
             out.extend(self.maker.readings(work, rows, base))

@@ -46,7 +46,7 @@ from config import (
 )
 from core.logs import ensure_stderr_handler
 from core.readings import DeadLetter, Reading
-from dataflows.areas import Placed, spatial_stage
+from dataflows.areas import area_stage
 from dataflows.health import health_url, write_health
 from dataflows.steps import (
     Counts,
@@ -59,6 +59,7 @@ from dataflows.steps import (
     reading_record,
     totals_line,
 )
+from preparation.areas import Placed
 from preparation.correction import EpaCorrection
 from preparation.gaps import GapEvent, GapLogic, GapTracker
 from preparation.incidents import Incident, incident_record
@@ -239,7 +240,12 @@ def _take_readings(
 
 
 def _column_step(
-    config: FlowConfig, flow: Dataflow, source: Source, per_sensor: SensorConfig, emit_all: bool
+    config: FlowConfig,
+    flow: Dataflow,
+    source: Source,
+    per_sensor: SensorConfig,
+    emit_all: bool,
+    spatial: bool,
 ) -> tuple[Stream[tuple[str, Any]], Stream[DeadLetter]]:
     """Column batches per shard (a source of readings grouped into them by `columns.group`),
     each shard cleaned and scored by a `columns.logic.ShardLogic`; returns its output stream and
@@ -264,6 +270,7 @@ def _column_step(
             per_sensor=run.key == "sensor",
             emit_all=emit_all,
             features=config.detection.features,
+            areas=config.spatial.field if spatial else None,
         ),
     )
     return per_key, rejected
@@ -420,9 +427,9 @@ def dataflow(config: FlowConfig, *, processes: int = 1) -> Dataflow:
     if run.gc_threshold is not None:
         tune_gc(run.gc_threshold)
     flow = Dataflow("air_quality")
-    emit_all = outputs.readings is not None or bool(outputs.sample.size) or spatial
+    emit_all = outputs.readings is not None or bool(outputs.sample.size)
     source = _source(config)
-    per_key, rejected = _column_step(config, flow, source, per_sensor, emit_all)
+    per_key, rejected = _column_step(config, flow, source, per_sensor, emit_all, spatial)
     take_readings = _take_readings(config.cleaning, run.key, counter)
     extra_counts = []
     if per_sensor.gaps is not None:
@@ -432,9 +439,10 @@ def dataflow(config: FlowConfig, *, processes: int = 1) -> Dataflow:
     if spatial:
         offline_after = config.cleaning.gaps.offline_after
         registry = _registry(config, source)
-        placed, area_incidents, area_counts = spatial_stage(
-            scored, config.spatial, offline_after, registry, clear, outputs.incident_clear
-        )
+        placed, area_incidents, area_counts = area_stage(
+            per_key, config.spatial, per_sensor, offline_after, registry, clear,
+            outputs.incident_clear,
+        )  # fmt: skip
         extra_counts.append(area_counts)
     if clear is not None:
         found = op.flat_map_batch("take_incidents", per_key, lambda b: unkeyed(b, Incident))

@@ -14,7 +14,7 @@ from bytewax.testing import TestingSink, cluster_main, run_main
 
 from core.readings import Reading
 from dataflows.air_quality import build_flow
-from dataflows.areas import AreaLogic, AreaWindow, Observation, Placed
+from preparation.areas import AreaLogic, AreaWindow, Observation, Placed
 from preparation.incidents import Incident
 from preparation.neighbours import (
     Neighbourhood,

@@ -1,0 +1,533 @@
+"""The area stage on arrays: each window's values of an area's sensors as numpy arrays.
+
+The flow's second keyed stage, one key per area, does what `preparation.areas.AreaLogic` (its
+reference, one reading at a time) specifies, with the same windows, rules and records:
+
+- `AreaRouter` (stateless) sends each row of a piece (`columns.area_rows.AreaPiece`) to its home
+  area and, as a neighbour only, to the other areas its radius reaches: one `AreaRows` per area
+  and piece. A position's areas are found once (`preparation.neighbours.areas_near`).
+- `AreaColumns` keeps an area's members in arrays (latest and first time, position, baseline),
+  its open windows as the rows that fell in them, and each member's neighbours as one padded
+  matrix of member slots, found by a BallTree once per set of members (positions are the ones a
+  member joined with), not per window. Closing a window: each sensor's window value (the median
+  of its values in it), then for every home sensor at once the median and MAD of its neighbours'
+  values (one sort of the matrix of their values), the tolerance, the baselines and the event.
+  The per-sensor standing over windows (`NeighbourTrack`), the daily ratio (`DriftTrack`) and
+  the incidents stay objects: one per sensor that needs one.
+
+Only alerts become objects: the rows that are alerts already or that the stage reports leave as
+`Placed` readings, built from their `Work` rows at the end (`ReadingMaker`); the others only
+count. (The reference leaves every reading as a `Placed`; the flow keeps the alerts of them.)
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from bytewax.operators import StatefulBatchLogic
+
+from columns.area_rows import AreaPiece, work_rows
+from columns.batch import Work
+from columns.logic import SlotMap
+from columns.readings import ReadingMaker
+from columns.rounds import occurrences
+from preparation.areas import GRACE, OFFLINE_AFTER, WINDOW, AreaWindow, Placed
+from preparation.incidents import CLEAR_AFTER, AreaIncidents, DriftTrack, NeighbourTrack
+from preparation.neighbours import Neighbourhood, NeighbourRule, areas_near
+from preparation.reasons import ABOVE_NEIGHBOURS, BELOW_NEIGHBOURS, LOCAL_SOURCE
+from preparation.registry import Registry
+
+
+@dataclass(slots=True)
+class AreaRows:
+    """An area's rows of one piece, in the piece's order: `home` rows are its own sensors'
+    (they leave from here), the others are neighbours only; `work` holds the home rows, `at`
+    each row's row in it (-1: not home)."""
+
+    area: str
+    sensors: np.ndarray
+    times: np.ndarray
+    latitude: np.ndarray
+    longitude: np.ndarray
+    values: np.ndarray
+    ok: np.ndarray
+    home: np.ndarray
+    alert: np.ndarray
+    at: np.ndarray
+    work: Work | None
+    base: int
+
+    def __len__(self) -> int:
+        return len(self.sensors)
+
+
+class AreaRouter:
+    """Rows to areas; a position's areas memoised (a pure function of it), so it may be shared
+    by a worker's batches. Alerts without a position leave at once, as `("", Placed)`."""
+
+    def __init__(self, area_km: float, radius_km: float, maker: ReadingMaker):
+        self.area_km, self.radius_km, self.maker = area_km, radius_km, maker
+        self.places: dict[tuple[float, float], int] = {}  # position -> its index
+        self.reach: list[list[int]] = []  # position index -> its areas' ids, home first
+        self.names: list[str] = []  # area id -> key
+        self.ids: dict[str, int] = {}
+        self._count = np.zeros(0, np.int64)  # per position: its areas, and where they start
+        self._start = np.zeros(0, np.int64)
+        self._flat = np.zeros(0, np.int64)
+
+    def route(self, batch: list[Any]) -> list[tuple[str, Any]]:
+        out: list[tuple[str, Any]] = []
+        for piece in batch:
+            if type(piece) is AreaPiece:
+                self._piece(piece, out)
+        return out
+
+    def _positions(self, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+        keys = list(zip(lat.tolist(), lon.tolist(), strict=True))
+        found = list(map(self.places.get, keys))
+        if None in found:
+            for n, key in enumerate(keys):
+                if found[n] is None:
+                    found[n] = self._place(key)
+            count = np.array([len(r) for r in self.reach], np.int64)
+            self._count, self._start = count, np.cumsum(count) - count
+            self._flat = np.array([a for r in self.reach for a in r], np.int64)
+        return np.array(found, np.int64)
+
+    def _place(self, key: tuple[float, float]) -> int:
+        known = self.places.get(key)
+        if known is not None:
+            return known
+        ids = []
+        for name in areas_near(*key, self.area_km, self.radius_km):
+            if name not in self.ids:
+                self.ids[name] = len(self.names)
+                self.names.append(name)
+            ids.append(self.ids[name])
+        self.places[key] = len(self.reach)
+        self.reach.append(ids)
+        return self.places[key]
+
+    def _piece(self, piece: AreaPiece, out: list[tuple[str, Any]]) -> None:
+        lat, lon = piece.latitude, piece.longitude
+        placed = ~(np.isnan(lat) | np.isnan(lon))
+        rows = np.flatnonzero(placed)
+        if len(rows) < len(piece):
+            gone = np.flatnonzero(~placed & piece.alert)
+            if len(gone):
+                readings = self.maker.readings(piece.work, gone, piece.base)
+                out.extend(("", Placed(r)) for r in readings)
+            if not len(rows):
+                return
+        where = self._positions(lat[rows], lon[rows])
+        counts = self._count[where]
+        offsets = np.cumsum(counts) - counts
+        k = np.arange(int(counts.sum())) - np.repeat(offsets, counts)  # the row's k-th area
+        area = self._flat[np.repeat(self._start[where], counts) + k]
+        row = np.repeat(rows, counts)
+        order = np.argsort(area, kind="stable")  # by area, each area's rows in piece order
+        area, row, home = area[order], row[order], k[order] == 0
+        bounds = np.flatnonzero(np.diff(area)) + 1
+        for a, b in zip([0, *bounds.tolist()], [*bounds.tolist(), len(area)], strict=True):
+            idx, is_home = row[a:b], home[a:b]
+            name = self.names[int(area[a])]
+            own = idx[is_home]
+            at = np.full(len(idx), -1, np.int64)
+            at[is_home] = np.arange(len(own))
+            work = work_rows(piece.work, own) if len(own) else None
+            out.append((name, AreaRows(
+                name, piece.sensors[idx], piece.times[idx], lat[idx], lon[idx],
+                piece.values[idx], piece.ok[idx], is_home, piece.alert[idx], at, work, piece.base,
+            )))  # fmt: skip
+
+
+def robust_rows(values: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's median and 1.4826 × MAD (`preparation.neighbours.robust_centre`) over its
+    first `counts` values once sorted (NaN, which sorts last, pads the rows).
+
+    >>> values = np.array([[1.0, 2.0, 3.0, 4.0, 100.0], [10.0, 12.0, 11.0, 13.0, np.nan]])
+    >>> centre, spread = robust_rows(values, np.array([5, 4]))
+    >>> centre.tolist(), spread.tolist()
+    ([3.0, 11.5], [1.4826, 1.4826])
+    """
+    rows = np.arange(len(values))
+    lo, hi = (counts - 1) // 2, counts // 2
+    ranked = np.sort(values, axis=1)
+    centre = (ranked[rows, lo] + ranked[rows, hi]) / 2
+    apart = np.sort(np.abs(ranked - centre[:, None]), axis=1)
+    return centre, 1.4826 * ((apart[rows, lo] + apart[rows, hi]) / 2)
+
+
+def group_medians(groups: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+    """The median of each group's values (`statistics.median`'s), NaN for a group without any.
+
+    >>> group_medians(np.array([2, 0, 2, 2, 0]), np.array([5.0, 1.0, 3.0, 4.0, 2.0]), 3).tolist()
+    [1.5, nan, 4.0]
+    """
+    out = np.full(size, np.nan)
+    if not len(groups):
+        return out
+    order = np.lexsort((values, groups))
+    g, v = groups[order], values[order]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    counts = np.diff(np.r_[starts, len(g)])
+    out[g[starts]] = (v[starts + (counts - 1) // 2] + v[starts + counts // 2]) / 2
+    return out
+
+
+class AreaColumns(StatefulBatchLogic):
+    """One area's members, open windows and baselines, in arrays (`preparation.areas.AreaLogic`
+    on `AreaRows`). `maker` builds the alerts' readings; `faults`: a reported row is an alert."""
+
+    def __init__(
+        self,
+        rule: NeighbourRule,
+        maker: ReadingMaker,
+        faults: bool = True,
+        window: int = WINDOW,
+        grace: int = GRACE,
+        offline_after: int = OFFLINE_AFTER,
+        resume: dict[str, Any] | None = None,
+        registry: Registry | None = None,
+        incidents: int | None = None,
+        clear: int = CLEAR_AFTER,
+    ):
+        self.rule, self.maker, self.faults = rule, maker, faults
+        self.window, self.grace, self.offline_after = window, grace, offline_after
+        self.registry, self.incidents, self.clear = registry, incidents, clear
+        state = resume or {}
+        self.slots: SlotMap = state.get("slots") or SlotMap()
+        self.ids = state.get("ids", np.zeros(0, np.int64))  # member slot -> sensor
+        self.latest = state.get("latest", np.zeros(0, np.int64))
+        self.first = state.get("first", np.zeros(0, np.int64))
+        self.lat = state.get("lat", np.zeros(0))
+        self.lon = state.get("lon", np.zeros(0))
+        self.base = state.get("base", np.zeros(0))  # baseline value
+        self.learnt = state.get("learnt", np.zeros(0, np.int64))  # its windows; -1: none yet
+        # window index -> the rows that fell in it: (rows, their indexes, their member slots)
+        self.windows: dict[int, list[tuple[AreaRows, np.ndarray, np.ndarray]]] = state.get(
+            "windows", {}
+        )
+        self.counts: dict[str, int] = state.get("counts", {})
+        self.event_incident: AreaIncidents | None = state.get("event_incident")
+        self.tracks: dict[int, NeighbourTrack] = state.get("tracks", {})
+        self.drifts: dict[int, DriftTrack] = state.get("drifts", {})
+        self.registered = bool(state)
+        self._tree: Neighbourhood | None = None  # over the members (rebuilt on resume)
+        self._near: np.ndarray | None = None  # home sensors' neighbours' slots, -1 padded
+        self._row = np.zeros(0, np.int64)
+
+    def _count(self, tag: str, n: int = 1) -> None:
+        if n:
+            self.counts[tag] = self.counts.get(tag, 0) + n
+
+    def _grow(self) -> None:
+        """Room for every slot the map gave out."""
+        size, have = self.slots.count, len(self.ids)
+        if size > have:
+            more = size - have
+            self.ids = np.concatenate([self.ids, np.zeros(more, np.int64)])
+            self.latest = np.concatenate([self.latest, np.zeros(more, np.int64)])
+            self.first = np.concatenate([self.first, np.zeros(more, np.int64)])
+            self.lat = np.concatenate([self.lat, np.zeros(more)])
+            self.lon = np.concatenate([self.lon, np.zeros(more)])
+            self.base = np.concatenate([self.base, np.zeros(more)])
+            self.learnt = np.concatenate([self.learnt, np.full(more, -1, np.int64)])
+            self._near = None  # a new member: neighbour sets to be found again
+
+    def _register(self, area: str) -> None:
+        """Members known in advance: each will first report at its first time."""
+        self.registered = True
+        known = (self.registry or {}).get(area, {})
+        if not known:
+            return
+        sensors = np.fromiter(known, np.int64, len(known))
+        before = self.slots.count
+        slots = self.slots.lookup(sensors)
+        self._grow()
+        new = slots >= before
+        if new.any():
+            firsts, lats, lons = (np.array(v) for v in zip(*known.values(), strict=True))
+            s = slots[new]
+            self.ids[s] = sensors[new]
+            self.first[s], self.latest[s] = firsts[new], firsts[new] - 1
+            self.lat[s], self.lon[s] = lats[new], lons[new]
+
+    def on_batch(self, values: list[AreaRows]) -> tuple[list[Any], bool]:
+        out: list[Any] = []
+        if not self.registered and values:
+            self._register(values[0].area)
+        for rows in values:
+            sensors, at = np.unique(rows.sensors, return_inverse=True)
+            if len(sensors) == len(rows):  # each sensor once (rows of one piece)
+                self._take(rows, np.arange(len(rows)), out)
+            else:  # a sensor twice: round after round, its rows in order
+                rounds = occurrences(at.ravel())
+                for k in range(int(rounds.max()) + 1):
+                    self._take(rows, np.flatnonzero(rounds == k), out)
+        window = self.window
+        while self.windows:
+            oldest = min(self.windows)
+            if not self._complete(oldest * window):
+                break
+            out.extend(self._close(oldest))
+        return out, StatefulBatchLogic.RETAIN
+
+    def _take(self, rows: AreaRows, idx: np.ndarray, out: list[Any]) -> None:
+        """Rows `idx` of `rows` (each sensor once): which count, by each sensor's own sequence,
+        into their windows; the others leave at once (the alerts of the home ones)."""
+        before = self.slots.count
+        sensors, times = rows.sensors[idx], rows.times[idx]
+        slots = self.slots.lookup(sensors)
+        self._grow()
+        new = slots >= before
+        latest, first = self.latest[slots], self.first[slots]
+        included = ~new & (latest < times) & (times <= latest + self.offline_after)
+        included &= times >= first + self.grace
+        self.latest[slots] = np.where(new, times, np.maximum(latest, times))
+        if new.any():
+            s = slots[new]
+            self.ids[s], self.first[s] = sensors[new], times[new]
+            self.lat[s], self.lon[s] = rows.latitude[idx][new], rows.longitude[idx][new]
+        home = rows.home[idx]
+        leave = ~included & home
+        if leave.any():
+            self._count("spatial:unplaced", int(leave.sum()))
+            gone = idx[leave & rows.alert[idx]]
+            if len(gone):
+                readings = self.maker.readings(rows.work, rows.at[gone], rows.base)
+                out.extend(Placed(r) for r in readings)
+        if included.any():
+            kept = np.flatnonzero(included)
+            index = times[kept] // self.window
+            for w in np.unique(index).tolist():
+                part = kept[index == w]
+                self.windows.setdefault(w, []).append((rows, idx[part], slots[part]))
+
+    def _complete(self, start: int) -> bool:
+        end, silent = start + self.window, start - self.offline_after
+        n = self.slots.count
+        latest = self.latest[:n]
+        return bool(
+            np.all((latest >= end) | (latest < silent) | (self.first[:n] + self.grace >= end))
+        )
+
+    def _neighbours(self, own: np.ndarray) -> np.ndarray:
+        """The neighbours within the radius of the home sensors `own` (member slots), as rows
+        of member slots padded with -1. One BallTree over the members, built again only when a
+        member joins; the neighbours of the home sensors seen so far found with it, again only
+        when a home sensor is new to them (its first window, or after a member joined)."""
+        n = self.slots.count
+        if self._near is None or len(self._row) != n:
+            self._tree = Neighbourhood(self.lat[:n], self.lon[:n], self.rule.radius_km)
+            self._row = np.full(n, -1, np.int64)  # member slot -> its row of `_near`
+            self._near = np.zeros((0, 0), np.int64)
+        missing = own[self._row[own] < 0]
+        if len(missing):  # their rows, appended (the matrix widened when they have more)
+            found = self._tree.within(missing.tolist())
+            sizes = np.array([len(f) for f in found], np.int64)
+            width = max(int(sizes.max()), self._near.shape[1])
+            near = np.full((len(self._near) + len(missing), width), -1, np.int64)
+            near[: len(self._near), : self._near.shape[1]] = self._near
+            if sizes.sum():
+                rows = len(self._near) + np.repeat(np.arange(len(missing)), sizes)
+                cols = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+                near[rows, cols] = np.concatenate(found)
+            self._row[missing] = np.arange(len(self._near), len(near))
+            self._near = near
+        return self._near[self._row[own]]
+
+    def _close(self, index: int) -> list[Any]:
+        """The window's verdict: its alerts with their spatial reasons and event flag, the
+        area's `AreaWindow` and incident records."""
+        rule, n = self.rule, self.slots.count
+        chunks = self.windows.pop(index)
+        self._count("spatial:windows")
+        slot = np.concatenate([s for _r, _i, s in chunks])
+        value = np.concatenate([r.values[i] for r, i, _s in chunks])
+        home = np.concatenate([r.home[i] for r, i, _s in chunks])
+        valid = ~np.isnan(value)
+        window_value = group_medians(slot[valid], value[valid], n)
+        ok = np.ones(n, bool)
+        ok[slot[~np.concatenate([r.ok[i] for r, i, _s in chunks])]] = False
+        present, first_row = np.unique(slot, return_index=True)
+        is_home = np.zeros(n, bool)  # a home sensor: its first row in the window is
+        is_home[present[home[first_row]]] = True
+        own = np.flatnonzero(is_home & ~np.isnan(window_value))
+        own = own[np.argsort(self.ids[own], kind="stable")]  # by sensor, as the reference
+        x = window_value[own]
+        # the neighbour rule, every home sensor at once
+        judged = np.zeros(len(own), bool)
+        side = np.zeros(len(own), np.int64)
+        centre = np.full(len(own), np.nan)
+        if len(own):
+            around = np.append(window_value, np.nan)[self._neighbours(own)]
+            enough = (~np.isnan(around)).sum(axis=1)
+            judged = (enough >= rule.min_neighbours) & ok[own]
+            if judged.any():
+                c, spread = robust_rows(around[judged], enough[judged])
+                tolerance = np.maximum(
+                    np.maximum(rule.abs_limit, rule.rel_limit * c),
+                    rule.z_limit * np.maximum(spread, rule.min_spread),
+                )
+                d = x[judged] - c
+                side[judged] = np.where(np.abs(d) <= tolerance, 0, np.where(d > 0, 1, -1))
+                centre[judged] = c
+        # baselines and the event
+        learnt, base = self.learnt[own], self.base[own]
+        ready = learnt >= rule.baseline_windows
+        rises = ready & ok[own] & (x - base > rule.rise_abs) & (x > rule.rise_ratio * base)
+        ids = self.ids[own]
+        rising = ids[rises].tolist()
+        n_ready = int(ready.sum())
+        event = len(rising) >= max(rule.min_rising, rule.event_share * n_ready)
+        up = rises.copy()
+        if event:  # up by more than `join_abs` on agreeing channels, however high they sat
+            up |= ok[own] & ready & (x - base > rule.join_abs)
+        inside = rising + ids[up & ~rises].tolist()
+        if not event:  # baselines learnt by the sensors that did not rise (not during an event)
+            learn = ~up
+            b = np.where(learnt[learn] >= 0, base[learn], x[learn])
+            self.base[own[learn]] = b + rule.baseline_alpha * (x[learn] - b)
+            self.learnt[own[learn]] = np.maximum(learnt[learn], 0) + 1
+        start = index * self.window
+        end = start + self.window
+        out: list[Any] = [AreaWindow("", start, end, event, rising, n_ready)]
+        if event:
+            self._count("spatial:event_windows")
+            side[judged & (((side > 0) & up) | (side < 0))] = 0  # the event explains it
+        reported = self._judge(start, end, ids, x, judged, side, centre, (event, inside), out)
+        self._leave(chunks, slot, home, own, up if event else None, reported, out)
+        return out
+
+    def _judge(
+        self,
+        start: int,
+        end: int,
+        ids: np.ndarray,
+        x: np.ndarray,
+        judged: np.ndarray,
+        side: np.ndarray,
+        centre: np.ndarray,
+        verdict: tuple[bool, list[int]],
+        out: list[Any],
+    ) -> dict[int, tuple[str, dict[str, float]]]:
+        """`preparation.areas.AreaLogic._judge` over the judged sensors, in sensor order."""
+        rule, emit, (event, inside) = self.rule, self.incidents is not None, verdict
+        if emit:
+            if self.event_incident is None:
+                self.event_incident = AreaIncidents(self.incidents)
+            out.extend(self.event_incident.observe("", start, end, event, inside))
+        reported: dict[int, tuple[str, dict[str, float]]] = {}
+        which = np.flatnonzero(judged)
+        tracks, drifts = self.tracks, self.drifts
+        for sensor, s, v, c in zip(
+            ids[which].tolist(),
+            side[which].tolist(),
+            x[which].tolist(),
+            centre[which].tolist(),
+            strict=True,
+        ):
+            track = tracks.get(sensor)
+            if track is None and s != 0:
+                track = tracks[sensor] = NeighbourTrack(
+                    rule.open_windows, rule.of_windows, self.clear
+                )
+            if track is not None:
+                kind = LOCAL_SOURCE if s > 0 or (s == 0 and track.side > 0) else "anomaly"
+                shown, records = track.observe(sensor, start, end, s, v, c, kind)
+                if shown:
+                    detail = {"centre": round(c, 2), "excess": round(v - c, 2)}
+                    if c > 0:
+                        detail["ratio"] = round(v / c, 3)
+                    reported[sensor] = (ABOVE_NEIGHBOURS if s > 0 else BELOW_NEIGHBOURS, detail)
+                if emit:
+                    out.extend(records)
+            ratio = v / c if not event and c >= rule.drift_level else None
+            drift = drifts.get(sensor)
+            if drift is None:
+                drift = drifts[sensor] = DriftTrack()
+            found = drift.observe(rule, sensor, start, ratio)
+            if found:
+                self._count("spatial:calibration_drift", sum(i.state == "open" for i in found))
+                if emit:
+                    out.extend(found)
+        return reported
+
+    def _leave(
+        self,
+        chunks: list[tuple[AreaRows, np.ndarray, np.ndarray]],
+        slot: np.ndarray,
+        home: np.ndarray,
+        own: np.ndarray,
+        up: np.ndarray | None,
+        reported: dict[int, tuple[str, dict[str, float]]],
+        out: list[Any],
+    ) -> None:
+        """The window's home rows: counted by reason and event; the alerts leave as `Placed`,
+        in the reference's order (by each sensor's first row in the window, then in order)."""
+        n = self.slots.count
+        flagged = np.zeros(n, bool)
+        in_event = np.zeros(n, bool)
+        if up is not None:
+            in_event[own[up]] = True
+        codes: dict[int, tuple[str, dict[str, float]]] = {}
+        if reported:
+            at = dict(zip(self.ids[own].tolist(), own.tolist(), strict=True))
+            codes = {at[sensor]: found for sensor, found in reported.items()}
+            flagged[list(codes)] = True
+        rows_home = home
+        hits = np.bincount(slot[rows_home], minlength=n)
+        for s, (code, _detail) in codes.items():
+            self._count("spatial:" + code, int(hits[s]))
+        if up is not None:
+            self._count("spatial:in_event", int(hits[in_event].sum()))
+        alert = np.concatenate([r.alert[i] for r, i, _s in chunks])
+        leaving = rows_home & (alert | (flagged[slot] if self.faults else False))
+        if not leaving.any():
+            return
+        _, first_row = np.unique(slot, return_index=True)
+        first = np.zeros(n, np.int64)
+        first[slot[first_row]] = first_row
+        picked = np.flatnonzero(leaving)
+        picked = picked[np.argsort(first[slot[picked]], kind="stable")]
+        sizes = np.cumsum([0] + [len(i) for _r, i, _s in chunks])
+        chunk_of = np.searchsorted(sizes, picked, side="right") - 1
+        for p, c in zip(picked.tolist(), chunk_of.tolist(), strict=True):
+            rows, idx, _s = chunks[c]
+            row = idx[p - sizes[c]]
+            [reading] = self.maker.readings(rows.work, rows.at[row : row + 1], rows.base)
+            s = int(slot[p])
+            found = codes.get(s)
+            reasons = [] if found is None else [found[0]]
+            out.append(
+                Placed(reading, reasons, bool(in_event[s]), None if found is None else found[1])
+            )
+
+    def on_eof(self) -> tuple[list[Any], bool]:
+        out: list[Any] = []
+        for start in sorted(self.windows):
+            out.extend(self._close(start))
+        out.append(dict(self.counts))
+        self.counts = {}
+        return out, StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "slots": copy.deepcopy(self.slots),
+            "ids": self.ids.copy(),
+            "latest": self.latest.copy(),
+            "first": self.first.copy(),
+            "lat": self.lat.copy(),
+            "lon": self.lon.copy(),
+            "base": self.base.copy(),
+            "learnt": self.learnt.copy(),
+            "windows": {w: list(chunks) for w, chunks in self.windows.items()},
+            "counts": dict(self.counts),
+            "event_incident": copy.deepcopy(self.event_incident),
+            "tracks": {s: copy.copy(t) for s, t in self.tracks.items()},
+            "drifts": {s: copy.copy(t) for s, t in self.drifts.items()},
+        }
