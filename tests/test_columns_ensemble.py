@@ -18,6 +18,7 @@ from detectors.ensemble import EnsembleDetector
 from detectors.holdoff import TIME
 from detectors.learned_hst import LearnedLimitsHSTDetector
 from detectors.ranked import RankedTestsDetector
+from detectors.stuck import StuckRunDetector
 from tests.column_streams import Slots, bits
 
 FEATURE = "pm1.0_cf_1"
@@ -29,8 +30,8 @@ def small(stuck_holdoff: int = 3, gate: float | None = 0.6, seconds: float | Non
     def make():
         trees = LearnedLimitsHSTDetector(FEATURE, margin=2.0, window_size=10, gate=gate,
                                          threshold=0.95)
-        stuck = RankedTestsDetector(FEATURE, threshold=0.99, holdoff=stuck_holdoff,
-                                    tests=("stuck",), size=8, horizon=120, min_count=5)
+        stuck = StuckRunDetector(FEATURE, threshold=0.99, holdoff=stuck_holdoff, horizon=120,
+                                 min_count=5)
         return EnsembleDetector([trees, stuck], holdoff=4, holdoff_seconds=seconds)
 
     return make
@@ -155,7 +156,7 @@ def test_what_it_cannot_twin_is_refused():
     with pytest.raises(ValueError, match="fresh"):
         EnsembleColumns.of(used)
     ranked = RankedTestsDetector(FEATURE)
-    with pytest.raises(ValueError, match="stuck test alone"):
+    with pytest.raises(ValueError, match="learned-limits trees, stuck test"):
         EnsembleColumns.of(EnsembleDetector([LearnedLimitsHSTDetector(FEATURE), ranked]))
     with pytest.raises(ValueError, match="learned-limits"):
         EnsembleColumns.of(EnsembleDetector([ranked]))
