@@ -6,9 +6,10 @@ Everything is arrays per slot, one numpy pass per round of a batch (a round hold
 once; a batch where a slot repeats runs as rounds, so each slot's rows are taken in order):
 - the trees: every sensor shares one forest on limits 0–1 and feeds it (v − lo) / span with its
   own learnt lo and span, so they are `columns.hst.HstColumns` on limits 0–1 fed the scaled
-  values; a slot's first window is kept in an array and, when it fills, its limits and its
-  gate's centre and unit are learnt (`learned_limits` and `gate_place` themselves, per slot:
-  once in a sensor's life) and the window learnt at once;
+  values; a slot's first window is kept in a row of a pool shared by the slots still warming
+  up and, when it fills, its limits and its gate's centre and unit are learnt (`learned_limits`
+  and `gate_place` themselves, per slot: once in a sensor's life), the window learnt at once
+  and the row freed (so a warmed-up sensor keeps no window);
 - the ranked tails (the gate's values, the stuck test's run lengths): histograms of every slot
   in one array each (`stats.histogram.HistogramRanks`, slots × generations × bins);
 - the stuck test's previous value, run of repeats, hold-off and warm-up count, the members'
@@ -91,7 +92,9 @@ class EnsembleColumns:
             seed=seed,
         )
         # the trees member: its first window, and its limits once learnt
-        self.first = np.zeros((0, window_size))
+        self.first = np.zeros((0, window_size))  # the pool of first windows being filled
+        self.free = np.zeros(0, np.int64)  # its rows not in use
+        self.row = np.zeros(0, np.int64)  # each slot's row of the pool (-1: none)
         self.seen = np.zeros(0, np.int64)  # readings of the first window so far
         self.lo = np.zeros(0)
         self.span = np.zeros(0)
@@ -160,7 +163,7 @@ class EnsembleColumns:
         def more(a: np.ndarray, fill: float = 0) -> np.ndarray:
             return np.concatenate([a, np.full((extra, *a.shape[1:]), fill, a.dtype)])
 
-        self.first = more(self.first)
+        self.row = more(self.row, -1)
         self.seen, self.lo, self.span = more(self.seen), more(self.lo), more(self.span)
         self.previous, self.run = more(self.previous, np.nan), more(self.run)
         self.changes, self.stuck_quiet, self.quiet = (
@@ -216,28 +219,51 @@ class EnsembleColumns:
         warm = np.flatnonzero(~ready)
         if len(warm):
             w = s[warm]
-            self.first[w, seen[warm]] = x[warm]
+            self._rows(w[self.row[w] < 0])
+            self.first[self.row[w], seen[warm]] = x[warm]
             self.seen[w] = seen[warm] + 1
             full = w[seen[warm] == self.window_size - 1]
             if len(full):
                 self._learn_limits(full)
         return score
 
+    def _rows(self, s: np.ndarray) -> None:
+        """Rows of the pool for slots `s`, which start their first window (the pool grows)."""
+        if not len(s):
+            return
+        short = len(s) - len(self.free)
+        if short > 0:
+            have = len(self.first)
+            extra = max(short, have // 4)
+            self.first = np.concatenate([self.first, np.zeros((extra, self.window_size))])
+            self.free = np.concatenate([self.free, np.arange(have, have + extra)])
+        self.row[s], self.free = self.free[: len(s)], self.free[len(s):]
+
+    def _release(self, s: np.ndarray) -> None:
+        """Slots `s` are done with their rows; an unused pool is dropped."""
+        rows = self.row[s]
+        self.first[rows] = 0.0
+        self.row[s] = -1
+        self.free = np.concatenate([self.free, rows])
+        if len(self.free) == len(self.first):
+            self.first = np.zeros((0, self.window_size))
+            self.free = np.zeros(0, np.int64)
+
     def _learn_limits(self, s: np.ndarray) -> None:
         """Slots `s` filled their first window: their limits, and the trees learn the window."""
         tails = self.tails
-        for slot in s.tolist():
-            window = self.first[slot].tolist()
+        windows = self.first[self.row[s]]
+        for slot, window in zip(s.tolist(), windows.tolist(), strict=True):
             lo, hi = learned_limits(window, self.margin)
             self.lo[slot], self.span[slot] = lo, hi - lo
             if self.gate is not None:
                 tails.centre[slot], tails.unit[slot] = gate_place(window)
-        scaled = (self.first[s] - self.lo[s, None]) / self.span[s, None]
+        scaled = (windows - self.lo[s, None]) / self.span[s, None]
         self.trees.learn_windows(s, scaled)
         if self.gate is not None:
-            for column in self.first[s].T:  # in order: the generations count readings
+            for column in windows.T:  # in order: the generations count readings
                 tails.update(s, column)
-        self.first[s] = 0.0
+        self._release(s)
 
     def _stuck(self, s: np.ndarray, x: np.ndarray) -> np.ndarray:
         """The stuck test's scores (NaN while warming up), then learn."""
