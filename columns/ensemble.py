@@ -211,9 +211,10 @@ class EnsembleColumns:
             score[ready] = self.trees.score_then_learn(r, (x[ready] - self.lo[r]) / self.span[r])
         if self.gate is not None and ready.any():
             r, v = s[ready], x[ready]
-            high, low = self.tails.ranks(r, v)
+            b = self.tails.locate(r, v)
+            high, low = self.tails.ranks(r, v, b)
             level = 2.0 * np.maximum(high, low) - 1.0
-            self.tails.update(r, v)
+            self.tails.update(r, v, b)
             damp = np.flatnonzero(ready)[level < self.gate]
             score[damp] *= self.thresholds[0]
         warm = np.flatnonzero(~ready)

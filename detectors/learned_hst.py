@@ -113,7 +113,7 @@ class LearnedLimitsHSTDetector:
             score, status = self.trees.score_then_learn({self.feature: (x - self.lo) / self.span})
             tail = self.tail
             if tail is not None:
-                level = 2.0 * max(tail.rank(x), tail.rank_low(x)) - 1.0
+                level = 2.0 * max(tail.ranks(x)) - 1.0
                 tail.update(x)
                 if score is not None and level < self.gate:
                     score *= self.threshold

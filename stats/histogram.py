@@ -171,6 +171,20 @@ class HistogramRank:
         counts = self.counts[g]
         return mid_rank(sum(counts[:b]), counts[b], n)
 
+    def ranks(self, x: float) -> tuple[float, float]:
+        """(`rank`, `rank_low`) of x, with one pass over the bins."""
+        g = self.older
+        n, top, bottom = self.n[g], self.top[g], self.bottom[g]
+        if not n:
+            return 0.0, 0.0
+        b = self.locate(x)
+        counts = self.counts[g]
+        below, inside = sum(counts[:b]), counts[b]
+        spread = top - bottom
+        high = beyond(x - top, spread) if x > top else mid_rank(below, inside, n)
+        above = n - below - inside
+        return high, beyond(bottom - x, spread) if x < bottom else mid_rank(above, inside, n)
+
     def rank_low(self, x: float) -> float:
         """The rank of −x among the values negated: how far into the low tail x is."""
         g = self.older
@@ -259,28 +273,35 @@ class HistogramRanks:
         self.top, self.bottom = more(self.top, -np.inf), more(self.bottom, np.inf)
         self.centre, self.unit = more(self.centre), more(self.unit, 1.0)
 
-    def locate(self, s: np.ndarray, x: np.ndarray) -> np.ndarray:
-        return self.grid.locate_many((x - self.centre[s]) / self.unit[s])
+    def __setstate__(self, state: dict) -> None:
+        """Unpickled arrays are made C-contiguous: updates write through flat views of them."""
+        for name, value in state.items():
+            if isinstance(value, np.ndarray):
+                value = np.ascontiguousarray(value)
+            setattr(self, name, value)
 
-    def _answering(self, s: np.ndarray, x: np.ndarray):
-        """Per row: the answering generation, its count, the bins' counts below and inside x."""
-        g = self.older[s]
-        n = self.n[s, g]
-        b = self.locate(s, x)
-        rows = self.counts[s, g].astype(np.int64)
-        below = np.cumsum(rows, axis=1)
-        inside = np.take_along_axis(rows, b[:, None], axis=1)[:, 0]
-        below = np.take_along_axis(below, b[:, None], axis=1)[:, 0] - inside
-        return g, n, below, inside
+    def locate(self, s: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """The bin of x[i] on slot s[i]."""
+        return self.grid.locate_many((x - self.centre[s]) / self.unit[s])
 
     def rank(self, s: np.ndarray, x: np.ndarray) -> np.ndarray:
         """`HistogramRank.rank` of x[i] on slot s[i]."""
         return self.ranks(s, x)[0]
 
-    def ranks(self, s: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(`rank`, `rank_low`) of x[i] on slot s[i]."""
-        g, n, below, inside = self._answering(s, x)
-        top, bottom = self.top[s, g], self.bottom[s, g]
+    def ranks(
+        self, s: np.ndarray, x: np.ndarray, b: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(`rank`, `rank_low`) of x[i] on slot s[i] (`b`: their bins, if located already)."""
+        bins = self.grid.bins
+        q = 2 * s + self.older[s]  # the answering generation's row of (slots · 2) × bins
+        n = self.n.reshape(-1)[q]
+        if b is None:
+            b = self.locate(s, x)
+        rows = self.counts.reshape(-1, bins)[q]
+        at = np.arange(len(s)) * bins + b
+        inside = rows.reshape(-1)[at].astype(np.int64)
+        below = np.cumsum(rows, axis=1, dtype=np.int32).reshape(-1)[at] - inside
+        top, bottom = self.top.reshape(-1)[q], self.bottom.reshape(-1)[q]
         spread = top - bottom
         safe = np.maximum(n, 1)
         with np.errstate(invalid="ignore", divide="ignore"):  # the branch np.where drops
@@ -290,16 +311,20 @@ class HistogramRanks:
         empty = n == 0
         return np.where(empty, 0.0, high), np.where(empty, 0.0, low)
 
-    def update(self, s: np.ndarray, x: np.ndarray) -> None:
-        """`HistogramRank.update(x[i])` on slot s[i] (each slot at most once)."""
+    def update(self, s: np.ndarray, x: np.ndarray, b: np.ndarray | None = None) -> None:
+        """`HistogramRank.update(x[i])` on slot s[i] (each slot at most once; `b`: their bins,
+        if located already)."""
         if not len(s):
             return
-        b = self.locate(s, x)
+        if b is None:
+            b = self.locate(s, x)
         g = self.older[s].astype(np.intp)
-        self._count(s, g, b, x)
-        n = self.n[s, g]
+        q = 2 * s + g
+        self._count(q, b, x)
+        n = self.n.reshape(-1)[q]
         young = n > self.horizon // 2
-        self._count(s[young], 1 - g[young], b[young], x[young])
+        if young.any():
+            self._count((q + 1 - 2 * g)[young], b[young], x[young])
         done = n >= self.horizon
         if done.any():
             k, old = s[done], g[done]
@@ -308,8 +333,10 @@ class HistogramRanks:
             self.top[k, old], self.bottom[k, old] = -np.inf, np.inf
             self.older[k] = 1 - old
 
-    def _count(self, s: np.ndarray, g: np.ndarray, b: np.ndarray, x: np.ndarray) -> None:
-        self.counts[s, g, b] += 1
-        self.n[s, g] += 1
-        self.top[s, g] = np.maximum(self.top[s, g], x)
-        self.bottom[s, g] = np.minimum(self.bottom[s, g], x)
+    def _count(self, q: np.ndarray, b: np.ndarray, x: np.ndarray) -> None:
+        """Count x[i] in bin b[i] of generation row q[i] (2 · slot + generation)."""
+        self.counts.reshape(-1)[q * self.grid.bins + b] += 1
+        self.n.reshape(-1)[q] += 1
+        top, bottom = self.top.reshape(-1), self.bottom.reshape(-1)
+        top[q] = np.maximum(top[q], x)
+        bottom[q] = np.minimum(bottom[q], x)

@@ -98,6 +98,7 @@ def test_ranks_are_mid_ranks_of_the_answering_generation(grid, horizon):
         high, low = oracle_rank(old, grid, centre, unit, x)
         assert rank.rank(x) == pytest.approx(high, rel=1e-12, abs=1e-15), i
         assert rank.rank_low(x) == pytest.approx(low, rel=1e-12, abs=1e-15), i
+        assert rank.ranks(x) == (rank.rank(x), rank.rank_low(x))
         rank.update(x)
         old.append(x)
         if young is None and len(old) > horizon // 2:
