@@ -115,6 +115,10 @@ RUN_GRID = OctaveGrid(low=1, high=20, per_octave=4, signed=False)
 VALUE_GRID = OctaveGrid(low=-10, high=30, per_octave=4, signed=True)
 
 
+#: Bins per block of `HistogramRanks`' block totals.
+BLOCK = 16
+
+
 def count_dtype(horizon: int) -> type:
     """The smallest unsigned integer type that counts up to `horizon`."""
     return np.uint16 if horizon <= np.iinfo(np.uint16).max else np.uint32
@@ -234,6 +238,11 @@ class HistogramRanks:
     row of `counts` (slots × 2 generations × bins), its centre and unit its own. The methods take
     each slot at most once per call, as a round of the column engine does.
 
+    A rank needs the count of the bins below x: rather than a prefix sum over every bin of every
+    row, each generation also keeps the totals of its blocks of `BLOCK` bins (`blocks`), so the
+    count below is the blocks below plus the bins below within x's block (the bins are padded to
+    whole blocks).
+
     >>> many = HistogramRanks(RUN_GRID, horizon=1000)
     >>> many.grow(2)
     >>> for x in (0.0, 0.0, 1.0, 2.0, 0.0, 5.0, 1.0, 0.0):
@@ -247,7 +256,9 @@ class HistogramRanks:
             raise ValueError("need horizon ≥ 2")
         self.grid = grid
         self.horizon = horizon
-        self.counts = np.zeros((0, 2, grid.bins), count_dtype(horizon))
+        self.width = -(-grid.bins // BLOCK) * BLOCK  # the bins, padded to whole blocks
+        self.counts = np.zeros((0, 2, self.width), count_dtype(horizon))
+        self.blocks = np.zeros((0, 2, self.width // BLOCK), count_dtype(horizon))
         self.n = np.zeros((0, 2), np.int32)
         self.top = np.zeros((0, 2))
         self.bottom = np.zeros((0, 2))
@@ -270,6 +281,7 @@ class HistogramRanks:
             return np.concatenate([a, np.full((extra, *a.shape[1:]), fill, a.dtype)])
 
         self.counts, self.n, self.older = more(self.counts), more(self.n), more(self.older)
+        self.blocks = more(self.blocks)
         self.top, self.bottom = more(self.top, -np.inf), more(self.bottom, np.inf)
         self.centre, self.unit = more(self.centre), more(self.unit, 1.0)
 
@@ -292,15 +304,18 @@ class HistogramRanks:
         self, s: np.ndarray, x: np.ndarray, b: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """(`rank`, `rank_low`) of x[i] on slot s[i] (`b`: their bins, if located already)."""
-        bins = self.grid.bins
         q = 2 * s + self.older[s]  # the answering generation's row of (slots · 2) × bins
         n = self.n.reshape(-1)[q]
         if b is None:
             b = self.locate(s, x)
-        rows = self.counts.reshape(-1, bins)[q]
-        at = np.arange(len(s)) * bins + b
-        inside = rows.reshape(-1)[at].astype(np.int64)
-        below = np.cumsum(rows, axis=1, dtype=np.int32).reshape(-1)[at] - inside
+        block, within = np.divmod(b, BLOCK)
+        totals = self.blocks.reshape(-1, self.width // BLOCK)[q]
+        below = np.where(np.arange(totals.shape[1]) < block[:, None], totals, 0).sum(1, np.int64)
+        counts = self.counts.reshape(-1)
+        first = q * self.width + block * BLOCK
+        bins = counts[first[:, None] + np.arange(BLOCK)]
+        below += np.where(np.arange(BLOCK) < within[:, None], bins, 0).sum(1, np.int64)
+        inside = counts[q * self.width + b].astype(np.int64)
         top, bottom = self.top.reshape(-1)[q], self.bottom.reshape(-1)[q]
         spread = top - bottom
         safe = np.maximum(n, 1)
@@ -329,13 +344,15 @@ class HistogramRanks:
         if done.any():
             k, old = s[done], g[done]
             self.counts[k, old] = 0
+            self.blocks[k, old] = 0
             self.n[k, old] = 0
             self.top[k, old], self.bottom[k, old] = -np.inf, np.inf
             self.older[k] = 1 - old
 
     def _count(self, q: np.ndarray, b: np.ndarray, x: np.ndarray) -> None:
         """Count x[i] in bin b[i] of generation row q[i] (2 · slot + generation)."""
-        self.counts.reshape(-1)[q * self.grid.bins + b] += 1
+        self.counts.reshape(-1)[q * self.width + b] += 1
+        self.blocks.reshape(-1)[q * (self.width // BLOCK) + b // BLOCK] += 1
         self.n.reshape(-1)[q] += 1
         top, bottom = self.top.reshape(-1), self.bottom.reshape(-1)
         top[q] = np.maximum(top[q], x)
