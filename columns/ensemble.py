@@ -1,19 +1,19 @@
 """The air-quality flow's default detector (`hst_ensemble`) for every sensor of a shard at once:
 the twin of `detectors.ensemble.EnsembleDetector([LearnedLimitsHSTDetector(gate=…),
-RankedTestsDetector(tests=("stuck",))], holdoff=…).score_then_learn`, bit for bit.
+StuckRunDetector()], holdoff=…).score_then_learn`, bit for bit.
 
-What is vectorised, and what is not:
+Everything is arrays per slot, one numpy pass per round of a batch (a round holds each slot
+once; a batch where a slot repeats runs as rounds, so each slot's rows are taken in order):
 - the trees: every sensor shares one forest on limits 0–1 and feeds it (v − lo) / span with its
   own learnt lo and span, so they are `columns.hst.HstColumns` on limits 0–1 fed the scaled
-  values; a slot's first window is kept in an array and, when it fills, its limits are learnt
-  (`learned_limits` itself, per slot: once in a sensor's life) and the window learnt at once;
+  values; a slot's first window is kept in a row of a pool shared by the slots still warming
+  up and, when it fills, its limits and its gate's centre and unit are learnt (`learned_limits`
+  and `gate_place` themselves, per slot: once in a sensor's life), the window learnt at once
+  and the row freed (so a warmed-up sensor keeps no window);
+- the ranked tails (the gate's values, the stuck test's run lengths): histograms of every slot
+  in one array each (`stats.histogram.HistogramRanks`, slots × generations × bins);
 - the stuck test's previous value, run of repeats, hold-off and warm-up count, the members'
-  common scale, the ensemble's hold-off (`detectors.holdoff.apply_columns`, re-arming included):
-  arrays per slot, one numpy pass per batch;
-- the ranked tails (the gate's two `TailRank`s, the stuck test's run lengths) learn one value
-  at a time in sorted lists: each slot keeps the very `TailRank` objects the per-sensor
-  detector would, and a batch loops over its rows calling them (they are exact by construction;
-  the benchmark says what they cost).
+  common scale, the ensemble's hold-off (`detectors.holdoff.apply_columns`, re-arming included).
 
 Rows whose feature is missing are `unscored` and learn nothing; placeholders are neither scored
 nor learnt (`unscored`), as the per-sensor chain has it.
@@ -28,11 +28,17 @@ import numpy as np
 
 from columns.batch import SCORED, UNSCORED, WARMING_UP, Work
 from columns.hst import HstColumns
+from columns.rounds import occurrences
 from detectors.ensemble import EnsembleDetector
 from detectors.holdoff import HoldOff, apply_columns, apply_columns_timed
-from detectors.learned_hst import LearnedLimitsHSTDetector, learned_limits
-from detectors.ranked import RankedTestsDetector
-from stats.tail import TailRank
+from detectors.learned_hst import (
+    GATE_HORIZON,
+    LearnedLimitsHSTDetector,
+    gate_place,
+    learned_limits,
+)
+from detectors.stuck import StuckRunDetector
+from stats.histogram import RUN_GRID, VALUE_GRID, HistogramRanks
 
 
 class EnsembleColumns:
@@ -61,8 +67,7 @@ class EnsembleColumns:
         window_size: int,
         seed: int,
         gate: float | None,
-        tail: tuple[int, int],
-        stuck: tuple[int, int],
+        stuck_horizon: int,
         min_count: int,
         stuck_holdoff: int,
         thresholds: tuple[float, float],
@@ -74,8 +79,6 @@ class EnsembleColumns:
         self.margin = margin
         self.window_size = window_size
         self.gate = gate
-        self.tail = tail  # the gate's TailRank (size, horizon)
-        self.stuck = stuck  # the stuck test's TailRank (size, horizon)
         self.min_count = min_count
         self.stuck_holdoff = stuck_holdoff
         self.thresholds = thresholds
@@ -89,17 +92,18 @@ class EnsembleColumns:
             seed=seed,
         )
         # the trees member: its first window, and its limits once learnt
-        self.first = np.zeros((0, window_size))
+        self.first = np.zeros((0, window_size))  # the pool of first windows being filled
+        self.free = np.zeros(0, np.int64)  # its rows not in use
+        self.row = np.zeros(0, np.int64)  # each slot's row of the pool (-1: none)
         self.seen = np.zeros(0, np.int64)  # readings of the first window so far
         self.lo = np.zeros(0)
         self.span = np.zeros(0)
-        self.high: list[TailRank] = []  # the gate: rank of v, and of −v
-        self.low: list[TailRank] = []
+        self.tails = HistogramRanks(VALUE_GRID, GATE_HORIZON)  # the gate's (used with a gate)
         # the stuck member
         self.previous = np.zeros(0)  # NaN: none yet
         self.run = np.zeros(0)
-        self.changes = np.zeros(0, np.int64)  # values its `change` tail learnt (up to min_count)
-        self.runs: list[TailRank] = []
+        self.changes = np.zeros(0, np.int64)  # readings learnt after a first (up to min_count)
+        self.runs = HistogramRanks(RUN_GRID, stuck_horizon)
         self.stuck_quiet = np.zeros(0, np.int64)
         self.stuck_rarity = np.zeros(0)  # 1 − score of the alarm that started its hold-off
         # the ensemble
@@ -117,19 +121,15 @@ class EnsembleColumns:
         if len(members) != 2:
             raise ValueError("the column ensemble twins [learned-limits trees, stuck test]")
         trees, stuck = members
-        if type(trees) is not LearnedLimitsHSTDetector or type(stuck) is not RankedTestsDetector:
+        if type(trees) is not LearnedLimitsHSTDetector or type(stuck) is not StuckRunDetector:
             raise ValueError("the column ensemble twins [learned-limits trees, stuck test]")
-        if trees.trees is not None or trees.first or trees.high.n or trees.seed is None:
+        if trees.trees is not None or trees.first or trees.seed is None:
             raise ValueError("the column ensemble needs fresh, seeded trees")
-        if stuck.tests != ("stuck",) or stuck.previous is not None or not _fresh(stuck.hold):
-            raise ValueError("the column ensemble's second member is a fresh stuck test alone")
-        change = stuck.ranks["change"]  # only its count is read: up to min_count, it never drops
-        if change.horizon - change.horizon // 2 < stuck.min_count:
-            raise ValueError("the column ensemble needs the stuck test's horizon ≥ 2·min_count")
+        if stuck.previous is not None or not _fresh(stuck.hold):
+            raise ValueError("the column ensemble's second member is a fresh stuck test")
         if stuck.feature != trees.feature:
             raise ValueError("the column ensemble's members read one feature")
         options = trees.options
-        run_tail = stuck.ranks["stuck"]
         return cls(
             trees.feature,
             margin=trees.margin,
@@ -138,8 +138,7 @@ class EnsembleColumns:
             window_size=options["window_size"],
             seed=trees.seed,
             gate=trees.gate,
-            tail=(trees.high.size, trees.high.horizon),
-            stuck=(run_tail.size, run_tail.horizon),
+            stuck_horizon=stuck.runs.horizon,
             min_count=stuck.min_count,
             stuck_holdoff=stuck.holdoff,
             thresholds=(float(detector.thresholds[0]), float(detector.thresholds[1])),
@@ -164,7 +163,7 @@ class EnsembleColumns:
         def more(a: np.ndarray, fill: float = 0) -> np.ndarray:
             return np.concatenate([a, np.full((extra, *a.shape[1:]), fill, a.dtype)])
 
-        self.first = more(self.first)
+        self.row = more(self.row, -1)
         self.seen, self.lo, self.span = more(self.seen), more(self.lo), more(self.span)
         self.previous, self.run = more(self.previous, np.nan), more(self.run)
         self.changes, self.stuck_quiet, self.quiet = (
@@ -172,9 +171,9 @@ class EnsembleColumns:
         )
         self.stuck_rarity, self.rarity = more(self.stuck_rarity, 1.0), more(self.rarity, 1.0)
         self.until = more(self.until, -np.inf)
-        self.high += [TailRank(*self.tail) for _ in range(extra)]
-        self.low += [TailRank(*self.tail) for _ in range(extra)]
-        self.runs += [TailRank(*self.stuck) for _ in range(extra)]
+        self.runs.grow(have + extra)
+        if self.gate is not None:
+            self.tails.grow(have + extra)
 
     def apply(self, work: Work, slots: np.ndarray, counts: dict[str, int]) -> None:
         """Score each row's feature, then learn it (see the class); `work.score`/`.status`."""
@@ -193,10 +192,14 @@ class EnsembleColumns:
         if not len(rows):
             return
         s = np.asarray(slots, dtype=np.intp)[rows]
-        x = value[rows]
-        first = self._trees(s, x)
-        second = self._stuck(s, x)
-        work.score[rows], work.status[rows] = self._combine(s, first, second, work.times[rows])
+        rounds = occurrences(s)
+        for k in range(int(rounds.max()) + 1):  # one round: each slot once (usually the only)
+            at = rows if k == 0 and not rounds.any() else rows[rounds == k]
+            sk = s if at is rows else s[rounds == k]
+            x = value[at]
+            first = self._trees(sk, x)
+            second = self._stuck(sk, x)
+            work.score[at], work.status[at] = self._combine(sk, first, second, work.times[at])
 
     def _trees(self, s: np.ndarray, x: np.ndarray) -> np.ndarray:
         """The learned-limits trees' scores (NaN while warming up), then learn."""
@@ -206,37 +209,62 @@ class EnsembleColumns:
         if ready.any():
             r = s[ready]
             score[ready] = self.trees.score_then_learn(r, (x[ready] - self.lo[r]) / self.span[r])
-        if self.gate is not None:
-            high, low, gate = self.high, self.low, self.gate
-            damp = []
-            for slot, v, on in zip(s.tolist(), x.tolist(), ready.tolist(), strict=True):
-                h, lw = high[slot], low[slot]
-                if on:
-                    level = 2.0 * max(h.rank(v), lw.rank(-v)) - 1.0
-                    damp.append(level < gate)
-                h.update(v)
-                lw.update(-v)
-            if damp:
-                on = np.flatnonzero(ready)[np.array(damp, bool)]
-                score[on] *= self.thresholds[0]
+        if self.gate is not None and ready.any():
+            r, v = s[ready], x[ready]
+            b = self.tails.locate(r, v)
+            high, low = self.tails.ranks(r, v, b)
+            level = 2.0 * np.maximum(high, low) - 1.0
+            self.tails.update(r, v, b)
+            damp = np.flatnonzero(ready)[level < self.gate]
+            score[damp] *= self.thresholds[0]
         warm = np.flatnonzero(~ready)
         if len(warm):
             w = s[warm]
-            self.first[w, seen[warm]] = x[warm]
+            self._rows(w[self.row[w] < 0])
+            self.first[self.row[w], seen[warm]] = x[warm]
             self.seen[w] = seen[warm] + 1
             full = w[seen[warm] == self.window_size - 1]
             if len(full):
                 self._learn_limits(full)
         return score
 
+    def _rows(self, s: np.ndarray) -> None:
+        """Rows of the pool for slots `s`, which start their first window (the pool grows)."""
+        if not len(s):
+            return
+        short = len(s) - len(self.free)
+        if short > 0:
+            have = len(self.first)
+            extra = max(short, have // 4)
+            self.first = np.concatenate([self.first, np.zeros((extra, self.window_size))])
+            self.free = np.concatenate([self.free, np.arange(have, have + extra)])
+        self.row[s], self.free = self.free[: len(s)], self.free[len(s):]
+
+    def _release(self, s: np.ndarray) -> None:
+        """Slots `s` are done with their rows; an unused pool is dropped."""
+        rows = self.row[s]
+        self.first[rows] = 0.0
+        self.row[s] = -1
+        self.free = np.concatenate([self.free, rows])
+        if len(self.free) == len(self.first):
+            self.first = np.zeros((0, self.window_size))
+            self.free = np.zeros(0, np.int64)
+
     def _learn_limits(self, s: np.ndarray) -> None:
         """Slots `s` filled their first window: their limits, and the trees learn the window."""
-        for slot in s.tolist():
-            lo, hi = learned_limits(self.first[slot].tolist(), self.margin)
+        tails = self.tails
+        windows = self.first[self.row[s]]
+        for slot, window in zip(s.tolist(), windows.tolist(), strict=True):
+            lo, hi = learned_limits(window, self.margin)
             self.lo[slot], self.span[slot] = lo, hi - lo
-        scaled = (self.first[s] - self.lo[s, None]) / self.span[s, None]
+            if self.gate is not None:
+                tails.centre[slot], tails.unit[slot] = gate_place(window)
+        scaled = (windows - self.lo[s, None]) / self.span[s, None]
         self.trees.learn_windows(s, scaled)
-        self.first[s] = 0.0
+        if self.gate is not None:
+            for column in windows.T:  # in order: the generations count readings
+                tails.update(s, column)
+        self._release(s)
 
     def _stuck(self, s: np.ndarray, x: np.ndarray) -> np.ndarray:
         """The stuck test's scores (NaN while warming up), then learn."""
@@ -245,20 +273,16 @@ class EnsembleColumns:
         new_run = np.where(x == previous, run + 1.0, 0.0)
         scored = has & (self.changes[s] >= self.min_count)
         score = np.full(len(s), np.nan)
-        runs = self.runs
         at = np.flatnonzero(scored)
         if len(at):
-            pairs = zip(s[at].tolist(), new_run[at].tolist(), strict=True)
-            rank = [runs[slot].rank(r) for slot, r in pairs]
-            score[at] = 1.0 - (1.0 - np.array(rank))
             k = s[at]
+            score[at] = 1.0 - (1.0 - self.runs.rank(k, new_run[at]))
             score[at], self.stuck_quiet[k], self.stuck_rarity[k] = apply_columns(
                 self.stuck_hold, score[at], self.stuck_quiet[k], self.stuck_rarity[k]
             )
-        # learn: a run that ended joins the past runs; `change` counts (only its n is read)
+        # learn: a run that ended joins the past runs; the warm-up counts
         ended = np.flatnonzero(has & (new_run == 0.0))
-        for slot, r in zip(s[ended].tolist(), run[ended].tolist(), strict=True):
-            runs[slot].update(r)
+        self.runs.update(s[ended], run[ended])
         self.changes[s] = np.minimum(self.changes[s] + has, self.min_count)
         self.run[s] = np.where(has, new_run, run)
         self.previous[s] = x

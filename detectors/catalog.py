@@ -18,6 +18,7 @@ from detectors.learned_hst import LearnedLimitsHSTDetector
 from detectors.ranked import TESTS as SHAPED_TESTS
 from detectors.ranked import RankedTestsDetector
 from detectors.scaled_hst import ScaledHalfSpaceTreesDetector
+from detectors.stuck import StuckRunDetector
 from detectors.zscore import RollingZScoreDetector
 
 DETECTORS = (
@@ -83,13 +84,14 @@ def hst_ensemble(
     **hst: Any,
 ) -> Detector:
     """HalfSpaceTrees with learnt limits, heard only for values in the outer `1 − gate` of the
-    key's own range (both tails), and the stuck test; 30 readings of hold-off after an alarm
-    (or `holdoff_seconds` where readings carry a time: the air-quality flow's one hour).
+    key's own range (both tails), and the stuck test (`StuckRunDetector`); 30 readings of
+    hold-off after an alarm (or `holdoff_seconds` where readings carry a time: the air-quality
+    flow's one hour).
 
     The gate keeps the trees quiet when a sensor comes back to its usual values after a fault
     (the trees' last window then held the fault, so usual cells look empty)."""
     trees = LearnedLimitsHSTDetector(feature, **{**LEARNED_HST, "gate": gate, **hst})
-    stuck = RankedTestsDetector(feature, threshold=STUCK_THRESHOLD, holdoff=0, tests=("stuck",))
+    stuck = StuckRunDetector(feature, threshold=STUCK_THRESHOLD, holdoff=0)
     return EnsembleDetector([trees, stuck], holdoff=holdoff, holdoff_seconds=holdoff_seconds)
 
 

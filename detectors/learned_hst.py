@@ -16,8 +16,10 @@ once the limits are known (they were reported as warming up), and from then on t
 those of river's HalfSpaceTrees (limits 0–1) fed the scaled values, bit for bit.
 
 With `gate`, the trees are heard only for a value in the outer (1 − gate)/2 of the key's own
-recent values on either side (`stats.tail.TailRank` over the last 1,000–2,000 readings, exact in
-that tail); other scores are multiplied by the threshold, so they stay below it.
+recent values on either side; other scores are multiplied by the threshold, so they stay below
+it. The gate ranks a value among the key's last 1,000–2,000 readings in a fixed-size histogram
+(`stats.histogram.HistogramRank` on `VALUE_GRID`, in units of the first window's span around
+its median: `gate_place`), which starts with the first window once the limits are learnt.
 """
 
 from __future__ import annotations
@@ -27,10 +29,22 @@ from collections.abc import Mapping
 
 from detectors.base import UNSCORED, WARMING_UP
 from detectors.hst import HalfSpaceTreesDetector
-from stats.tail import TailRank
+from stats.histogram import VALUE_GRID, HistogramRank
 
 #: The gate ranks a value among the key's last GATE_HORIZON/2 to GATE_HORIZON values.
 GATE_HORIZON = 2_000
+
+
+def gate_place(values: list[float]) -> tuple[float, float]:
+    """The gate's centre and unit: the median of `values` (the lower middle one) and their span
+    (a flat span counts as 1 % of its level, or 1 around 0).
+
+    >>> gate_place([2.0, 4.0, 3.0, 10.0]), gate_place([5.0, 5.0])
+    ((3.0, 8.0), (5.0, 0.05))
+    """
+    ordered = sorted(values)
+    hi = ordered[-1]
+    return ordered[(len(ordered) - 1) // 2], hi - ordered[0] or (0.01 * abs(hi) or 1.0)
 
 
 def learned_limits(values: list[float], margin: float) -> tuple[float, float]:
@@ -82,10 +96,7 @@ class LearnedLimitsHSTDetector:
         self.options = {"n_trees": n_trees, "height": height, "window_size": window_size}
         self.seed = seed
         self.gate = gate
-        tail = 0.5 * (1.0 - gate) if gate is not None else 0.05
-        size = max(2, int(1.2 * tail * GATE_HORIZON) + 1)  # the tail exactly, with room
-        self.high = TailRank(size, GATE_HORIZON)
-        self.low = TailRank(size, GATE_HORIZON)
+        self.tail: HistogramRank | None = None  # the gate's, once the limits are learnt
         self.lo = 0.0
         self.span = 1.0
         self.first: list[float] = []
@@ -100,16 +111,13 @@ class LearnedLimitsHSTDetector:
             return None, UNSCORED
         if self.trees is not None:
             score, status = self.trees.score_then_learn({self.feature: (x - self.lo) / self.span})
-            if self.gate is not None:
-                level = 2.0 * max(self.high.rank(x), self.low.rank(-x)) - 1.0
-                self.high.update(x)
-                self.low.update(-x)
+            tail = self.tail
+            if tail is not None:
+                level = 2.0 * max(tail.ranks(x)) - 1.0
+                tail.update(x)
                 if score is not None and level < self.gate:
                     score *= self.threshold
             return score, status
-        if self.gate is not None:
-            self.high.update(x)
-            self.low.update(-x)
         self.first.append(float(x))
         if len(self.first) == self.options["window_size"]:
             lo, hi = learned_limits(self.first, self.margin)
@@ -120,6 +128,10 @@ class LearnedLimitsHSTDetector:
             )
             for value in self.first:
                 self.trees.score_then_learn({self.feature: (value - lo) / self.span})
+            if self.gate is not None:
+                self.tail = HistogramRank(VALUE_GRID, GATE_HORIZON, *gate_place(self.first))
+                for value in self.first:
+                    self.tail.update(value)
             self.first = []
         return None, WARMING_UP
 
@@ -128,7 +140,6 @@ class LearnedLimitsHSTDetector:
         clone = object.__new__(LearnedLimitsHSTDetector)
         clone.__dict__.update(self.__dict__)
         clone.first = list(self.first)
-        clone.high = copy.deepcopy(self.high)
-        clone.low = copy.deepcopy(self.low)
+        clone.tail = copy.deepcopy(self.tail)
         clone.trees = None if self.trees is None else self.trees.copy()
         return clone

@@ -18,6 +18,7 @@ from detectors.ensemble import EnsembleDetector
 from detectors.holdoff import TIME
 from detectors.learned_hst import LearnedLimitsHSTDetector
 from detectors.ranked import RankedTestsDetector
+from detectors.stuck import StuckRunDetector
 from tests.column_streams import Slots, bits
 
 FEATURE = "pm1.0_cf_1"
@@ -29,8 +30,8 @@ def small(stuck_holdoff: int = 3, gate: float | None = 0.6, seconds: float | Non
     def make():
         trees = LearnedLimitsHSTDetector(FEATURE, margin=2.0, window_size=10, gate=gate,
                                          threshold=0.95)
-        stuck = RankedTestsDetector(FEATURE, threshold=0.99, holdoff=stuck_holdoff,
-                                    tests=("stuck",), size=8, horizon=120, min_count=5)
+        stuck = StuckRunDetector(FEATURE, threshold=0.99, holdoff=stuck_holdoff, horizon=120,
+                                 min_count=5)
         return EnsembleDetector([trees, stuck], holdoff=4, holdoff_seconds=seconds)
 
     return make
@@ -86,20 +87,31 @@ def readings(seed: int, polls: int, sensors: int):
     return out
 
 
-def check(factory, seed: int, polls: int, sensors: int) -> tuple[int, int, EnsembleColumns]:
+def check(
+    factory, seed: int, polls: int, sensors: int, per_batch: int = 1
+) -> tuple[int, int, EnsembleColumns]:
+    """Polls through the twin and through per-sensor oracles; `per_batch` polls in a batch (a
+    sensor's rows repeat in it, in order)."""
     twin = EnsembleColumns.of(factory())
     oracles: dict[int, object] = {}
     slots = Slots()
     alarms = scored = 0
-    for t, rows in enumerate(readings(seed, polls, sensors)):
-        if t in (polls // 3, 2 * polls // 3):  # recovery: both sides pickled mid-stream
+    stream = readings(seed, polls, sensors)
+    timed = [
+        [(sensor, v, p, t * POLL + (sensor * 7 + t) % 41) for sensor, v, p in rows]
+        for t, rows in enumerate(stream)
+    ]
+    batches = [sum(timed[i: i + per_batch], []) for i in range(0, polls, per_batch)]
+    for t, batch in enumerate(batches):
+        if t in (len(batches) // 3, 2 * len(batches) // 3):  # recovery: pickled mid-stream
             twin = pickle.loads(pickle.dumps(twin))
             oracles = pickle.loads(pickle.dumps(oracles))
+        rows = [(sensor, v, p) for sensor, v, p, _ in batch]
         at = slots([(sensor, None) for sensor, _, _ in rows])
         twin.grow(len(slots.of))
         values = np.array([[np.nan if v is None else v] for _, v, _ in rows]).reshape(-1, 1)
         sensors_ = np.array([sensor for sensor, _, _ in rows], dtype=np.int64)
-        times = np.array([t * POLL + (sensor * 7 + t) % 41 for sensor, _, _ in rows], np.int64)
+        times = np.array([time for *_, time in batch], np.int64)
         work = Work.of(Columns(sensors_, times, (FEATURE,), values))
         work.placeholder[:] = [p for _, _, p in rows]
         twin.apply(work, at, {})
@@ -122,6 +134,14 @@ def test_scores_equal_the_per_sensor_ensemble(name, seed):
     polls = 700 if name.startswith("small") else 260
     scored, alarms, _ = check(FACTORIES[name], seed, polls, sensors=12)
     assert scored > 1000 and alarms > 0  # the streams reach the scored phase and alarm
+
+
+@pytest.mark.parametrize("name", ("default", "small", "small_timed"))
+def test_a_batch_where_a_sensor_repeats_is_taken_in_order(name):
+    """Several polls in one batch: each sensor's rows are scored and learnt in order."""
+    polls = 700 if name.startswith("small") else 300
+    scored, alarms, _ = check(FACTORIES[name], 7, polls, sensors=8, per_batch=5)
+    assert scored > 1000 and alarms > 0
 
 
 def test_long_streams_roll_the_gate_over():
@@ -155,7 +175,7 @@ def test_what_it_cannot_twin_is_refused():
     with pytest.raises(ValueError, match="fresh"):
         EnsembleColumns.of(used)
     ranked = RankedTestsDetector(FEATURE)
-    with pytest.raises(ValueError, match="stuck test alone"):
+    with pytest.raises(ValueError, match="learned-limits trees, stuck test"):
         EnsembleColumns.of(EnsembleDetector([LearnedLimitsHSTDetector(FEATURE), ranked]))
     with pytest.raises(ValueError, match="learned-limits"):
         EnsembleColumns.of(EnsembleDetector([ranked]))
