@@ -106,3 +106,88 @@ def takes_repeats(stage: Any) -> bool:
     """Whether a stage takes a batch where a slot repeats (its rows in order) in one call:
     its class says so with `ALONG = True`; else the shard logic runs it `by_rounds`."""
     return getattr(stage, "ALONG", False)
+
+
+class Along:
+    """A batch's rows as each slot's rows in order: the recurrences a stage computes along time
+    (a value carried from a slot's previous row, a run counted, a value held since a reset),
+    for every row at once, starting from each slot's state. Arrays are per row, in batch order;
+    `state` arguments are each row's slot's state (`state_array[slots]`), read at a slot's first
+    row. When every slot is once in the batch, each is just the state's one step.
+
+    >>> along = Along(np.array([5, 2, 5, 5]))
+    >>> along.previous(np.array([1.0, 2.0, 3.0, 4.0]), np.array([9.0, 8.0, 9.0, 9.0])).tolist()
+    [9.0, 8.0, 1.0, 3.0]
+    >>> along.counter(np.array([True, True, False, True]), np.array([4, 0, 4, 4])).tolist()
+    [5, 1, 0, 1]
+    >>> along.last.tolist()
+    [1, 3]
+    """
+
+    def __init__(self, slots: np.ndarray):
+        n = len(slots)
+        self.n = n
+        if not n or np.bincount(slots).max() <= 1:  # each slot once: no order to keep
+            self.order = None
+            self.first = np.ones(n, bool)
+            self.last = np.arange(n)
+            return
+        order = np.argsort(slots, kind="stable")
+        ranked = slots[order]
+        first = np.r_[True, ranked[1:] != ranked[:-1]]
+        self.order = order
+        self._first = first  # in slot order
+        self._start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
+        self.first = np.empty(n, bool)
+        self.first[order] = first
+        self.last = np.sort(order[np.r_[first[1:], True]])  # each slot's last row
+
+    def _back(self, ranked: np.ndarray) -> np.ndarray:
+        out = np.empty_like(ranked)
+        out[self.order] = ranked
+        return out
+
+    def previous(self, x: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """Each row's slot's previous row's `x` (along the first axis), `state` at a first row."""
+        if self.order is None:
+            return state.copy()
+        ranked = x[self.order]
+        out = np.empty_like(ranked)
+        out[1:] = ranked[:-1]
+        out[self._first] = state[self.order][self._first]
+        return self._back(out)
+
+    def _since(self, reset: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """In slot order: each row's position, its slot's last reset at or before it, and
+        whether that reset is its slot's (else the run goes back to the state)."""
+        pos = np.arange(self.n)
+        at = np.maximum.accumulate(np.where(reset[self.order], pos, -1))
+        return pos, at, at >= self._start
+
+    def counter(self, go_on: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """A run counted along each slot's rows: the previous row's (or the state's) count + 1
+        where `go_on`, else 0."""
+        if self.order is None:
+            return np.where(go_on, state + 1, 0)
+        pos, at, own = self._since(~go_on)
+        from_state = state[self.order] + (pos - self._start + 1)
+        return self._back(np.where(own, pos - at, from_state))
+
+    def carry(self, reset: np.ndarray, value: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """A value held along each slot's rows: `value` where `reset`, else the previous row's
+        (the state's before a slot's first reset)."""
+        if self.order is None:
+            return np.where(reset, value, state)
+        pos, at, own = self._since(reset)
+        return self._back(np.where(own, value[self.order][np.maximum(at, 0)], state[self.order]))
+
+    def running_max(self, x: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """The largest of each slot's `x` so far (integers), and of its state."""
+        if self.order is None or not self.n:
+            return np.maximum(x, state)
+        ranked = x[self.order]
+        low = int(ranked.min())
+        span = int(ranked.max()) - low + 1
+        group = np.cumsum(self._first) - 1  # each slot's rows apart: offset by its group
+        lifted = np.maximum.accumulate((ranked - low) + group * span)
+        return self._back(np.maximum(lifted - group * span + low, state[self.order]))
