@@ -12,13 +12,30 @@ of few sensors give the outputs of the same rows one batch per row.
 
 from __future__ import annotations
 
+import json
+import pickle
+import random
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pytest
 
+from columns.batch import Columns
 from columns.channels import ChannelColumns
 from columns.flatline import FlatlineColumns
+from columns.impute import ImputeColumns
+from columns.logic import BatchTally, ShardLogic
 from columns.rounds import Along, takes_repeats
+from columns.source import ColumnFileSource
+from config import resolve
+from data import simulate
+from dataflows.air_quality import sensor_config
+from imputers.window import WindowImputer
 from tests import test_columns_qc as qc
+from tests import test_columns_stages as stages
+from tests.column_streams import Slots, work_of
+from tests.column_streams import stream as column_stream
 from tests.qc_streams import Row, epa_stream, fault_stream, stream
 
 
@@ -125,3 +142,137 @@ def test_nowcast_of_one_sensor_a_day_at_a_time():
     rows = [Row(7, 1_700_000_000 + 120 * i, {"pm2.5_epa": 5.0 + (i * 7919 % 40)})
             for i in range(3 * 720)]  # fmt: skip
     assert qc.run_nowcast([rows[k : k + 720] for k in range(0, len(rows), 720)], 1) > 2000
+
+
+@pytest.mark.parametrize("strategy", ["mean", "median", "last"])
+@pytest.mark.parametrize("seed", range(8))
+def test_imputation_along_time_equals_the_window_imputer(seed, strategy):
+    """Polls of few sensors joined into calls of up to 40 polls; values that make a naive
+    running sum drift now and then; recovery (pickles) between calls."""
+    rng = random.Random(seed)
+    window = rng.choice((1, 2, 3, 10, 10, 17))
+    impute = ["humidity", "temperature", "pm1.0_cf_1", "pressure", "voc"]
+    polls = column_stream(seed, stages.FIELDS, drifting, polls=600, sensors=rng.randint(1, 4))
+    calls: list[list] = []
+    while polls:
+        size = rng.randint(1, 40)
+        calls.append([row for poll in polls[:size] for row in poll])
+        polls = polls[size:]
+    assert max(len(c) - len({s for s, _ in c}) for c in calls) > 5  # sensors repeat in a call
+    twin = ImputeColumns(impute, window, strategy)
+    oracles: dict[int, WindowImputer] = {}
+    slots = Slots()
+    for t, rows in enumerate(calls):
+        if t % 7 == 3:
+            twin = pickle.loads(pickle.dumps(twin))
+            oracles = pickle.loads(pickle.dumps(oracles))
+        at = slots(rows)
+        twin.grow(len(slots.of))
+        work = work_of(rows, stages.FIELDS)
+        twin.apply(work, at, {})
+        want = []
+        for i, (sensor, values) in enumerate(rows):
+            imputer = oracles.setdefault(sensor, WindowImputer(impute, window, strategy))
+            filled, imputed, missing = imputer.impute_one(values)
+            want.append(filled)
+            for name in impute:
+                col = work.column(name)
+                assert work.imputed[i, col] == (name in imputed), (t, i, name)
+                assert work.missing[i, col] == (name in missing), (t, i, name)
+        stages.assert_same_values(work, want, impute)
+        stages.assert_same_values(work, want, stages.FIELDS)
+
+
+def drifting(rng: random.Random, name: str, t: int) -> float:
+    """`sensor_value`, or now and then a value of a wildly other scale."""
+    if rng.random() < 0.1:
+        return rng.gauss(0, 1) * 10.0 ** rng.randint(-8, 9)
+    return stages.sensor_value(rng, name, t)
+
+
+# --- the shard step ---------------------------------------------------------------------------
+
+
+def few_sensors(folder: Path, seed: int) -> Path:
+    """A simulated history of 1 to 3 sensors (channel faults, smoke), a run of polls without
+    humidity (another field layout), a silence of a few hours."""
+    sim = simulate.generate(seed=seed, n_sensors=1 + seed % 3, hours=16.0, channels=True,
+                            smoke=seed % 2)  # fmt: skip
+    polls = [dict(p, data=[list(row) for row in p["data"]]) for p in sim.polls]
+    rng = random.Random(seed)
+    start = rng.randrange(len(polls) - 60)
+    for poll in polls[start : start + rng.randint(5, 50)]:
+        at = poll["fields"].index("humidity")
+        poll["fields"] = poll["fields"][:at] + poll["fields"][at + 1 :]
+        poll["data"] = [row[:at] + row[at + 1 :] for row in poll["data"]]
+    quiet = rng.randrange(len(polls) - 150)
+    del polls[quiet : quiet + rng.randint(20, 100)]
+    path = folder / "polls.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in polls))
+    return path
+
+
+def shard_step(path: Path, options: dict[str, Any], one_row: bool) -> list[str]:
+    """Every shard step's outputs over the file's column batches (as the flow's source cuts
+    them, or each row a batch of its own): each output's records of one sensor in their order,
+    the counts, the tallies summed."""
+    options = {"progress": None, **options}
+    clear = 1800 if options.pop("incidents", False) else None
+    config = resolve(None, source=str(path), **options)
+    step = sensor_config(config.cleaning, config.detection, "sensor", False, clear)
+    source = ColumnFileSource(path, shards=2, batch_size=config.run.batch_size)
+    out: list[Any] = []
+    tally = BatchTally()
+    for part in source.list_parts():
+        logic = ShardLogic(step, emit_all=True, features=config.detection.features)
+        partition = source.build_part("read", part, None)
+        while True:
+            try:
+                batch = [item[1] for item in partition.next_batch() if type(item) is tuple]
+            except StopIteration:
+                break
+            if one_row:
+                batches = [[rounds_of(c, i)] for c in batch for i in range(len(c))]
+            else:
+                batches = [batch]
+            for columns in batches:
+                for item in logic.on_batch(columns)[0]:
+                    if type(item) is BatchTally:
+                        for name in ("received", "placeholders"):
+                            setattr(tally, name, getattr(tally, name) + getattr(item, name))
+                        for name in ("imputed", "invalid", "reasons", "epa"):
+                            getattr(tally, name).update(getattr(item, name))
+                    else:
+                        out.append(item)
+        out.extend(logic.on_eof()[0])
+        out.append(pickle.loads(logic.snapshot())[4])  # the counts, from the state
+    # each output (readings, events, incidents, counts) apart, each sensor's records in order
+    out.sort(key=lambda item: (type(item).__name__, getattr(item, "sensor_index", -1)))
+    return [repr(sorted(item.items()) if type(item) is dict else item) for item in out] + [
+        repr(tally)
+    ]
+
+
+def rounds_of(columns: Columns, row: int) -> Columns:
+    """Row `row` of a batch, as a batch."""
+    text = None if columns.text is None else [columns.text[row]]
+    return Columns(columns.sensors[row : row + 1], columns.times[row : row + 1], columns.fields,
+                   columns.values[row : row + 1], text, columns.origin)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},  # the defaults
+        {"detector": "hst", "gaps": "fill", "incidents": True, "batch_size": 700},
+        {"gaps": "fill", "offline_after": 10800, "scale": ("pm1.0_cf_1",), "strategy": "median",
+         "window": 3, "detector": "zscore", "incidents": True},  # fmt: skip
+    ],
+)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_batches_of_few_sensors_give_the_outputs_of_one_row_at_a_time(tmp_path, options, seed):
+    path = few_sensors(tmp_path, seed)
+    got = shard_step(path, options, one_row=False)
+    want = shard_step(path, options, one_row=True)
+    assert len(got) > 400
+    assert got == want
