@@ -129,7 +129,6 @@ class ImputeColumns:
         within a cycle the per-reading additions in order, one sequential `cumsum` per cycle
         (all cycles of all slots at once, as rows of a matrix)."""
         window = self.window
-        n = len(slots)
         order = along.order
         first = along.first[order]
         values = work.values[order, col]
