@@ -24,14 +24,17 @@ import pytest
 from columns.batch import Columns
 from columns.channels import ChannelColumns
 from columns.flatline import FlatlineColumns
+from columns.gaps import GapColumns
 from columns.impute import ImputeColumns
 from columns.logic import BatchTally, ShardLogic
 from columns.rounds import Along, takes_repeats
 from columns.source import ColumnFileSource
 from config import resolve
+from core.readings import Reading
 from data import simulate
 from dataflows.air_quality import sensor_config
 from imputers.window import WindowImputer
+from preparation.gaps import GapEvent, GapLogic, GapTracker
 from tests import test_columns_qc as qc
 from tests import test_columns_stages as stages
 from tests.column_streams import Slots, work_of
@@ -276,3 +279,75 @@ def test_batches_of_few_sensors_give_the_outputs_of_one_row_at_a_time(tmp_path, 
     want = shard_step(path, options, one_row=True)
     assert len(got) > 400
     assert got == want
+
+
+# --- gaps -------------------------------------------------------------------------------------
+
+
+def gap_calls(seed: int) -> list[list[tuple[int, int]]]:
+    """Calls of `(sensor, time)` rows of 1 to 3 sensors: mostly 2-minute steps with jitter,
+    now and then a gap, a silence past `offline_after`, a repeat, a row back in time, a change
+    of cadence; calls of 1 to 60 rows."""
+    rng = random.Random(seed)
+    sensors = rng.sample(range(1, 10**6), rng.randint(1, 3))
+    clock = {s: rng.randrange(10**9, 2 * 10**9) for s in sensors}
+    step = {s: rng.choice((60, 120, 120, 600)) for s in sensors}
+    rows = []
+    for _ in range(1500):
+        s = rng.choice(sensors)
+        draw = rng.random()
+        if draw < 0.8:
+            clock[s] += step[s] + rng.randint(-5, 5)
+        elif draw < 0.87:
+            clock[s] += step[s] * rng.randint(2, 12)
+        elif draw < 0.9:
+            clock[s] += rng.randint(3600, 20000)
+        elif draw < 0.93:
+            pass  # the same time again
+        elif draw < 0.96:
+            clock[s] -= rng.randint(1, 1000)
+        else:
+            step[s] = rng.choice((60, 120, 600))
+            clock[s] += step[s]
+        rows.append((s, clock[s]))
+    calls = []
+    while rows:
+        size = rng.randint(1, 60)
+        calls.append(rows[:size])
+        rows = rows[size:]
+    return calls
+
+
+@pytest.mark.parametrize("mode", ["events", "fill"])
+@pytest.mark.parametrize("interval", [None, 120])
+@pytest.mark.parametrize("seed", range(4))
+def test_gaps_along_time_equal_the_gap_tracker(seed, mode, interval):
+    def tracker() -> GapTracker:
+        return GapTracker(mode, interval, 3600 if seed % 2 else 10800, 50)
+
+    fields = ("pm2.5_cf_1", "humidity")
+    stage = GapColumns(lambda resume: GapLogic(resume or tracker()))
+    oracles: dict[int, GapTracker] = {}
+    slots = Slots()
+    made = 0
+    for number, rows in enumerate(gap_calls(seed)):
+        if number % 9 == 4:
+            stage = pickle.loads(pickle.dumps(stage))
+            stage.attach(lambda resume: GapLogic(resume or tracker()))
+        at = slots([(s, None) for s, _ in rows])
+        stage.grow(len(slots.of))
+        events, before = stage.expand([s for s, _ in rows], [t for _, t in rows], fields, at)
+        want_events: list[GapEvent] = []
+        want_before: dict[int, list] = {}
+        for i, (sensor, time) in enumerate(rows):
+            proxy = Reading(sensor, time, dict.fromkeys(fields))
+            for item in oracles.setdefault(sensor, tracker()).observe(proxy):
+                if type(item) is GapEvent:
+                    want_events.append(item)
+                elif item is not proxy:
+                    want_before.setdefault(i, []).append((item.time, tuple(item.values)))
+        by_sensor = lambda e: e.sensor_index  # noqa: E731
+        assert sorted(events, key=by_sensor) == sorted(want_events, key=by_sensor)
+        assert before == want_before
+        made += len(events) + len(before)
+    assert made > 10
