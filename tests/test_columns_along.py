@@ -25,6 +25,7 @@ from columns.batch import Columns
 from columns.channels import ChannelColumns
 from columns.flatline import FlatlineColumns
 from columns.gaps import GapColumns
+from columns.hst import HstColumns
 from columns.impute import ImputeColumns
 from columns.logic import BatchTally, ShardLogic
 from columns.rounds import Along, takes_repeats
@@ -33,11 +34,13 @@ from config import resolve
 from core.readings import Reading
 from data import simulate
 from dataflows.air_quality import sensor_config
+from detectors.hst import HalfSpaceTreesDetector
 from imputers.window import WindowImputer
 from preparation.gaps import GapEvent, GapLogic, GapTracker
+from tests import test_columns_hst as hst_tests
 from tests import test_columns_qc as qc
 from tests import test_columns_stages as stages
-from tests.column_streams import Slots, work_of
+from tests.column_streams import Slots, bits, work_of
 from tests.column_streams import stream as column_stream
 from tests.qc_streams import Row, epa_stream, fault_stream, stream
 
@@ -351,3 +354,44 @@ def test_gaps_along_time_equal_the_gap_tracker(seed, mode, interval):
         assert before == want_before
         made += len(events) + len(before)
     assert made > 10
+
+
+@pytest.mark.parametrize("config", hst_tests.CONFIGS)
+@pytest.mark.parametrize("seed", range(3))
+def test_hst_along_time_equals_the_per_reading_detector(seed, config):
+    """Polls of 1 to 3 sensors joined into calls of up to 60 polls: several windows fill in
+    one call, each row scored against the table of the windows before it."""
+    limits, n_trees, height, window, capacity = config
+    options = dict(n_trees=n_trees, height=height, window_size=window, seed=11)
+    feature = hst_tests.FEATURE
+    twin = HstColumns(feature, limits, capacity=capacity, **options)
+    rng = random.Random(seed)
+    value = hst_tests.pm_values(list(twin._forest.cuts))
+    polls = column_stream(seed, (feature,), value, polls=max(400, 12 * window),
+                          sensors=rng.randint(1, 3))  # fmt: skip
+    oracles: dict[int, HalfSpaceTreesDetector] = {}
+    slots = Slots()
+    start = 0
+    while start < len(polls):
+        size = rng.randint(1, 60)
+        rows = [row for poll in polls[start : start + size] for row in poll]
+        start += size
+        if rng.random() < 0.05:
+            twin = pickle.loads(pickle.dumps(twin))
+            oracles = pickle.loads(pickle.dumps(oracles))
+        at = slots(rows)
+        twin.grow(len(slots.of))
+        work = work_of(rows, (feature,))
+        work.placeholder[:] = [rng.random() < 0.05 for _ in rows]
+        twin.apply(work, at, {})
+        for i, (sensor, values) in enumerate(rows):
+            detector = oracles.setdefault(
+                sensor, HalfSpaceTreesDetector((feature,), {feature: limits}, **options)
+            )
+            if work.placeholder[i]:
+                score, status = None, "unscored"
+            else:
+                score, status = detector.score_then_learn(values)
+            assert hst_tests.STATUS[int(work.status[i])] == status, (start, i)
+            assert bits(work.score[i]) == bits(score), (start, i, score, work.score[i])
+    assert sum(d.learned for d in oracles.values()) == int(twin.learned.sum())
