@@ -35,10 +35,19 @@ def occurrences(slots: np.ndarray) -> np.ndarray:
     return out
 
 
-def piece(work: Work, rows: np.ndarray) -> Work:
+def piece(
+    work: Work,
+    rows: np.ndarray,
+    flags: dict[int, dict[str, str]] | None = None,
+    reasons: dict[int, list[str]] | None = None,
+) -> Work:
     """The rows `rows` of a `Work`, as a `Work` of their own (arrays copied; the rows' flags
-    and reasons are the same dicts and lists, under the piece's row numbers)."""
-    where = {int(i): n for n, i in enumerate(rows.tolist())}
+    and reasons are the same dicts and lists, under the piece's row numbers: `flags` and
+    `reasons` when the caller has them so already)."""
+    if flags is None or reasons is None:
+        where = {int(i): n for n, i in enumerate(rows.tolist())}
+        flags = {where[i]: f for i, f in work.flags.items() if i in where}
+        reasons = {where[i]: r for i, r in work.reasons.items() if i in where}
     return Work(
         work.sensors[rows],
         work.times[rows],
@@ -49,8 +58,8 @@ def piece(work: Work, rows: np.ndarray) -> Work:
         work.missing[rows],
         work.score[rows],
         work.status[rows],
-        {where[i]: f for i, f in work.flags.items() if i in where},
-        {where[i]: r for i, r in work.reasons.items() if i in where},
+        flags,
+        reasons,
         None if work.text is None else [work.text[i] for i in rows.tolist()],
         work.origin,
     )
@@ -92,9 +101,16 @@ def by_rounds(
         return list(apply(work, slots, counts) or ())
     order = np.argsort(occurrence, kind="stable")
     bounds = np.searchsorted(occurrence[order], np.arange(rounds + 1))
+    local = np.empty(len(order), np.int64)  # each row's number in its round's piece
+    local[order] = np.arange(len(order)) - bounds[occurrence[order]]
+    flags: list[dict] = [{} for _ in range(rounds)]
+    reasons: list[dict] = [{} for _ in range(rounds)]
+    for split, found in ((flags, work.flags), (reasons, work.reasons)):
+        for i, value in found.items():
+            split[occurrence[i]][int(local[i])] = value
     for k in range(rounds):
         rows = order[bounds[k] : bounds[k + 1]]
-        part = piece(work, rows)
+        part = piece(work, rows, flags[k], reasons[k])
         found = apply(part, slots[rows], counts)
         put_back(work, rows, part)
         if found:
