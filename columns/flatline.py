@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from columns.batch import Work
-from columns.grow import grown
+from columns.grow import grown, span
 from columns.rounds import Along
 from preparation.flatline import FLAG, READINGS, SECONDS, covers
 from preparation.reasons import FLATLINE
@@ -119,12 +119,14 @@ class FlatlineColumns:
         width = values.shape[1]
         along = Along(slots)
         first, last_rows = along.first, along.last
+        if along.order is None:  # each slot once: state through a slice where it can be
+            slots, last_rows = span(slots), slice(None)
         # each row against its slot's previous row: the batch's, or the state's for its first
         previous = along.previous(values, self.previous[slots, :width])
         same = ~first | (self.layout[slots] == k)  # else: the slot's first reading, or a new layout
         state_time = self.time[slots]
         before = along.previous(times, np.where(state_time == NEVER, times, state_time))
-        ends = slots[last_rows]
+        ends = slots if along.order is None else slots[last_rows]
         self.previous[ends, :width] = values[last_rows]
         self.layout[ends] = k
         self.time[ends] = times[last_rows]
