@@ -1,8 +1,13 @@
-"""Rounds: a batch where a sensor appears more than once, taken as pieces that hold each slot once.
+"""A batch where a sensor appears many times (a long history of few sensors, or a placeholder
+before its reading): its rows along time, or in rounds.
 
-The vectorised stages update each slot's state once per call, so a batch with a sensor's rows
-of two polls (or a placeholder before its reading) is split: round k holds every slot's k-th
-row, in batch order, and rounds run one after another, so each sensor's rows are taken in order.
+The shard logic runs the stages one after another over a whole batch. A stage that takes a
+slot's several rows in one call, in order (`ALONG = True`), computes its recurrences along
+each slot's rows with `Along`: a value carried from the slot's previous row, a run counted, a
+value held since a reset, a running maximum, every row at once from each slot's state. Any
+other stage is run `by_rounds`: round k holds every slot's k-th row, in batch order, each round
+a `piece` of its own written back (`put_back`) before the next, so each sensor's rows are taken
+in order.
 """
 
 from __future__ import annotations
