@@ -79,6 +79,9 @@ class PerSlot:
     """A list of per-slot objects, one `make()` each (new slots start fresh). Plain
     attributes, so a stage pickles (no lambdas)."""
 
+    #: Takes a slot's several rows in one call, in order (row by row).
+    ALONG = True
+
     def __init__(self) -> None:
         self.objects: list[Any] = []
 

@@ -45,8 +45,8 @@ class Columns:
 class Work:
     """A batch in flight through the stages: the `Columns` plus what the stages add.
 
-    Stages see a `Work` whose slots are all different (a sensor seen twice in a batch is split
-    into rounds, in order, by the shard's logic), and change it in place:
+    A sensor may have many rows in one `Work` (in order; a stage that cannot take them in one
+    call gets them round by round from the shard's logic). Stages change it in place:
     - `values`/`fields`: a stage that derives a field adds its column with `add_column`;
     - `imputed`/`missing`: per row and column, what `Reading.imputed`/`.missing` would list;
     - `flags`/`reasons`: row -> `Reading.flags` / `Reading.reasons`, only rows that have any;

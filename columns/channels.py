@@ -2,12 +2,13 @@
 
 The rules (see `preparation/channels.py`), first that applies decides: PurpleAir's
 `channel_flags` downgrade, a dead counter at 0 (with its run of readings), the EPA's A/B
-agreement test, then the channel that still agrees with the sensor's last trusted value. Every
-row of a call is a different sensor, so each row depends only on its slot's state (the last
-trusted value, NaN = None, and the two zero-run counters): the verdicts are numpy over the
-batch, in the same float operations as the per-reading rule (bit-equal), and so are the
-rewritten PM values. Only the rows a rule fires on cost Python: their flag text (`repr` of the
-two channels), reason and count.
+agreement test, then the channel that still agrees with the sensor's last trusted value. Each
+row depends on its slot's previous rows (the last trusted value, NaN = None, and the two
+zero-run counters): the runs are counted along each sensor's rows (`columns.rounds.Along`) and
+the verdicts are numpy over the batch, in the same float operations as the per-reading rule
+(bit-equal), and so are the rewritten PM values. Only the rows a rule fires on cost Python:
+their flag text (`repr` of the two channels), reason and count, and, for a sensor's second
+and later disagreements in one batch, the reference each reads from the one before.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 from columns.batch import Work
 from columns.grow import grown
+from columns.rounds import Along
 from preparation.channels import (
     CHANNEL_FIELDS,
     FLAG,
@@ -40,9 +42,8 @@ _WHICH = {A: "A kept", B: "B kept", NEITHER: "neither kept"}
 class ChannelColumns:
     """Every slot's channel check, with `ChannelAgreement`'s options (`of` copies a template).
 
-    The rows of one call must be distinct slots (the zero runs and the trusted value are
-    sequential per slot): in global key mode, where every row is one slot, the per-slot adapter
-    runs the rule instead.
+    A slot's several rows in one call are taken in order. (In global key mode, where every
+    row is one slot, the per-slot adapter runs the rule instead.)
 
     >>> from columns.batch import Columns
     >>> fields = ("pm2.5_cf_1", "pm2.5_cf_1_a", "pm2.5_cf_1_b")
@@ -58,6 +59,9 @@ class ChannelColumns:
     >>> check.last.tolist(), counts
     ([10.5, nan], {'channels:channel_disagreement': 1})
     """
+
+    #: Takes a slot's several rows in one call, in order (along time).
+    ALONG = True
 
     def __init__(
         self,
@@ -137,16 +141,18 @@ class ChannelColumns:
                 return
             a, b, slots, times = a[rows], b[rows], slots[rows], work.times[rows]
         times = np.asarray(times, np.int64)
+        along = Along(slots)
+        ends, last_rows = slots[along.last], along.last
         a_zero, b_zero = a == 0.0, b == 0.0
-        zeros_a = np.where(a_zero & (b > 0.0), self.zeros_a[slots] + 1, 0)
-        zeros_b = np.where(b_zero & (a > 0.0), self.zeros_b[slots] + 1, 0)
-        self.zeros_a[slots], self.zeros_b[slots] = zeros_a, zeros_b
+        zeros_a = along.counter(a_zero & (b > 0.0), self.zeros_a[slots])
+        zeros_b = along.counter(b_zero & (a > 0.0), self.zeros_b[slots])
+        self.zeros_a[ends], self.zeros_b[ends] = zeros_a[last_rows], zeros_b[last_rows]
         last = self.time[slots]
-        before = np.where(last == NEVER, times, last)  # a zero run begun now began here
-        self.time[slots] = times
-        start_a = np.where(zeros_a == 1, before, self.start_a[slots])
-        start_b = np.where(zeros_b == 1, before, self.start_b[slots])
-        self.start_a[slots], self.start_b[slots] = start_a, start_b
+        before = along.previous(times, np.where(last == NEVER, times, last))  # a run begun now
+        self.time[ends] = times[last_rows]  # began at the reading before
+        start_a = along.carry(zeros_a == 1, before, self.start_a[slots])
+        start_b = along.carry(zeros_b == 1, before, self.start_b[slots])
+        self.start_a[ends], self.start_b[ends] = start_a[last_rows], start_b[last_rows]
         long_a = (zeros_a >= self.zero_run) & covers(zeros_a, times - start_a, self.zero_seconds)
         long_b = (zeros_b >= self.zero_run) & covers(zeros_b, times - start_b, self.zero_seconds)
 
@@ -159,26 +165,94 @@ class ChannelColumns:
             flag = values[:, col_flags] if rows is None else values[rows, col_flags]
             odd |= (flag == 1.0) | (flag == 2.0) | (flag == 3.0)
         odd = np.flatnonzero(odd)
+        nowhere = np.full(len(odd), np.nan)  # the reference: only a disagreement reads it
         kept, code = self._verdict(
-            a[odd], b[odd], long_a[odd], long_b[odd], self.last[slots[odd]],
+            a[odd], b[odd], long_a[odd], long_b[odd], nowhere,
             None if flag is None else flag[odd], agree[odd],
         )  # fmt: skip
         if self.history:  # the trusted value: both channels' mean, or the channel kept
             trusted = 0.5 * (a + b)
+            update = np.ones(len(a), bool)
             if len(odd):
+                self._by_reference(a, b, slots, along, odd, kept, code, trusted)
                 kept_one = np.where(kept == A, a[odd], b[odd])
                 trusted[odd] = np.where(code == 0, trusted[odd], kept_one)
-                update = np.ones(len(a), bool)
                 update[odd] = (code == 0) | (kept == A) | (kept == B)
-                self.last[slots[update]] = trusted[update]
-            else:
-                self.last[slots] = trusted
+            held = along.carry(update, trusted, self.last[slots])
+            self.last[ends] = held[last_rows]
         fired = np.flatnonzero(code)
         if len(fired):
             kept, code, fired = kept[fired], code[fired], odd[fired]
             where = fired if rows is None else rows[fired]
             self._explain(work, where, a[fired], b[fired], kept, code, counts)
             self._rewrite(work, where, kept)
+
+    def _by_reference(
+        self,
+        a: np.ndarray,
+        b: np.ndarray,
+        slots: np.ndarray,
+        along: Along,
+        odd: np.ndarray,
+        kept: np.ndarray,
+        code: np.ndarray,
+        mean: np.ndarray,
+    ) -> None:
+        """The channel kept in each disagreement (code 3) among the `odd` rows, in place in
+        `kept`: the one that agrees with the sensor's last trusted value, the reference. Each
+        slot's first rows read it from the state; a later row of a slot, from the rows before
+        it: the last that updated it (every row but a disagreement updates as its verdict
+        says; a disagreement's update depends on its own reference, so they go in order)."""
+        three = np.flatnonzero(code == 3)
+        if not len(three):
+            return
+        rows = odd[three]
+        if along.order is None:  # each slot once: the state is every row's reference
+            kept[three] = self._kept_by(a[rows], b[rows], self.last[slots[rows]])
+            return
+        n = len(a)
+        update = np.ones(n, bool)  # the rows known to update the reference, and to what
+        value = mean.copy()
+        known = np.ones(len(odd), bool)
+        known[three] = False
+        sure, sure_kept, sure_code = odd[known], kept[known], code[known]
+        update[rows] = False
+        update[sure] = (sure_code == 0) | (sure_kept == A) | (sure_kept == B)
+        value[sure] = np.where(sure_code == 0, mean[sure], np.where(sure_kept == A, a[sure],
+                                                                    b[sure]))  # fmt: skip
+        index = np.arange(n)
+        last_known = along.previous(along.carry(update, index, np.full(n, -1)), np.full(n, -1))
+        state = self.last
+        found: dict[int, tuple[int, float]] = {}  # slot -> its last disagreement that updated
+        a_rows, b_rows = a[rows].tolist(), b[rows].tolist()
+        for k, row in enumerate(rows.tolist()):
+            slot = int(slots[row])
+            before = int(last_known[row])
+            mine = found.get(slot, (-1, 0.0))
+            if before < 0 and mine[0] < 0:
+                ref = float(state[slot])
+            elif before > mine[0]:
+                ref = float(value[before])
+            else:
+                ref = mine[1]
+            x, y = a_rows[k], b_rows[k]
+            a_ok, b_ok = not self._disagrees(x, ref), not self._disagrees(y, ref)
+            channels = (A if a_ok else B) if a_ok != b_ok else NEITHER
+            kept[three[k]] = channels
+            if channels != NEITHER:
+                found[slot] = (row, x if channels == A else y)
+
+    def _disagrees(self, a: float, b: float) -> bool:
+        """`_disagree` of two floats (the same float operations)."""
+        diff = abs(a - b)
+        return diff > self.abs_limit and 2.0 * diff > self.rel_limit * (a + b)
+
+    def _kept_by(self, a: np.ndarray, b: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        """The channels kept when they disagree: the one that agrees with the reference
+        (neither when both or none do, or there is no reference)."""
+        a_ok = ~self._disagree(a, ref)  # both True against no reference (NaN): neither kept
+        b_ok = ~self._disagree(b, ref)
+        return np.where(a_ok != b_ok, np.where(a_ok, A, B), NEITHER)
 
     def _verdict(
         self,
@@ -193,9 +267,7 @@ class ChannelColumns:
         """`ChannelAgreement.keep` for each row: (channels kept as bits, code number); the first
         rule that applies decides, so they are filled in reverse order. `long_a`: A's zero run
         is long enough (readings and time) to call it dead."""
-        a_ok = ~self._disagree(a, ref)  # both True against no reference (NaN): neither kept
-        b_ok = ~self._disagree(b, ref)
-        kept = np.where(a_ok != b_ok, np.where(a_ok, A, B), NEITHER)
+        kept = self._kept_by(a, b, ref)
         code = np.full(len(a), 3, np.int8)  # disagreement
         kept[agree], code[agree] = BOTH, 0
         a_zero, b_zero = a == 0.0, b == 0.0

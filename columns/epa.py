@@ -40,6 +40,9 @@ class EpaColumns:
     ({1: {'pm2.5_epa': 'not applied: humidity missing'}}, {'epa:applied': 2, 'epa:no_humidity': 1})
     """
 
+    #: Takes a slot's several rows in one call, in order (no state).
+    ALONG = True
+
     def __init__(self, max_pm: float = MAX_PM, extended: bool = True):
         rule = EpaCorrection(max_pm, extended)
         self.extended = rule.extended

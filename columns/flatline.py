@@ -3,12 +3,13 @@
 The rule (see `preparation/flatline.py`) compares each reading's values, as received, with the same
 sensor's previous reading: PM all unchanged (none missing, not all 0) or every value unchanged (with
 a non-PM field in the layout), for `seconds` and `readings` readings in a row, flags the reading.
-Every row of a call is a different sensor, so each row depends only on its slot's state: the whole
-batch is a few numpy operations. State per slot: the previous reading's values (a row of `previous`,
-NaN = None), the field layout they had (an index into `layouts`: a sensor whose payload fields
-change starts its runs afresh, as the per-reading rule does), the two run counters, the previous
-reading's time and the time each run began. Only flagged rows cost Python (their reason, flag text
-and count).
+Each row depends only on its slot's previous row (the batch's, or the slot's state for its
+first row): the runs are counted along each sensor's rows (`columns.rounds.Along`), so a whole
+batch, whatever the number of rows per sensor, is a few numpy operations. State per slot: the
+previous reading's values (a row of `previous`, NaN = None), the field layout they had (an
+index into `layouts`: a sensor whose payload fields change starts its runs afresh, as the
+per-reading rule does), the two run counters, the previous reading's time and the time each
+run began. Only flagged rows cost Python (their reason, flag text and count).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from columns.batch import Work
 from columns.grow import grown, span
+from columns.rounds import Along
 from preparation.flatline import FLAG, READINGS, SECONDS, covers
 from preparation.reasons import FLATLINE
 
@@ -41,6 +43,9 @@ class FlatlineColumns:
     >>> got, counts
     ([[], [], ['flatline'], ['flatline'], []], {'flatline': 2})
     """
+
+    #: Takes a slot's several rows in one call, in order (along time).
+    ALONG = True
 
     def __init__(self, readings: int = READINGS, seconds: int = SECONDS):
         if readings < 2:
@@ -112,22 +117,28 @@ class FlatlineColumns:
         times = np.asarray(times, np.int64)
         k = self._intern(tuple(work.fields))
         width = values.shape[1]
-        slots = span(slots)
-        previous = self.previous[slots, :width]
-        if type(slots) is slice:  # a view: copied before the slots are written
-            previous = previous.copy()
-        same = self.layout[slots] == k  # else: the slot's first reading, or a new layout
-        self.previous[slots, :width] = values
-        self.layout[slots] = k
-        last = self.time[slots]
-        before = np.where(last == NEVER, times, last)  # a run begun now began here
-        self.time[slots] = times
+        along = Along(slots)
+        first, last_rows = along.first, along.last
+        if along.order is None:  # each slot once: state through a slice where it can be
+            slots, last_rows = span(slots), slice(None)
+        # each row against its slot's previous row: the batch's, or the state's for its first
+        previous = along.previous(values, self.previous[slots, :width])
+        same = ~first | (self.layout[slots] == k)  # else: the slot's first reading, or a new layout
+        state_time = self.time[slots]
+        before = along.previous(times, np.where(state_time == NEVER, times, state_time))
+        ends = slots if along.order is None else slots[last_rows]
+        self.previous[ends, :width] = values[last_rows]
+        self.layout[ends] = k
+        self.time[ends] = times[last_rows]
         pm = self.pm_columns[k]
         if not len(pm):  # no PM field: the runs stay as they are (0, since the layout began)
-            self.run_pm[slots] = np.where(same, self.run_pm[slots], 0)
-            self.run_all[slots] = np.where(same, self.run_all[slots], 0)
-            self.start_pm[slots] = np.where(same, self.start_pm[slots], before)
-            self.start_all[slots] = np.where(same, self.start_all[slots], before)
+            zero = np.zeros(len(values), np.int64)
+            for name in ("run_pm", "run_all"):
+                state = getattr(self, name)
+                state[ends] = along.carry(~same, zero, state[slots])[last_rows]
+            for name in ("start_pm", "start_all"):
+                state = getattr(self, name)
+                state[ends] = along.carry(~same, before, state[slots])[last_rows]
             return
         nan = np.isnan(values)
         equal = (values == previous) | (nan & np.isnan(previous))
@@ -139,19 +150,19 @@ class FlatlineColumns:
             & ~nan[:, pm].any(axis=1)
             & (pm_values != 0.0).any(axis=1)
         )
-        run_pm = np.where(pm_still, self.run_pm[slots] + 1, 0)
-        start_pm = np.where(pm_still, self.start_pm[slots], before)
+        run_pm = along.counter(pm_still, self.run_pm[slots])
+        start_pm = along.carry(~pm_still, before, self.start_pm[slots])
         if has_other:
             all_still = same & equal.all(axis=1)
-            run_all = np.where(all_still, self.run_all[slots] + 1, 0)
-            start_all = np.where(all_still, self.start_all[slots], before)
+            run_all = along.counter(all_still, self.run_all[slots])
+            start_all = along.carry(~all_still, before, self.start_all[slots])
         else:
             run_all = np.zeros(len(values), np.int64)
             start_all = before
-        self.run_pm[slots] = run_pm
-        self.run_all[slots] = run_all
-        self.start_pm[slots] = start_pm
-        self.start_all[slots] = start_all
+        self.run_pm[ends] = run_pm[last_rows]
+        self.run_all[ends] = run_all[last_rows]
+        self.start_pm[ends] = start_pm[last_rows]
+        self.start_all[ends] = start_all[last_rows]
         run = np.maximum(run_pm, run_all) + 1  # readings in the run, this one included
         long_pm = (run_pm + 1 >= self.readings) & covers(run_pm + 1, times - start_pm, self.seconds)
         long_all = (run_all + 1 >= self.readings) & covers(

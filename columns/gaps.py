@@ -6,7 +6,10 @@ are arrays by slot, and the usual row (the next reading, less than 1.5 intervals
 nothing missed) is a few numpy operations over the batch; a row that is anything else (a
 sensor's first reading, a gap, a silence, a repeat or a late reading) goes through a
 `GapTracker` made from its slot's state, so its events and placeholders are the per-reading
-path's own. A sensor seen twice in one batch is taken in rounds, in order.
+path's own. A sensor seen many times in one batch is taken along time: each pass takes every
+slot's rows up to its first rare one (each row's interval limit from the steps before it, the
+slot's then the batch's, `columns.rounds.Along`), that rare row through its tracker, and the
+rest in the next pass.
 
 >>> gaps = GapColumns(lambda resume: GapLogic(resume or GapTracker("fill", 120, 3600)))
 >>> gaps.grow(1)
@@ -26,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from columns.grow import grown
-from columns.rounds import occurrences
+from columns.rounds import Along
 from core.readings import Reading
 from preparation.gaps import MIN_STEPS, MINUTE, STEPS, GapEvent, GapLogic, GapTracker
 
@@ -71,16 +74,15 @@ class GapColumns:
         self.layout = grown(self.layout, slots, 0)
         self.steps = grown(self.steps, slots, 0)
 
-    def _on_time(self, at: np.ndarray) -> np.ndarray:
-        """`on_time_limit` of slots `at`: from the fixed interval, or each one's observed one
-        (`observed_interval` of its steps)."""
+    def _on_time(self, steps: np.ndarray) -> np.ndarray:
+        """`on_time_limit` of rows whose slots' last steps are `steps` (a row each): from the
+        fixed interval, or each one's observed one (`observed_interval` of its steps)."""
         limit = self.offline_after + 1
         if self.interval is not None:
-            return np.full(len(at), min(2 * self.interval - self.interval // 2, limit), np.int64)
-        steps = self.steps[at]
+            return np.full(len(steps), min(2 * self.interval - self.interval // 2, limit), np.int64)
         n = (steps > 0).sum(axis=1)
         ordered = np.sort(np.where(steps > 0, steps, np.iinfo(np.int64).max), axis=1)
-        median = ordered[np.arange(len(at)), n // 2]
+        median = ordered[np.arange(len(steps)), n // 2]
         kept = (steps > 0) & (steps <= 2 * median[:, None])
         count = np.maximum(kept.sum(axis=1), 1)
         interval = (np.where(kept, steps, 0).sum(axis=1) + count // 2) // count
@@ -135,25 +137,33 @@ class GapColumns:
         events: list[GapEvent] = []
         before: dict[int, list[tuple[int, tuple[str, ...]]]] = {}
         times_array = np.asarray(times, np.int64)
-        occurrence = occurrences(slots)
-        rounds = int(occurrence.max()) + 1 if len(slots) else 0
         fill = self.mode == "fill"
         layout = self._layout(fields) if fill else 0
-        for k in range(rounds):
-            rows = np.arange(len(slots)) if rounds == 1 else np.flatnonzero(occurrence == k)
-            at, when = slots[rows], times_array[rows]
-            last = self.last[at]
+        pending = np.arange(len(slots))
+        while len(pending):  # each pass: every slot's rows up to its first that is not on time
+            at, when = slots[pending], times_array[pending]
+            along = Along(at)
+            last = along.previous(when, self.last[at])  # as if the rows before were on time
             late = when - last  # NEVER makes it huge: not on time
-            on_time = (last != NEVER) & (late > 0) & (late < self._on_time(at))
-            fast = at[on_time]
-            if self.interval is None and len(fast):
-                self.steps[fast, :-1] = self.steps[fast, 1:]
-                self.steps[fast, -1] = late[on_time]
-            self.last[fast] = when[on_time]
-            self.reported[fast] = False
-            if fill:
-                self.layout[fast] = layout
-            for i in rows[~on_time].tolist():  # the rare rows: the per-reading tracker
+            steps = self.steps[at]
+            if self.interval is None:  # each row's last steps: its slot's, then the rows'
+                state = steps
+                for _ in range(STEPS):
+                    steps = along.previous(np.c_[steps[:, 1:], late[:, None]], state)
+            on_time = (last != NEVER) & (late > 0) & (late < self._on_time(steps))
+            behind = along.carry(~on_time, np.ones(len(at), bool), np.zeros(len(at), bool))
+            rare = behind & ~along.previous(behind, np.zeros(len(at), bool))
+            fast = np.flatnonzero(~behind)
+            if len(fast):
+                ends = fast[Along(at[fast]).last]  # each slot's last row on time
+                done = at[ends]
+                if self.interval is None:
+                    self.steps[done] = np.c_[steps[ends, 1:], late[ends, None]]
+                self.last[done] = when[ends]
+                self.reported[done] = False
+                if fill:
+                    self.layout[done] = layout
+            for i in pending[rare].tolist():  # the rare rows: the per-reading tracker
                 slot = int(slots[i])
                 tracker = self._tracker(slot)
                 proxy = Reading(sensors[i], times[i], dict.fromkeys(fields))
@@ -163,6 +173,7 @@ class GapColumns:
                     elif item is not proxy:
                         before.setdefault(i, []).append((item.time, tuple(item.values)))
                 self._store(slot, tracker)
+            pending = pending[behind & ~rare]
         if arrived is not None:  # observe_all's last step: when each sensor's batch arrived
             self.arrived[slots] = arrived
         return events, before

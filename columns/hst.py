@@ -31,6 +31,7 @@ import math
 import numpy as np
 
 from columns.batch import SCORED, UNSCORED, WARMING_UP, Work
+from columns.rounds import Along
 from detectors.forest import Forest, build_forest
 from detectors.hst import DEFAULT_FEATURES, DEFAULT_LIMITS, HalfSpaceTreesDetector
 
@@ -56,6 +57,9 @@ class HstColumns:
     >>> seen
     ['warming_up', 'warming_up', 'warming_up', 'scored', 'unscored']
     """
+
+    #: Takes a slot's several rows in one call, in order (along time).
+    ALONG = True
 
     def __init__(
         self,
@@ -206,9 +210,28 @@ class HstColumns:
 
     def score_then_learn(self, s: np.ndarray, values: np.ndarray) -> np.ndarray:
         """River's score of each `values[i]` (present, finite or not) in slot `s[i]`'s trees (NaN
-        while the slot warms up), then learn it; the slots all different."""
+        while the slot warms up), then learn it; a slot's several rows in order.
+
+        A slot's table changes only when its window fills: its rows are scored in periods, the
+        k-th period of every slot together (its rows since its (k-1)-th table, all against one
+        table, each learnt into its own place of the window), then the windows that filled
+        become tables."""
         cells = np.searchsorted(self._cuts, values, side="right")
-        learned = self.learned[s]
+        along = Along(s)
+        if along.order is None:
+            return self._period(s, cells, self.learned[s])
+        before = self.learned[s]
+        learned = before + along.counter(np.ones(len(s), bool), np.zeros(len(s), np.int64)) - 1
+        period = learned // self.window_size - before // self.window_size
+        score = np.empty(len(s))
+        for k in range(int(period.max()) + 1):
+            rows = np.flatnonzero(period == k)
+            score[rows] = self._period(s[rows], cells[rows], learned[rows])
+        return score
+
+    def _period(self, s: np.ndarray, cells: np.ndarray, learned: np.ndarray) -> np.ndarray:
+        """Score the rows (slots `s`, each learnt `learned` readings before its row) against
+        their slots' tables, learn them; each slot's window that fills becomes its table."""
         ready = learned >= self.window_size
         score = np.full(len(s), np.nan)
         if ready.any():
@@ -217,7 +240,7 @@ class HstColumns:
         # learn: each reading's cell joins its slot's window; a full window becomes the table
         k = learned % self.window_size
         self.window[s, k] = cells
-        self.learned[s] = learned + 1
+        np.maximum.at(self.learned, s, learned + 1)  # a slot's rows: its count after the last
         full = k == self.window_size - 1
         if full.any():
             self._pivot(s[full])

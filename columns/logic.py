@@ -8,10 +8,13 @@ one object per slot), and runs the stages in the per-sensor chain's order (its r
     gaps → flatline → validation → channels → impute → epa → nowcast → scaling → incidents
     → detector → counts
 
-A sensor seen twice in one batch (two polls in one source batch, or a placeholder before its
-reading) is split into rounds: the k-th occurrences of every sensor together, round after
-round, so each stage sees every slot once per call and each sensor's rows in order. Global key
-mode (every row one key) runs every stage row by row on slot 0 instead, in file order.
+A sensor seen many times in one batch (its polls of a long history, or a placeholder before
+its reading) stays in the one batch, and the stages run one after another over all of it
+(they run in a fixed order, none feeds an earlier one): a stage that takes a slot's rows in
+order in one call (`ALONG = True`: the stateless rules, the ones computed along time, the
+per-slot adapters) gets them all; any other is run round by round (`columns.rounds.by_rounds`:
+the k-th rows of every slot together, round after round). Global key mode (every row one key)
+runs every stage row by row on slot 0 instead, in file order.
 
 Out of the step come `Reading`s for what leaves the flow (anomalies, unless the area stage
 decides them; every row when the flow writes readings or samples them), `AreaPiece`s for the
@@ -52,7 +55,7 @@ from columns.impute import ImputeColumns
 from columns.incidents import IncidentColumns
 from columns.nowcast import NowCastColumns
 from columns.readings import ReadingMaker
-from columns.rounds import occurrences, take
+from columns.rounds import by_rounds, occurrences, takes_repeats
 from columns.sensor_config import SensorConfig
 from columns.validate import ValidateColumns
 from detectors.base import Detector
@@ -116,12 +119,11 @@ class SlotMap:
 
 
 def concat(batches: Sequence[Columns]) -> list[Columns]:
-    """Consecutive batches with the same fields (and text or none) and no sensor in common, as
-    one batch each: fewer, longer calls of the stages where polls are partial (a live source's
-    sensors that changed); batches that share sensors stay apart (they would be rounds)."""
+    """Consecutive batches with the same fields (and text or none), as one batch each: fewer,
+    longer calls of the stages where polls are partial (a live source's sensors that changed)
+    or hold few sensors (a long history: a sensor's many polls are taken along time)."""
     out: list[Columns] = []
     run: list[Columns] = []
-    seen: set[int] = set()
 
     def close() -> None:
         if len(run) == 1:
@@ -141,20 +143,15 @@ def concat(batches: Sequence[Columns]) -> list[Columns]:
                 )
             )
         run.clear()
-        seen.clear()
 
     for columns in batches:
         if not len(columns):
             continue
-        sensors = columns.sensors.tolist()
         if run and (
-            columns.fields != run[0].fields
-            or (columns.text is None) != (run[0].text is None)
-            or not seen.isdisjoint(sensors)
+            columns.fields != run[0].fields or (columns.text is None) != (run[0].text is None)
         ):
             close()
         run.append(columns)
-        seen.update(sensors)
     close()
     return out
 
@@ -328,14 +325,7 @@ class ShardLogic(StatefulBatchLogic):
             return [(Work.of(columns), slots)]
         if placeholders:
             return self._with_placeholders(columns, slots, placeholders)
-        occurrence = occurrences(slots)
-        if not occurrence.any():  # the usual case: each sensor once
-            return [(Work.of(columns), slots)]
-        pieces = []
-        for k in range(int(occurrence.max()) + 1):
-            rows = np.flatnonzero(occurrence == k)
-            pieces.append((Work.of(take(columns, rows)), slots[rows]))
-        return pieces
+        return [(Work.of(columns), slots)]  # a sensor's rows, in order, along time
 
     def _with_placeholders(
         self,
@@ -343,8 +333,9 @@ class ShardLogic(StatefulBatchLogic):
         slots: np.ndarray,
         placeholders: dict[int, list[tuple[int, tuple[str, ...]]]],
     ) -> list[tuple[Work, np.ndarray]]:
-        """Fill mode: the placeholder rows go before their sensor's row; a placeholder whose
-        fields are not the batch's (the sensor's last reading had others) is a piece apart."""
+        """Fill mode: the placeholder rows go before their sensor's row, in one piece; where a
+        placeholder's fields are not the batch's (the sensor's last reading had others), the
+        batch is taken in rounds, each round's rows of one layout a piece."""
         source: list[int] = []  # row of `columns`, or -1 - (index into `extra`)
         extra: list[tuple[int, int, tuple[str, ...]]] = []  # (row it precedes, time, fields)
         for i in range(len(columns)):
@@ -367,6 +358,15 @@ class ShardLogic(StatefulBatchLogic):
                         others.append(fields)
                     layout[n] = 1 + others.index(fields)
         all_slots = slots[owner]
+        if not others:  # one layout: the placeholders' values all missing
+            values = np.full((len(src), len(columns.fields)), np.nan)
+            values[real] = columns.values[src[real]]
+            text = None
+            if columns.text is not None:
+                text = [columns.text[s] if s >= 0 else {} for s in source]
+            whole = Columns(columns.sensors[owner], times, columns.fields, values, text,
+                            columns.origin)  # fmt: skip
+            return [(Work.of(whole, ~real), all_slots)]
         occurrence = occurrences(all_slots)
         pieces = []
         for k in range(int(occurrence.max()) + 1):
@@ -393,11 +393,16 @@ class ShardLogic(StatefulBatchLogic):
         base = len(work.fields)
         counts = self.counts
         widened = False
+        occurrence = occurrences(slots)
+        repeats = bool(occurrence.any())
         for name, stage in self.stages:
             if not widened and name != "flatline":  # the rule reads the fields as received
                 widen(work, self.derived, self.means)
                 widened = True
-            made = stage.apply(work, slots, counts)
+            if repeats and not takes_repeats(stage):
+                made = by_rounds(stage.apply, work, slots, counts, occurrence)
+            else:
+                made = stage.apply(work, slots, counts)
             if made:
                 out.extend(made)
         work.status[work.placeholder] = UNSCORED

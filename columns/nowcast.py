@@ -3,12 +3,12 @@ the per-sensor chain sets `pm2.5_nowcast` and `aqi` on every reading.
 
 A row feeds its slot's NowCast when it is not a placeholder, has a `pm2.5_epa` and no
 `flatline` reason; it then gets the NowCast (or None) and `float(aqi(nowcast))`; every other row
-gets None in both. Every row of a call is a different sensor, so the update is numpy over the
-batch from per-slot arrays, in the per-reading class's float operations and order (bit-equal):
-the current hour's sum and count, the past hours' means (`past`, NaN = None), their extremes,
-and the cached weighted sums of the past hours for the last weight, recomputed for the rows
-whose weight changed or whose hour closed (eleven vector steps over those rows, in the
-per-reading loop's order).
+gets None in both. The update is numpy over the batch from per-slot arrays, along each
+sensor's rows when it has several, in the per-reading class's float operations and order
+(bit-equal): the current hour's sum and count, the past hours' means (`past`, NaN = None),
+their extremes, and the weighted sums of the past hours for each row's weight (eleven vector
+steps over the rows, in the per-reading loop's order; the state keeps the last row's, as the
+per-reading class caches them).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 
 from columns.batch import Work
 from columns.grow import grown
+from columns.rounds import Along, occurrences
 from preparation.aqi import AQI_FIELD, BREAKPOINTS, HOURS, MIN_WEIGHT, NOWCAST_FIELD, NowCast
 from preparation.correction import EPA_FIELD
 from preparation.reasons import FLATLINE
@@ -56,6 +57,9 @@ class NowCastColumns:
     ['pm2.5_epa', 'pm2.5_nowcast', 'aqi'] [[10.0, nan, nan]]
     ['pm2.5_epa', 'pm2.5_nowcast', 'aqi'] [[20.0, 16.667, 65.0]]
     """
+
+    #: Takes a slot's several rows in one call, in order (along time).
+    ALONG = True
 
     def __init__(self, hours: int = HOURS, min_weight: float = MIN_WEIGHT):
         NowCast(hours, min_weight)  # the per-reading class checks the options
@@ -105,11 +109,10 @@ class NowCastColumns:
         work.values[:, at_nowcast] = levels
         work.values[:, at_aqi] = aqi_values(levels)
 
-    def _advance(self, slots: np.ndarray, hours: np.ndarray) -> None:
-        """`NowCast._advance` for these slots: close their hour (and the empty ones after it)."""
+    def _advance(self, slots: np.ndarray, hours: np.ndarray, mean: np.ndarray) -> None:
+        """`NowCast._advance` for these slots: close their hour (its `mean`, NaN: no reading)
+        and the empty ones after it."""
         steps = hours - self.hour[slots]
-        count = self.n[slots]
-        mean = np.where(count > 0, self.sum[slots] / np.maximum(count, 1), np.nan)
         width = self.hours - 1
         source = np.arange(width)[None, :] - steps[:, None]  # the old index each moves from
         old = self.past[slots]
@@ -125,47 +128,88 @@ class NowCastColumns:
         self.hi[slots] = np.where(some, np.where(known, past, -np.inf).max(axis=1), np.nan)
 
     def _update(self, times: np.ndarray, values: np.ndarray, slots: np.ndarray) -> np.ndarray:
-        """`NowCast.update` of each slot by its row: the NowCasts, NaN for None."""
+        """`NowCast.update` of each slot by its rows, in order: the NowCasts, NaN for None.
+
+        Along each slot's rows (`columns.rounds.Along`), in slot order: a row later than its
+        slot's current hour closes it, so the rows fall into hour groups; each group's running
+        sums are one sequential `cumsum` (the per-reading additions, in order) from 0 or the
+        state's sum; the past hours change only where a group begins, one round per hour
+        closed (every slot's k-th together); then each row's NowCast from its group's past."""
+        n = len(slots)
+        along = Along(slots)
         hours = times // 3600
-        later = hours > self.hour[slots]  # a late reading counts in the current hour
-        if later.any():
-            self._advance(slots[later], hours[later])
-        total = self.sum[slots] + np.maximum(values, 0.0)
-        count = self.n[slots] + 1
-        self.sum[slots], self.n[slots] = total, count
-        current = total / count
-        out = np.full(len(slots), np.nan)
-        past = self.past
-        ready = ~(np.isnan(past[slots, 0]) & np.isnan(past[slots, 1]))
-        if not ready.all():  # (in a steady state every slot is)
-            ready = np.flatnonzero(ready)
-            if not len(ready):
-                return out
-            slots, current = slots[ready], current[ready]
-        lo, hi = self.lo[slots], self.hi[slots]
-        lo = np.where(np.isnan(lo), current, np.minimum(lo, current))
-        hi = np.where(np.isnan(hi), current, np.maximum(hi, current))
-        positive = hi > 0.0
-        ratio = np.divide(lo, hi, out=np.ones(len(hi)), where=positive)
-        weight = np.where(positive, np.maximum(ratio, self.min_weight), 1.0)
-        stale = self.weight[slots] != weight  # NaN (no cache) is never equal
-        if stale.any():
-            self._weigh(slots[stale], weight[stale])
-        out[ready] = (current + self.num[slots]) / (1.0 + self.den[slots])
+        state_hour = self.hour[slots]
+        current = along.previous(along.running_max(hours, state_hour), state_hour)
+        later = hours > current  # a late reading counts in the current hour
+        order = np.arange(n) if along.order is None else along.order
+        first = along.first[order]  # in slot order from here on
+        slot, later, hour = slots[order], later[order], hours[order]
+        x = np.maximum(values[order], 0.0)
+        begins = first | later
+        group = np.cumsum(begins) - 1
+        starts = np.flatnonzero(begins)
+        g_slot, fresh = slot[starts], later[starts]
+        at = np.arange(n) - starts[group]
+        sums = np.zeros((len(starts), int(at.max()) + 2))
+        sums[:, 0] = np.where(fresh, 0.0, self.sum[g_slot])
+        sums[group, at + 1] = x
+        total = np.cumsum(sums, axis=1)[group, at + 1]  # sequential, as `sum += value`
+        count = np.where(fresh, 0, self.n[g_slot])[group] + at + 1
+        ends = np.r_[starts[1:] - 1, n - 1]
+        own = ~first[starts]  # a group after another of its slot closes that one's hour
+        closed_total = np.where(own, np.r_[0.0, total[ends][:-1]], self.sum[g_slot])
+        closed_count = np.where(own, np.r_[0, count[ends][:-1]], self.n[g_slot])
+        width = self.hours - 1
+        past = np.empty((len(starts), width))
+        lo, hi = self.lo[g_slot], self.hi[g_slot]
+        past[:] = self.past[g_slot]  # the groups that go on from the state's hour
+        closing = np.flatnonzero(fresh)
+        if len(closing):
+            mean = np.full(len(closing), np.nan)
+            held = closed_count[closing] > 0
+            mean[held] = closed_total[closing][held] / closed_count[closing][held]
+            k = occurrences(g_slot[closing])
+            for r in range(int(k.max()) + 1):  # each slot's r-th hour closed in this batch
+                these = np.flatnonzero(k == r)
+                g, s = closing[these], g_slot[closing[these]]
+                self._advance(s, hour[starts[g]], mean[these])
+                past[g], lo[g], hi[g] = self.past[s], self.lo[s], self.hi[s]
+        final = np.flatnonzero(np.r_[first[starts][1:], True])  # each slot's last group
+        last = ends[final]
+        self.sum[g_slot[final]], self.n[g_slot[final]] = total[last], count[last]
+        ranked = np.full(n, np.nan)
+        ready = ~(np.isnan(past[group, 0]) & np.isnan(past[group, 1]))
+        rows = np.flatnonzero(ready)
+        if len(rows):
+            mean_now = total[rows] / count[rows]
+            g = group[rows]
+            low = np.where(np.isnan(lo[g]), mean_now, np.minimum(lo[g], mean_now))
+            high = np.where(np.isnan(hi[g]), mean_now, np.maximum(hi[g], mean_now))
+            positive = high > 0.0
+            ratio = np.divide(low, high, out=np.ones(len(high)), where=positive)
+            weight = np.where(positive, np.maximum(ratio, self.min_weight), 1.0)
+            num, den = self._weighted(past[g], weight)
+            ranked[rows] = (mean_now + num) / (1.0 + den)
+            cached = ready[last]  # the cache of each slot: its last row's weight, when ready
+            s, r = g_slot[final][cached], np.searchsorted(rows, last[cached])
+            self.weight[s], self.num[s], self.den[s] = weight[r], num[r], den[r]
+        out = np.empty(n)
+        out[order] = ranked
         return out
 
-    def _weigh(self, slots: np.ndarray, w: np.ndarray) -> None:
-        """The cache for weight `w`: Σ wᵏ c and Σ wᵏ over the past hours with data, summed in
-        the per-reading class's order, hour by hour over all the rows at once (an hour without
-        data adds an exact 0.0: every term is positive or +0.0)."""
-        past = np.ascontiguousarray(self.past[slots].T)
+    @staticmethod
+    def _weighted(past: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Σ wᵏ c and Σ wᵏ over each row's past hours with data, summed in the per-reading
+        class's order, hour by hour over all the rows at once (an hour without data adds an
+        exact 0.0: every term is positive or +0.0)."""
+        past = np.ascontiguousarray(past.T)
         known = ~np.isnan(past)
         values, present = np.where(known, past, 0.0), known.astype(np.float64)
-        num = np.zeros(len(slots))
-        den = np.zeros(len(slots))
+        num = np.zeros(len(w))
+        den = np.zeros(len(w))
         weight = w
         for hour in range(len(past)):
             num = num + weight * values[hour]
             den = den + weight * present[hour]
             weight = weight * w
-        self.weight[slots], self.num[slots], self.den[slots] = w, num, den
+        return num, den

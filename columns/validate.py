@@ -30,6 +30,9 @@ class ValidateColumns:
     ([[nan, 3.0], [55.0, nan]], {0: {'humidity': '104.0 outside [0, 100]'}}, {0: ['out_of_range']}, {'invalid:humidity': 1})
     """  # noqa: E501
 
+    #: Takes a slot's several rows in one call, in order (no state).
+    ALONG = True
+
     def __init__(self, ranges: Mapping[str, tuple[float, float]] | None = None):
         self.ranges = RangeValidator(ranges).ranges  # checked as the per-reading rule checks
         self._plan: tuple = ((), None)  # the last batch layout: (fields, its columns to check)

@@ -9,6 +9,7 @@ is every row of a payload naming a field longer than `MAX_FIELD_NAME` or not val
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -95,28 +96,45 @@ def payload_shape(payload: Any, window: TimeWindow = DEFAULT_WINDOW) -> PayloadS
     if not isinstance(payload, dict):
         raise PayloadError(f"payload is a JSON {type(payload).__name__}, not an object")
     fields = payload.get("fields")
-    if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+    if not isinstance(fields, list):
         raise PayloadError("payload has no 'fields' list of names")
-    check_field_names(fields)
+    try:
+        sensor_pos, time_pos, numeric, text, repeated = _layout(tuple(fields))
+    except TypeError:  # a field that is no str (nor hashable)
+        raise PayloadError("payload has no 'fields' list of names") from None
     rows = payload.get("data")
     if not isinstance(rows, list):
         raise PayloadError("payload has no 'data' list")
-    if len(set(fields)) != len(fields):
+    if repeated:
         raise PayloadError("payload 'fields' has repeated names")
     stamp = payload.get("data_time_stamp")
     if stamp is not None and not _is_int(stamp):
         raise PayloadError("payload 'data_time_stamp' is not an integer")
     if stamp is not None and not EPOCH_RANGE[0] <= stamp <= EPOCH_RANGE[1]:
         raise PayloadError(f"payload 'data_time_stamp' {stamp} is not a time (years 1–9999)")
-    time_pos = fields.index("last_seen") if "last_seen" in fields else None
     if time_pos is None and stamp is None:
         raise PayloadError("payload has neither a 'last_seen' field nor 'data_time_stamp'")
-    sensor_pos = fields.index("sensor_index") if "sensor_index" in fields else None
-    numeric = [(f, i) for i, f in enumerate(fields) if f not in ID_FIELDS and f not in TEXT_FIELDS]
-    text = [(f, i) for i, f in enumerate(fields) if f in TEXT_FIELDS]
     return PayloadShape(
         fields, rows, stamp, sensor_pos, time_pos, numeric, text, window, window.bounds()
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _layout(
+    fields: tuple[str, ...],
+) -> tuple[int | None, int | None, list[tuple[str, int]], list[tuple[str, int]], bool]:
+    """A field list's checked names and positions, once per distinct list (a file's polls
+    share a few): sensor_index's and last_seen's positions, the numeric and text fields (lists
+    shared by every payload of that layout: read only), whether a name repeats. Raises
+    `PayloadError` (not cached) for a name that is no str, too long or not valid Unicode."""
+    if not all(isinstance(f, str) for f in fields):
+        raise PayloadError("payload has no 'fields' list of names")
+    check_field_names(list(fields))
+    time_pos = fields.index("last_seen") if "last_seen" in fields else None
+    sensor_pos = fields.index("sensor_index") if "sensor_index" in fields else None
+    numeric = [(f, i) for i, f in enumerate(fields) if f not in ID_FIELDS and f not in TEXT_FIELDS]
+    text = [(f, i) for i, f in enumerate(fields) if f in TEXT_FIELDS]
+    return sensor_pos, time_pos, numeric, text, len(set(fields)) != len(fields)
 
 
 def check_field_names(names: list[str]) -> None:
