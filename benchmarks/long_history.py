@@ -49,13 +49,10 @@ def timed(path: Path, options: dict) -> float:
     from bytewax.testing import run_main
 
     from benchmarks.run import _Discard
-    from config.flow import RunConfig
     from dataflows.air_quality import build_flow, tune_gc
 
     sink = _Discard.make()
     outputs = dict.fromkeys(("output", "dead_letters", "totals", "events"), sink)
-    if "engine" in RunConfig.__dataclass_fields__:  # while the per-reading engine exists
-        options = {"engine": "columns", **options}
     flow = build_flow(str(path), **{"progress": None, **options}, **outputs)
     tune_gc()
     start = time.perf_counter()
