@@ -242,6 +242,8 @@ class AreaColumns(StatefulBatchLogic):
         """Members known in advance: each will first report at its first time."""
         self.registered = True
         known = (self.registry or {}).get(area, {})
+        # an index past int64 is never a row (the parser makes it a dead letter): no member
+        known = {k: v for k, v in known.items() if type(k) is int and 0 <= k < 2**63}
         if not known:
             return
         sensors = np.fromiter(known, np.int64, len(known))
