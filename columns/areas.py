@@ -33,7 +33,6 @@ from columns.area_rows import AreaPiece, work_rows
 from columns.batch import Work
 from columns.logic import SlotMap
 from columns.readings import ReadingMaker
-from columns.rounds import occurrences
 from preparation.areas import GRACE, OFFLINE_AFTER, WINDOW, AreaWindow, Placed
 from preparation.incidents import CLEAR_AFTER, AreaIncidents, DriftTrack, NeighbourTrack
 from preparation.neighbours import Neighbourhood, NeighbourRule, areas_near
@@ -179,6 +178,8 @@ class AreaRouter:
             segments.setdefault(int(area[a]), []).append((piece, row[a:b], is_home, at, work))
 
 
+#: Before any time (a member's latest time before its first row).
+NEVER = -(2**62)
 #: Rows of an `AreaRows` that fell in a window: (rows, their indexes, their member slots, the
 #: arrival number of row 0 of `rows`).
 Chunk = tuple[AreaRows, np.ndarray, np.ndarray, int]
@@ -333,15 +334,7 @@ class AreaColumns(StatefulBatchLogic):
         if not self.registered and values:
             self._register(values[0].area)
         for rows in values:
-            sensors, at = np.unique(rows.sensors, return_inverse=True)
-            if len(sensors) == len(rows):  # each sensor once
-                gone = self._take(rows, np.arange(len(rows)))
-            else:  # a sensor twice (rows of several polls): round after round, each in order
-                rounds = occurrences(at.ravel())
-                gone = np.sort(np.concatenate([
-                    self._take(rows, np.flatnonzero(rounds == k))
-                    for k in range(int(rounds.max()) + 1)
-                ]))  # fmt: skip
+            gone = self._take(rows)
             out.extend(Placed(rows.reading(self.maker, i)) for i in gone.tolist())
             self.seq += len(rows)
         window = self.window
@@ -352,26 +345,40 @@ class AreaColumns(StatefulBatchLogic):
             out.extend(self._close(oldest))
         return out, StatefulBatchLogic.RETAIN
 
-    def _take(self, rows: AreaRows, idx: np.ndarray) -> np.ndarray:
-        """Rows `idx` of `rows` (each sensor once): which count, by each sensor's own sequence,
-        into their windows; the others leave at once: the alerts among the home ones, returned
-        (rows of `rows`)."""
+    def _take(self, rows: AreaRows) -> np.ndarray:
+        """Which rows count, by each sensor's own sequence (a sensor's rows of several polls
+        at once: the latest time before each is a running maximum), into their windows; the
+        others leave at once: the alerts among the home ones, returned (rows of `rows`)."""
         before = self.slots.count
-        sensors, times = rows.sensors[idx], rows.times[idx]
+        sensors, times = rows.sensors, rows.times
         slots = self.slots.lookup(sensors)
         self._grow()
-        new = slots >= before
-        latest, first = self.latest[slots], self.first[slots]
-        included = ~new & (latest < times) & (times <= latest + self.offline_after)
-        included &= times >= first + self.grace
-        self.latest[slots] = np.where(new, times, np.maximum(latest, times))
-        if new.any():
-            s = slots[new]
-            self.ids[s], self.first[s] = sensors[new], times[new]
-            self.lat[s], self.lon[s] = rows.latitude[idx][new], rows.longitude[idx][new]
-        home = rows.home[idx]
-        leave = ~included & home
-        gone = idx[leave & rows.alert[idx]]
+        order = np.argsort(slots, kind="stable")  # each sensor's rows together, in order
+        slot, t = slots[order], times[order]
+        starts = np.r_[True, slot[1:] != slot[:-1]] if len(slot) else np.zeros(0, bool)
+        group = np.cumsum(starts) - 1
+        low, span = int(t.min()) if len(t) else 0, int(np.ptp(t)) + 1 if len(t) else 1
+        running = np.maximum.accumulate(group * span + (t - low)) - group * span + low
+        previous = np.empty_like(t)
+        previous[1:] = running[:-1]
+        previous[starts] = NEVER
+        new = slot >= before
+        first_t = t[np.flatnonzero(starts)][group]  # the sensor's first time in these rows
+        latest = np.maximum(np.where(new, NEVER, self.latest[slot]), previous)
+        first = np.where(new, first_t, self.first[slot])
+        counted = ~(new & starts) & (latest < t) & (t <= latest + self.offline_after)
+        counted &= t >= first + self.grace
+        last = np.r_[starts[1:], True] if len(slot) else starts
+        self.latest[slot[last]] = np.maximum(latest[last], t[last])
+        joined = new & starts
+        if joined.any():
+            s, first_rows = slot[joined], order[joined]
+            self.ids[s], self.first[s] = sensors[first_rows], times[first_rows]
+            self.lat[s], self.lon[s] = rows.latitude[first_rows], rows.longitude[first_rows]
+        included = np.empty(len(rows), bool)
+        included[order] = counted
+        leave = ~included & rows.home
+        gone = np.flatnonzero(leave & rows.alert)
         if leave.any():
             self._count("spatial:unplaced", int(leave.sum()))
         if included.any():
@@ -379,7 +386,7 @@ class AreaColumns(StatefulBatchLogic):
             index = times[kept] // self.window
             for w in np.unique(index).tolist():
                 part = kept[index == w]
-                self.windows.setdefault(w, []).append((rows, idx[part], slots[part], self.seq))
+                self.windows.setdefault(w, []).append((rows, part, slots[part], self.seq))
         return gone
 
     def _complete(self, start: int) -> bool:
