@@ -33,7 +33,6 @@ from columns.area_rows import AreaPiece, work_rows
 from columns.batch import Work
 from columns.logic import SlotMap
 from columns.readings import ReadingMaker
-from columns.rounds import occurrences
 from preparation.areas import GRACE, OFFLINE_AFTER, WINDOW, AreaWindow, Placed
 from preparation.incidents import CLEAR_AFTER, AreaIncidents, DriftTrack, NeighbourTrack
 from preparation.neighbours import Neighbourhood, NeighbourRule, areas_near
@@ -43,9 +42,9 @@ from preparation.registry import Registry
 
 @dataclass(slots=True)
 class AreaRows:
-    """An area's rows of one piece, in the piece's order: `home` rows are its own sensors'
-    (they leave from here), the others are neighbours only; `work` holds the home rows, `at`
-    each row's row in it (-1: not home)."""
+    """An area's rows of one batch of pieces, in their order: `home` rows are its own
+    sensors' (they leave from here), the others are neighbours only. A home row is row `at` of
+    `works[src]` (its piece's home rows in this area), made with `bases[src]` fields."""
 
     area: str
     sensors: np.ndarray
@@ -56,12 +55,40 @@ class AreaRows:
     ok: np.ndarray
     home: np.ndarray
     alert: np.ndarray
+    src: np.ndarray  # -1: not home
     at: np.ndarray
-    work: Work | None
-    base: int
+    works: list[Work | None]
+    bases: list[int]
 
     def __len__(self) -> int:
         return len(self.sensors)
+
+    def reading(self, maker: ReadingMaker, row: int) -> Any:
+        """The `Reading` of home row `row`."""
+        src = int(self.src[row])
+        return maker.readings(self.works[src], self.at[row : row + 1], self.bases[src])[0]
+
+
+#: One piece's rows for one area: (piece, its rows, home or not, row in `work`, `work`).
+Segment = tuple[AreaPiece, np.ndarray, np.ndarray, np.ndarray, "Work | None"]
+
+
+def joined(area: str, segments: list[Segment]) -> AreaRows:
+    """An area's segments of a batch's pieces as one `AreaRows`."""
+
+    def cat(parts: list[np.ndarray]) -> np.ndarray:
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def column(name: str) -> np.ndarray:
+        return cat([getattr(piece, name)[idx] for piece, idx, _h, _a, _w in segments])
+
+    src = cat([np.where(home, k, -1) for k, (_p, _i, home, _a, _w) in enumerate(segments)])
+    return AreaRows(
+        area, column("sensors"), column("times"), column("latitude"), column("longitude"),
+        column("values"), column("ok"), cat([home for _p, _i, home, _a, _w in segments]),
+        column("alert"), src, cat([at for _p, _i, _h, at, _w in segments]),
+        [work for _p, _i, _h, _a, work in segments], [piece.base for piece, *_ in segments],
+    )  # fmt: skip
 
 
 class AreaRouter:
@@ -79,10 +106,15 @@ class AreaRouter:
         self._flat = np.zeros(0, np.int64)
 
     def route(self, batch: list[Any]) -> list[tuple[str, Any]]:
+        """A batch's pieces: one `AreaRows` per area they reach; alerts without a position."""
         out: list[tuple[str, Any]] = []
+        segments: dict[int, list[Segment]] = {}
         for piece in batch:
             if type(piece) is AreaPiece:
-                self._piece(piece, out)
+                self._piece(piece, out, segments)
+        for area, parts in segments.items():
+            name = self.names[area]
+            out.append((name, joined(name, parts)))
         return out
 
     def _positions(self, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
@@ -111,7 +143,11 @@ class AreaRouter:
         self.reach.append(ids)
         return self.places[key]
 
-    def _piece(self, piece: AreaPiece, out: list[tuple[str, Any]]) -> None:
+    def _piece(
+        self, piece: AreaPiece, out: list[tuple[str, Any]], segments: dict[int, list[Segment]]
+    ) -> None:
+        """A piece's rows by area (its `Work` once in home-area order: each area's home rows
+        a slice of it)."""
         lat, lon = piece.latitude, piece.longitude
         placed = ~(np.isnan(lat) | np.isnan(lon))
         rows = np.flatnonzero(placed)
@@ -130,18 +166,55 @@ class AreaRouter:
         row = np.repeat(rows, counts)
         order = np.argsort(area, kind="stable")  # by area, each area's rows in piece order
         area, row, home = area[order], row[order], k[order] == 0
+        by_home = work_rows(piece.work, row[home])
+        homes = np.cumsum(home)  # home rows up to each entry
         bounds = np.flatnonzero(np.diff(area)) + 1
         for a, b in zip([0, *bounds.tolist()], [*bounds.tolist(), len(area)], strict=True):
-            idx, is_home = row[a:b], home[a:b]
-            name = self.names[int(area[a])]
-            own = idx[is_home]
-            at = np.full(len(idx), -1, np.int64)
-            at[is_home] = np.arange(len(own))
-            work = work_rows(piece.work, own) if len(own) else None
-            out.append((name, AreaRows(
-                name, piece.sensors[idx], piece.times[idx], lat[idx], lon[idx],
-                piece.values[idx], piece.ok[idx], is_home, piece.alert[idx], at, work, piece.base,
-            )))  # fmt: skip
+            is_home = home[a:b]
+            first, last = int(homes[a] - is_home[0]), int(homes[b - 1])
+            at = np.full(b - a, -1, np.int64)
+            at[is_home] = np.arange(last - first)
+            work = work_rows(by_home, slice(first, last)) if last > first else None
+            segments.setdefault(int(area[a]), []).append((piece, row[a:b], is_home, at, work))
+
+
+#: Before any time (a member's latest time before its first row).
+NEVER = -(2**62)
+#: Rows of an `AreaRows` that fell in a window: (rows, their indexes, their member slots, the
+#: arrival number of row 0 of `rows`).
+Chunk = tuple[AreaRows, np.ndarray, np.ndarray, int]
+
+
+class WindowRows:
+    """A window's rows, gathered from its chunks in order of arrival."""
+
+    def __init__(self, chunks: list[Chunk]):
+        self.chunks = chunks
+        self.order: np.ndarray | None = None  # chunk order -> arrival order, when they differ
+        self.chunk = np.repeat(np.arange(len(chunks)), [len(i) for _r, i, _s, _q in chunks])
+        self.row = self._cat([i for _r, i, _s, _q in chunks])
+        self.slot = self._cat([s for _r, _i, s, _q in chunks])
+        seq = self._cat([q + i for _r, i, _s, q in chunks])
+        if len(seq) > 1 and not (seq[1:] > seq[:-1]).all():  # rounds of one batch: reorder
+            self.order = np.argsort(seq, kind="stable")
+            self.chunk, self.row, self.slot = (
+                self.chunk[self.order],
+                self.row[self.order],
+                self.slot[self.order],
+            )
+
+    @staticmethod
+    def _cat(parts: list[np.ndarray]) -> np.ndarray:
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def take(self, name: str) -> np.ndarray:
+        """Column `name` of the `AreaRows` for every row, in order of arrival."""
+        out = self._cat([getattr(r, name)[i] for r, i, _s, _q in self.chunks])
+        return out if self.order is None else out[self.order]
+
+    def reading(self, maker: ReadingMaker, p: int) -> Any:
+        """The `Reading` of row `p` (a home row)."""
+        return self.chunks[int(self.chunk[p])][0].reading(maker, int(self.row[p]))
 
 
 def robust_rows(values: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -207,10 +280,10 @@ class AreaColumns(StatefulBatchLogic):
         self.lon = state.get("lon", np.zeros(0))
         self.base = state.get("base", np.zeros(0))  # baseline value
         self.learnt = state.get("learnt", np.zeros(0, np.int64))  # its windows; -1: none yet
-        # window index -> the rows that fell in it: (rows, their indexes, their member slots)
-        self.windows: dict[int, list[tuple[AreaRows, np.ndarray, np.ndarray]]] = state.get(
-            "windows", {}
-        )
+        # window index -> the rows that fell in it: (rows, their indexes, their member slots,
+        # the arrival number of the first row of `rows`)
+        self.windows: dict[int, list[Chunk]] = state.get("windows", {})
+        self.seq: int = state.get("seq", 0)  # rows arrived so far
         self.counts: dict[str, int] = state.get("counts", {})
         self.event_incident: AreaIncidents | None = state.get("event_incident")
         self.tracks: dict[int, NeighbourTrack] = state.get("tracks", {})
@@ -263,13 +336,9 @@ class AreaColumns(StatefulBatchLogic):
         if not self.registered and values:
             self._register(values[0].area)
         for rows in values:
-            sensors, at = np.unique(rows.sensors, return_inverse=True)
-            if len(sensors) == len(rows):  # each sensor once (rows of one piece)
-                self._take(rows, np.arange(len(rows)), out)
-            else:  # a sensor twice: round after round, its rows in order
-                rounds = occurrences(at.ravel())
-                for k in range(int(rounds.max()) + 1):
-                    self._take(rows, np.flatnonzero(rounds == k), out)
+            gone = self._take(rows)
+            out.extend(Placed(rows.reading(self.maker, i)) for i in gone.tolist())
+            self.seq += len(rows)
         window = self.window
         while self.windows:
             oldest = min(self.windows)
@@ -278,36 +347,49 @@ class AreaColumns(StatefulBatchLogic):
             out.extend(self._close(oldest))
         return out, StatefulBatchLogic.RETAIN
 
-    def _take(self, rows: AreaRows, idx: np.ndarray, out: list[Any]) -> None:
-        """Rows `idx` of `rows` (each sensor once): which count, by each sensor's own sequence,
-        into their windows; the others leave at once (the alerts of the home ones)."""
+    def _take(self, rows: AreaRows) -> np.ndarray:
+        """Which rows count, by each sensor's own sequence (a sensor's rows of several polls
+        at once: the latest time before each is a running maximum), into their windows; the
+        others leave at once: the alerts among the home ones, returned (rows of `rows`)."""
         before = self.slots.count
-        sensors, times = rows.sensors[idx], rows.times[idx]
+        sensors, times = rows.sensors, rows.times
         slots = self.slots.lookup(sensors)
         self._grow()
-        new = slots >= before
-        latest, first = self.latest[slots], self.first[slots]
-        included = ~new & (latest < times) & (times <= latest + self.offline_after)
-        included &= times >= first + self.grace
-        self.latest[slots] = np.where(new, times, np.maximum(latest, times))
-        if new.any():
-            s = slots[new]
-            self.ids[s], self.first[s] = sensors[new], times[new]
-            self.lat[s], self.lon[s] = rows.latitude[idx][new], rows.longitude[idx][new]
-        home = rows.home[idx]
-        leave = ~included & home
+        order = np.argsort(slots, kind="stable")  # each sensor's rows together, in order
+        slot, t = slots[order], times[order]
+        starts = np.r_[True, slot[1:] != slot[:-1]] if len(slot) else np.zeros(0, bool)
+        group = np.cumsum(starts) - 1
+        low, span = int(t.min()) if len(t) else 0, int(np.ptp(t)) + 1 if len(t) else 1
+        running = np.maximum.accumulate(group * span + (t - low)) - group * span + low
+        previous = np.empty_like(t)
+        previous[1:] = running[:-1]
+        previous[starts] = NEVER
+        new = slot >= before
+        first_t = t[np.flatnonzero(starts)][group]  # the sensor's first time in these rows
+        latest = np.maximum(np.where(new, NEVER, self.latest[slot]), previous)
+        first = np.where(new, first_t, self.first[slot])
+        counted = ~(new & starts) & (latest < t) & (t <= latest + self.offline_after)
+        counted &= t >= first + self.grace
+        last = np.r_[starts[1:], True] if len(slot) else starts
+        self.latest[slot[last]] = np.maximum(latest[last], t[last])
+        joined = new & starts
+        if joined.any():
+            s, first_rows = slot[joined], order[joined]
+            self.ids[s], self.first[s] = sensors[first_rows], times[first_rows]
+            self.lat[s], self.lon[s] = rows.latitude[first_rows], rows.longitude[first_rows]
+        included = np.empty(len(rows), bool)
+        included[order] = counted
+        leave = ~included & rows.home
+        gone = np.flatnonzero(leave & rows.alert)
         if leave.any():
             self._count("spatial:unplaced", int(leave.sum()))
-            gone = idx[leave & rows.alert[idx]]
-            if len(gone):
-                readings = self.maker.readings(rows.work, rows.at[gone], rows.base)
-                out.extend(Placed(r) for r in readings)
         if included.any():
             kept = np.flatnonzero(included)
             index = times[kept] // self.window
             for w in np.unique(index).tolist():
                 part = kept[index == w]
-                self.windows.setdefault(w, []).append((rows, idx[part], slots[part]))
+                self.windows.setdefault(w, []).append((rows, part, slots[part], self.seq))
+        return gone
 
     def _complete(self, start: int) -> bool:
         end, silent = start + self.window, start - self.offline_after
@@ -346,15 +428,13 @@ class AreaColumns(StatefulBatchLogic):
         """The window's verdict: its alerts with their spatial reasons and event flag, the
         area's `AreaWindow` and incident records."""
         rule, n = self.rule, self.slots.count
-        chunks = self.windows.pop(index)
         self._count("spatial:windows")
-        slot = np.concatenate([s for _r, _i, s in chunks])
-        value = np.concatenate([r.values[i] for r, i, _s in chunks])
-        home = np.concatenate([r.home[i] for r, i, _s in chunks])
+        rows = WindowRows(self.windows.pop(index))
+        slot, value, home = rows.slot, rows.take("values"), rows.take("home")
         valid = ~np.isnan(value)
         window_value = group_medians(slot[valid], value[valid], n)
         ok = np.ones(n, bool)
-        ok[slot[~np.concatenate([r.ok[i] for r, i, _s in chunks])]] = False
+        ok[slot[~rows.take("ok")]] = False
         present, first_row = np.unique(slot, return_index=True)
         is_home = np.zeros(n, bool)  # a home sensor: its first row in the window is
         is_home[present[home[first_row]]] = True
@@ -402,7 +482,7 @@ class AreaColumns(StatefulBatchLogic):
             self._count("spatial:event_windows")
             side[judged & (((side > 0) & up) | (side < 0))] = 0  # the event explains it
         reported = self._judge(start, end, ids, x, judged, side, centre, (event, inside), out)
-        self._leave(chunks, slot, home, own, up if event else None, reported, out)
+        self._leave(rows, home, own, up if event else None, reported, out)
         return out
 
     def _judge(
@@ -461,8 +541,7 @@ class AreaColumns(StatefulBatchLogic):
 
     def _leave(
         self,
-        chunks: list[tuple[AreaRows, np.ndarray, np.ndarray]],
-        slot: np.ndarray,
+        rows: WindowRows,
         home: np.ndarray,
         own: np.ndarray,
         up: np.ndarray | None,
@@ -471,7 +550,7 @@ class AreaColumns(StatefulBatchLogic):
     ) -> None:
         """The window's home rows: counted by reason and event; the alerts leave as `Placed`,
         in the reference's order (by each sensor's first row in the window, then in order)."""
-        n = self.slots.count
+        n, slot = self.slots.count, rows.slot
         flagged = np.zeros(n, bool)
         in_event = np.zeros(n, bool)
         if up is not None:
@@ -481,14 +560,14 @@ class AreaColumns(StatefulBatchLogic):
             at = dict(zip(self.ids[own].tolist(), own.tolist(), strict=True))
             codes = {at[sensor]: found for sensor, found in reported.items()}
             flagged[list(codes)] = True
-        rows_home = home
-        hits = np.bincount(slot[rows_home], minlength=n)
+        hits = np.bincount(slot[home], minlength=n)
         for s, (code, _detail) in codes.items():
             self._count("spatial:" + code, int(hits[s]))
         if up is not None:
             self._count("spatial:in_event", int(hits[in_event].sum()))
-        alert = np.concatenate([r.alert[i] for r, i, _s in chunks])
-        leaving = rows_home & (alert | (flagged[slot] if self.faults else False))
+        leaving = home & rows.take("alert")
+        if self.faults and codes:
+            leaving |= home & flagged[slot]
         if not leaving.any():
             return
         _, first_row = np.unique(slot, return_index=True)
@@ -496,12 +575,8 @@ class AreaColumns(StatefulBatchLogic):
         first[slot[first_row]] = first_row
         picked = np.flatnonzero(leaving)
         picked = picked[np.argsort(first[slot[picked]], kind="stable")]
-        sizes = np.cumsum([0] + [len(i) for _r, i, _s in chunks])
-        chunk_of = np.searchsorted(sizes, picked, side="right") - 1
-        for p, c in zip(picked.tolist(), chunk_of.tolist(), strict=True):
-            rows, idx, _s = chunks[c]
-            row = idx[p - sizes[c]]
-            [reading] = self.maker.readings(rows.work, rows.at[row : row + 1], rows.base)
+        for p in picked.tolist():
+            reading = rows.reading(self.maker, p)
             s = int(slot[p])
             found = codes.get(s)
             reasons = [] if found is None else [found[0]]
@@ -529,6 +604,7 @@ class AreaColumns(StatefulBatchLogic):
             "learnt": self.learnt.copy(),
             "windows": {w: list(chunks) for w, chunks in self.windows.items()},
             "counts": dict(self.counts),
+            "seq": self.seq,
             "event_incident": copy.deepcopy(self.event_incident),
             "tracks": {s: copy.copy(t) for s, t in self.tracks.items()},
             "drifts": {s: copy.copy(t) for s, t in self.drifts.items()},

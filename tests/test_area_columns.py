@@ -173,7 +173,7 @@ def run_both(seed: int) -> tuple[list, list]:
     k = 0
     while k < len(pieces):
         group = pieces[k : k + rng.randint(1, 3)]
-        readings, routed_arrays = [], []
+        readings, found_pieces = [], []
         for piece in group:
             work = work_of(rng, piece)
             made = maker.readings(work, np.arange(len(work)), len(FIELDS))
@@ -181,7 +181,8 @@ def run_both(seed: int) -> tuple[list, list]:
             readings += made
             found = area_piece(work, alerts, len(FIELDS), FIELD)
             if found is not None:
-                routed_arrays += router.route([found])
+                found_pieces.append(found)
+        routed_arrays = router.route(found_pieces)  # one AreaRows per area for the group
         by_area: dict[str, list] = {}
         for area, item in route(readings, FIELD, area_km, rule.radius_km, places):
             if area == "":
@@ -288,7 +289,8 @@ def test_neighbour_sets_are_found_once_per_set_of_members(monkeypatch):
         work = Work.of(Columns(np.array(ids), np.full(n, t), FIELDS, np.full((n, 3), 5.0)))
         return AreaRows("a", np.array(ids), np.full(n, t), np.array([37.0 + s / 200 for s in ids]),
                         np.full(n, -122.0), np.full(n, 5.0), np.ones(n, bool), np.ones(n, bool),
-                        np.zeros(n, bool), np.arange(n), work, 3)  # fmt: skip
+                        np.zeros(n, bool), np.zeros(n, np.int64), np.arange(n), [work],
+                        [3])  # fmt: skip
 
     for t in range(0, 6 * 600, 120):
         logic.on_batch([rows(sensors, t)])
