@@ -193,9 +193,10 @@ class EnsembleColumns:
             return
         s = np.asarray(slots, dtype=np.intp)[rows]
         rounds = occurrences(s)
-        for k in range(int(rounds.max()) + 1):  # one round: each slot once (usually the only)
-            at = rows if k == 0 and not rounds.any() else rows[rounds == k]
-            sk = s if at is rows else s[rounds == k]
+        pieces = [(rows, s)]  # usually one round: each slot once
+        if rounds.any():
+            pieces = [(rows[rounds == k], s[rounds == k]) for k in range(int(rounds.max()) + 1)]
+        for at, sk in pieces:
             x = value[at]
             first = self._trees(sk, x)
             second = self._stuck(sk, x)

@@ -67,8 +67,8 @@ from preparation.flatline import FLAG as FLATLINE_FLAG
 from preparation.reasons import kind_of
 from preparation.scaling import z_name
 
-#: Version of the snapshot layout.
-STATE_VERSION = 2
+#: Version of the snapshot layout (3: `hst_ensemble`'s tails are histograms).
+STATE_VERSION = 3
 #: Flags that are not a removed field's (as `preparation.metrics` counts them).
 _NOT_FIELDS = frozenset({EPA_FIELD, CHANNELS_FLAG, FLATLINE_FLAG})
 

@@ -162,19 +162,6 @@ class HistogramRank:
     def locate(self, x: float) -> int:
         return self.grid.locate((x - self.centre) / self.unit)
 
-    def rank(self, x: float) -> float:
-        """The share of the values below x (its bin's half), scaled into [0, 1 − NEW_EXTREME];
-        above the maximum, 1 − NEW_EXTREME plus a share of the rest that grows with the excess."""
-        g = self.older
-        n, top = self.n[g], self.top[g]
-        if not n:
-            return 0.0
-        if x > top:
-            return beyond(x - top, top - self.bottom[g])
-        b = self.locate(x)
-        counts = self.counts[g]
-        return mid_rank(sum(counts[:b]), counts[b], n)
-
     def ranks(self, x: float) -> tuple[float, float]:
         """(`rank`, `rank_low`) of x, with one pass over the bins."""
         g = self.older
@@ -189,17 +176,14 @@ class HistogramRank:
         above = n - below - inside
         return high, beyond(bottom - x, spread) if x < bottom else mid_rank(above, inside, n)
 
+    def rank(self, x: float) -> float:
+        """The share of the values below x (its bin's half), scaled into [0, 1 − NEW_EXTREME];
+        above the maximum, 1 − NEW_EXTREME plus a share of the rest that grows with the excess."""
+        return self.ranks(x)[0]
+
     def rank_low(self, x: float) -> float:
         """The rank of −x among the values negated: how far into the low tail x is."""
-        g = self.older
-        n, bottom = self.n[g], self.bottom[g]
-        if not n:
-            return 0.0
-        if x < bottom:
-            return beyond(bottom - x, self.top[g] - bottom)
-        b = self.locate(x)
-        counts = self.counts[g]
-        return mid_rank(sum(counts[b + 1:]), counts[b], n)
+        return self.ranks(x)[1]
 
     def update(self, x: float) -> None:
         b = self.locate(x)
