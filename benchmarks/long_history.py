@@ -3,6 +3,7 @@
     python -m benchmarks.long_history                       # 1 sensor × 1,000,000, 2,000 × 500
     python -m benchmarks.long_history --readings 200000     # shorter
     python -m benchmarks.long_history --ajl                 # and ../shared/data/purpleair-ajl
+    python -m benchmarks.long_history --ajl FILE --readings 0   # the real history only
     python -m benchmarks.long_history --options '{"detector": "hst", "spatial": false}'
 
 The long case is one simulated sensor (`data.simulate`, channels on) polled every 2 minutes,
@@ -64,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readings", type=int, default=1_000_000)
     parser.add_argument("--wide-sensors", type=int, default=2_000)
-    parser.add_argument("--ajl", action="store_true", help="also the real history")
+    parser.add_argument("--ajl", nargs="?", const=str(AJL), metavar="FILE",
+                        help=f"also the real history (default: {AJL})")  # fmt: skip
     parser.add_argument("--no-wide", action="store_true", help="skip the many-sensors case")
     parser.add_argument("--options", default="{}", help="build_flow options, as JSON")
     args = parser.parse_args(argv)
@@ -72,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     with tempfile.TemporaryDirectory(prefix="long-history-") as tmp:
         cases = [("1 sensor", 1)] + ([] if args.no_wide else [("wide", args.wide_sensors)])
+        if not args.readings:  # the real history only
+            cases = []
         for label, sensors in cases:
             folder = Path(tmp) / label.replace(" ", "_")
             folder.mkdir()
@@ -80,11 +84,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{label:>10}: {sensors:,} sensors, {n:,} readings, {seconds:.1f} s, "
                   f"{n / seconds:,.0f} readings/s", flush=True)  # fmt: skip
         if args.ajl:
-            if not AJL.exists():
-                print(f"ajl: {AJL} is absent, skipped")
+            if not Path(args.ajl).exists():
+                print(f"ajl: {args.ajl} is absent, skipped")
                 return 0
             path = Path(tmp) / "ajl.jsonl"
-            with gzip.open(AJL, "rb") as src, open(path, "wb") as dst:
+            with gzip.open(args.ajl, "rb") as src, open(path, "wb") as dst:
                 shutil.copyfileobj(src, dst)
             n = rows_of(path)
             seconds = timed(path, options)

@@ -134,6 +134,10 @@ def _row_by_row(
     """Rows `rows` (in order) of a payload, each through `parse_row`: a reading or a dead
     letter with its reason."""
     readings, index, dead, dead_rows = [], [], [], []
+    if not rows:  # none of the payload's rows is this shard's
+        columns = empty_columns(names, origin)
+        columns.text = [] if shape.text else None
+        return ParsedPayload(columns, _NO_ROWS, [], [])
     for i in rows:
         row = shape.rows[i]
         try:

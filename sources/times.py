@@ -22,6 +22,7 @@ last_seen 4102444800 (2100-01-01T00:00:00Z) is after the latest plausible time 2
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -53,6 +54,12 @@ def parse_time(text: str) -> int:
     return epoch_of(moment)
 
 
+@functools.lru_cache(maxsize=16)
+def _parsed(text: str) -> int:
+    """`parse_time(text)`, once per text (the default earliest time, read for every payload)."""
+    return parse_time(text)
+
+
 def epoch_of(moment: datetime) -> int:
     """Whole epoch seconds of a datetime (UTC when it has no offset), any year 1 to 9999."""
     since = moment.replace(tzinfo=None) - _EPOCH - (moment.utcoffset() or timedelta())
@@ -70,7 +77,7 @@ class TimeWindow:
 
     def bounds(self) -> tuple[int, int]:
         """`(earliest, latest)` now, both within `EPOCH_RANGE`."""
-        low = parse_time(EARLIEST) if self.earliest is None else self.earliest
+        low = _parsed(EARLIEST) if self.earliest is None else self.earliest
         high = int(time.time()) + self.skew if self.latest is None else self.latest
         return max(low, EPOCH_RANGE[0]), min(high, EPOCH_RANGE[1])
 

@@ -225,12 +225,15 @@ def shard_step(path: Path, options: dict[str, Any], one_row: bool) -> list[str]:
     options = {"progress": None, **options}
     clear = 1800 if options.pop("incidents", False) else None
     config = resolve(None, source=str(path), **options)
-    step = sensor_config(config.cleaning, config.detection, "sensor", False, clear)
-    source = ColumnFileSource(path, shards=2, batch_size=config.run.batch_size)
+    key = config.run.key
+    step = sensor_config(config.cleaning, config.detection, key, False, clear)
+    shards = 2 if key == "sensor" else 1
+    source = ColumnFileSource(path, shards=shards, batch_size=config.run.batch_size)
     out: list[Any] = []
     tally = BatchTally()
     for part in source.list_parts():
-        logic = ShardLogic(step, emit_all=True, features=config.detection.features)
+        logic = ShardLogic(step, per_sensor=key == "sensor", emit_all=True,
+                           features=config.detection.features)  # fmt: skip
         partition = source.build_part("read", part, None)
         while True:
             try:
@@ -273,6 +276,7 @@ def rounds_of(columns: Columns, row: int) -> Columns:
         {"detector": "hst", "gaps": "fill", "incidents": True, "batch_size": 700},
         {"gaps": "fill", "offline_after": 10800, "scale": ("pm1.0_cf_1",), "strategy": "median",
          "window": 3, "detector": "zscore", "incidents": True},  # fmt: skip
+        {"key": "global", "detector": "hst", "incidents": True, "flatline": 3},
     ],
 )
 @pytest.mark.parametrize("seed", [0, 1])
