@@ -27,7 +27,7 @@ DETECTORS = (
 #: Built by name for the evaluations, not offered to the flows: `shape`, the shape test alone,
 #: answers nothing before its first period estimate (2,048 readings).
 EXPERIMENTS = ("shape",)
-DEFAULT_DETECTOR = "ranked"
+DEFAULT_DETECTOR = "ranked_shape"
 AIR_QUALITY_DETECTOR = "hst_ensemble"
 #: `learned_hst`: the first window's span widened by 30 spans each side; alarm above 0.99.
 LEARNED_HST = {"margin": 30.0, "threshold": 0.99}
