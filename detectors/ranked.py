@@ -1,4 +1,4 @@
-"""Simple tests, each ranked among the key's own past, in consensus, with a hold-off.
+"""Simple tests, each ranked among the key's own past, in consensus, with a hold-off; a shape test.
 
 Four statistics of each reading, each a cheap test of its own kind of fault:
 
@@ -8,10 +8,11 @@ Four statistics of each reading, each a cheap test of its own kind of fault:
   level shift or drift too gradual for `change`;
 - `stuck`, how many readings in a row repeated the previous value exactly, against the lengths
   of the key's past runs of repeats: a frozen sensor;
-- `shape` (only when asked for, as `ranked_shape` does): 1 − the highest correlation of the
-  latest subsequence, one dominant period long, with any earlier one in a bounded window
-  (`detectors.shape.LeftDiscord`, a streaming left discord): a beat or a cycle that looks
-  wrong while every value in it is ordinary.
+- `shape` (only when asked for, as `ranked_shape` does): how far the latest subsequence, one
+  dominant period long, is from its nearest earlier one in a bounded window, z-normalised
+  (1 − the highest correlation) and as it is (the Euclidean distance), each ranked, p =
+  √(p_shape·p_amplitude): a beat or a cycle that looks wrong while every value in it is
+  ordinary (`detectors.shape.LeftDiscord`, a streaming left discord).
 
 No statistic has a scale that holds across series, so each is replaced by its rank among the
 same statistic's past values on this key (`stats.tail.TailRank`: exact in the top tail, bounded
@@ -22,7 +23,12 @@ minimum, maximum or length of a file) and nothing is tuned per series.
 The tests vote as in Etsy's Skyline, where an alarm needs several tests to agree: the score is
 1 − √(p₁·p₂), p₁ ≤ p₂ the two smallest, so an alarm takes two tests that find the reading rare,
 or one that finds it far rarer than anything seen (`combine="max"`: the rarest test alone). The
-score is in [0, 1) and keeps its order at the top.
+shape test is not a voter but a detector beside the vote (it sees subsequences, the others one
+reading): the score is 1 − min(p of the vote, p of the shape), and when the shape decides,
+`lag` says how many readings back the unusual subsequence's centre lies. That measured better
+than a fifth voter on both benchmarks (docs/detectors.md). A new extreme of the shape's
+statistics is no rarer than one in n + 1 (`rarity`: early on, with few subsequences known,
+every one is far from the rest). The score is in [0, 1) and keeps its order at the top.
 
 An anomaly is seldom one reading: after a reading scores above `threshold`, the next `holdoff`
 readings (or `holdoff_seconds`, where readings carry a time) have their scores multiplied by
@@ -32,8 +38,8 @@ that started the hold-off (`detectors.holdoff.HoldOff`).
 
 Per reading: a handful of arithmetic and five O(log size) rank look-ups; memory is bounded by
 `size`, `long` and `short`; the state is plain attributes and lists, so it pickles. The shape
-test adds about ten numpy passes over `shape_history` floats per block of readings (a block is
-one reading unless the period is long) and 4·`shape_history` + 4096 floats of state.
+test adds about a dozen numpy passes over `shape_history` floats per block of readings (a
+block is one reading unless the period is long) and 7·`shape_history` floats of state.
 """
 
 from __future__ import annotations

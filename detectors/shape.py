@@ -9,10 +9,16 @@ neighbours (no trivial self-match).
 
 With d² = 2m(1 − ρ), ρ the Pearson correlation of two subsequences, the statistic is 1 − max ρ
 over the window (0: the shape was seen before; 1: uncorrelated with every past shape; up to 2).
+Beside it, `amplitude`: the smallest Euclidean distance without z-normalisation, √(d²/m), from
+the same dot products (d² = Σs² + Σq² − 2·QT): a beat of the usual shape but twice as tall is
+no z-normalised discord. `lag` says where the subsequence is: readings back from the latest one
+to its centre (a streaming statistic is known when its subsequence ends; DAMP, too, reports the
+discord's place, not the moment it was found).
 
 The length comes from the data: the dominant period, the lag of the highest autocorrelation peak
-after its first zero crossing (FFT over the last `raw` readings), first estimated once half of
-them are in, then every `raw` readings, and changed only when it moves by more than a quarter;
+after its first zero crossing (FFT over the last `raw` readings), first estimated after raw/8
+readings, again each time the readings seen double, then every `raw` readings, and changed
+only when it moves by more than a quarter;
 with no clear period (peak below 0.2) the length is `fallback`. A long period is seen through
 block means: the series is averaged over blocks of k = ⌈period / `length`⌉ readings (DAMP and
 the UCR archive's authors note that discords survive such downsampling), so a subsequence is
@@ -21,10 +27,10 @@ whatever the sampling rate. Between blocks the statistic of the last complete on
 
 Cost: the sliding dot products of the latest subsequence with every past one are updated as in
 STOMP (Zhu et al., ICDM 2016), QT'[j] = QT[j] − e[j]·e[H−m] + e[j+m]·x, so a block costs about
-ten numpy passes over `history` floats (O(history), never O(history·m)), i.e. O(history / k) a
-reading; each period estimate (an FFT over `raw` values, every `raw` readings) also recentres the
-values and recomputes the dot products exactly, so rounding never accumulates for long.
-Memory: `raw` + 4·`history` floats.
+a dozen numpy passes over `history` floats (O(history), never O(history·m)), i.e.
+O(history / k) a reading; each period estimate (an FFT over `raw` values, every `raw` readings)
+also recentres the values and recomputes the dot products exactly, so rounding never
+accumulates for long. Memory: `raw` + 5·`history` floats (4,096 and 8,192: 229 kB pickled).
 """
 
 from __future__ import annotations
