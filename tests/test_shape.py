@@ -131,3 +131,11 @@ def test_a_new_extreme_is_no_rarer_than_one_in_n_plus_one():
         ranks.update(float(v % 100))
     assert ranks.n > 10_000  # then as rare as `TailRank` says
     assert rarity(ranks, 150.0) == pytest.approx(1.0 - ranks.rank(150.0))
+
+
+def test_the_ucr_rule_names_the_reported_place_never_before_the_test_part():
+    scores = np.array([9.0, 0.0, 0.0, 0.5, 0.9, 0.9, 0.1])  # the 9 lies in the training part
+    lags = np.array([0, 0, 0, 0, 2, 0, 0])
+    assert located(scores, 2) == 5  # the earliest highest score after row 2, 1-based
+    assert located(scores, 2, lags) == 3  # its row less the lag it reported
+    assert located(scores, 2, np.full(7, 4)) == 3  # a lag past the training part: its first row
