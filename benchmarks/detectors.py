@@ -2,6 +2,7 @@
 
     python -m benchmarks.detectors            # every detector, then both flows (a few minutes)
     python -m benchmarks.detectors --quick    # fewer repeats, smaller inputs
+    python -m benchmarks.detectors --series   # the series flow only (zscore, ranked, ranked_shape)
 
 1. **Detector alone**: `score_then_learn` on the same 20,000 readings (a noisy daily cycle with
    spikes, as PM), one fresh detector, µs per reading, median of the repeats; the ratio to
@@ -90,11 +91,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--series", action="store_true", help="the series flow only")
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 5)
     values = readings(5_000 if args.quick else 20_000)
-    alone = {name: detector_cost(name, values, repeats) for name in DETECTORS}
-    print(table(f"detector alone ({len(values):,} readings)", alone) + "\n")
+    if not args.series:
+        alone = {name: detector_cost(name, values, repeats) for name in DETECTORS}
+        print(table(f"detector alone ({len(values):,} readings)", alone) + "\n")
 
     from dataflows.air_quality import SHIPPED_DATA
     from dataflows.air_quality import build_flow as air_quality
@@ -108,9 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             name: flow_cost(
                 lambda name=name: series(csv_in, csv_out, detector=name), repeats, n_rows
             )
-            for name in ("zscore", "ranked")
+            for name in ("zscore", "ranked", "ranked_shape")
         }
         print(table(f"series flow ({n_rows:,} rows, 1 worker)", costs) + "\n")
+        if args.series:
+            return 0
         out = Path(tmp) / "anomalies.jsonl"
         counts = {}
         costs = {}

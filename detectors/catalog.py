@@ -1,9 +1,10 @@
 """Every detector by name, built for one feature, with the score above which it raises an alarm.
 
 `DEFAULT_DETECTOR` (the series flow's) and `AIR_QUALITY_DETECTOR` (the air-quality flow's) are
-the ones that did best in `python -m evaluation.nab_bench` (see README): `ranked` on NAB's real
-streams, `hst_ensemble` on the simulated PurpleAir sensors. `ranked_shape` is `ranked` with the
-shape test (`detectors.shape`) in its consensus; `shape` is that test alone (docs/detectors.md).
+the ones that did best in `python -m evaluation.nab_bench` (see README): `ranked_shape` on NAB's
+real streams and the UCR archive, `hst_ensemble` on the simulated PurpleAir sensors.
+`ranked_shape` is `ranked` with the shape test (`detectors.shape`) beside its consensus; `shape`
+is that test alone (docs/detectors.md).
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ DETECTORS = (
     "ranked_shape",
 )
 #: Built by name for the evaluations, not offered to the flows: `shape`, the shape test alone,
-#: answers nothing before its first period estimate (2,048 readings).
+#: answers nothing before its first period estimate (1,024 readings).
 EXPERIMENTS = ("shape",)
-DEFAULT_DETECTOR = "ranked"
+DEFAULT_DETECTOR = "ranked_shape"
 AIR_QUALITY_DETECTOR = "hst_ensemble"
 #: `learned_hst`: the first window's span widened by 30 spans each side; alarm above 0.99.
 LEARNED_HST = {"margin": 30.0, "threshold": 0.99}

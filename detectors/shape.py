@@ -9,10 +9,16 @@ neighbours (no trivial self-match).
 
 With d² = 2m(1 − ρ), ρ the Pearson correlation of two subsequences, the statistic is 1 − max ρ
 over the window (0: the shape was seen before; 1: uncorrelated with every past shape; up to 2).
+Beside it, `amplitude`: the smallest Euclidean distance without z-normalisation, √(d²/m), from
+the same dot products (d² = Σs² + Σq² − 2·QT): a beat of the usual shape but twice as tall is
+no z-normalised discord. `lag` says where the subsequence is: readings back from the latest one
+to its centre (a streaming statistic is known when its subsequence ends; DAMP, too, reports the
+discord's place, not the moment it was found).
 
 The length comes from the data: the dominant period, the lag of the highest autocorrelation peak
-after its first zero crossing (FFT over the last `raw` readings), first estimated once half of
-them are in, then every `raw` readings, and changed only when it moves by more than a quarter;
+after its first zero crossing (FFT over the last `raw` readings), first estimated after raw/8
+readings, again each time the readings seen double, then every `raw` readings, and changed
+only when it moves by more than a quarter;
 with no clear period (peak below 0.2) the length is `fallback`. A long period is seen through
 block means: the series is averaged over blocks of k = ⌈period / `length`⌉ readings (DAMP and
 the UCR archive's authors note that discords survive such downsampling), so a subsequence is
@@ -21,10 +27,10 @@ whatever the sampling rate. Between blocks the statistic of the last complete on
 
 Cost: the sliding dot products of the latest subsequence with every past one are updated as in
 STOMP (Zhu et al., ICDM 2016), QT'[j] = QT[j] − e[j]·e[H−m] + e[j+m]·x, so a block costs about
-ten numpy passes over `history` floats (O(history), never O(history·m)), i.e. O(history / k) a
-reading; each period estimate (an FFT over `raw` values, every `raw` readings) also recentres the
-values and recomputes the dot products exactly, so rounding never accumulates for long.
-Memory: `raw` + 4·`history` floats.
+a dozen numpy passes over `history` floats (O(history), never O(history·m)), i.e.
+O(history / k) a reading; each period estimate (an FFT over `raw` values, every `raw` readings)
+also recentres the values and recomputes the dot products exactly, so rounding never
+accumulates for long. Memory: `raw` + 5·`history` floats (4,096 and 8,192: 229 kB pickled).
 """
 
 from __future__ import annotations
@@ -76,8 +82,8 @@ class LeftDiscord:
 
     def __init__(
         self,
-        history: int = 2048,
-        raw: int = 4096,
+        history: int = 4096,
+        raw: int = 8192,
         length: int = 48,
         fallback: int = 32,
         cycle: float = 1.0,
@@ -90,11 +96,12 @@ class LeftDiscord:
         self.cycle = cycle  # the subsequence's share of the period
         self.raw = np.zeros(raw)  # the last `raw` readings, a ring
         self.seen = 0  # readings so far
-        self.since = 0  # readings since the last period estimate
+        self.due = raw // 8  # readings after which the period is estimated next
         self.k = 0  # readings a block; 0 until the first estimate
         self.block = 0.0  # sum of the current block's readings
         self.filled = 0  # readings in the current block
         self.last: float | None = None  # the statistic of the last complete block
+        self.amplitude: float | None = None  # its distance without z-normalisation
         # the blocks' window: values minus `ref`, oldest first; the first history − n are empty
         self.buf = np.zeros(history)
         self.n = 0
@@ -103,6 +110,7 @@ class LeftDiscord:
         self.qt = np.zeros(0)  # dot products of the latest subsequence with each start
         self.inv = np.zeros(0)  # 1/σ and μ/σ of each start's subsequence (0 where flat)
         self.musig = np.zeros(0)
+        self.ss = np.zeros(0)  # each start's subsequence's sum of squares (values minus `ref`)
         self.flat = 0.0  # a σ at most this is flat
         self.sum = self.sumsq = 0.0  # of the latest subsequence
         self.steps = 0  # blocks since the dot products were computed exactly
@@ -113,21 +121,20 @@ class LeftDiscord:
         size = len(self.raw)
         self.raw[self.seen % size] = x
         self.seen += 1
-        self.since += 1
         if self.k:
             self.block += x
             self.filled += 1
             if self.filled == self.k:
                 self._step(self.block / self.k)
                 self.block, self.filled = 0.0, 0
-        if self.since >= size or (not self.k and self.seen >= size // 2):
+        if self.seen >= self.due:
             self._estimate()
         return self.last
 
     def _estimate(self) -> None:
         """The period from the raw readings; on a new block size the window is rebuilt."""
-        self.since = 0
         size = len(self.raw)
+        self.due = self.seen + min(self.seen, size)
         held = min(self.seen, size)
         raw = np.roll(self.raw, -(self.seen % size))[size - held :]
         period = dominant_period(raw, 4, held // 3)
@@ -166,6 +173,8 @@ class LeftDiscord:
         solid = sig > self.flat
         self.inv = np.where(solid, 1.0 / np.where(solid, sig, 1.0), 0.0)  # 0: a flat start
         self.musig = mu * self.inv
+        squares = np.concatenate(([0.0], np.cumsum(self.buf * self.buf)))
+        self.ss = squares[m:] - squares[:-m]
         latest = self.buf[h - m :]
         self.sum, self.sumsq = float(latest.sum()), float(latest @ latest)
 
@@ -193,19 +202,33 @@ class LeftDiscord:
             self.inv[:-1] = self.inv[1:]
             self.musig[:-1] = self.musig[1:]
             self.inv[-1], self.musig[-1] = inv, mean * inv
+            self.ss[:-1] = self.ss[1:]
+            self.ss[-1] = self.sumsq
         self.last = self._statistic()
 
     def _statistic(self) -> float | None:
-        """1 − max correlation with the subsequences that end before the latest one begins."""
+        """1 − max correlation with the subsequences that end before the latest one begins; sets
+        `amplitude`, the smallest Euclidean distance to them without z-normalisation (per value:
+        √(d²/m)), which sees a beat too large or too small that z-normalisation hides."""
         h, m, n = self.history, self.m, self.n
         first, last = h - n, h - 2 * m  # starts of held, non-overlapping past subsequences
         if last - first < m:
+            self.amplitude = None
             return None
+        qt = self.qt[first : last + 1]
+        # d²_j = Σs_j² + Σq² − 2·QT_j: shifting both by `ref` changes nothing
+        nearest = float((self.ss[first : last + 1] - qt - qt).min()) + self.sumsq
+        self.amplitude = math.sqrt(max(nearest, 0.0) / m)
         inv_q = self.inv[-1]
         if inv_q == 0.0:  # a flat subsequence matches only flat ones
             return 0.0 if bool((self.inv[first : last + 1] == 0.0).any()) else 1.0
         mu_q = self.musig[-1] / inv_q
         # ρ_j = (QT_j/m − μ_j·μ_q) / (σ_j·σ_q); a flat start has 1/σ_j = 0, so ρ_j = 0
-        best = (self.qt[first : last + 1] * self.inv[first : last + 1]
-                - (m * mu_q) * self.musig[first : last + 1]).max()
+        best = (qt * self.inv[first : last + 1] - (m * mu_q) * self.musig[first : last + 1]).max()
         return float(1.0 - min(float(best) * inv_q / m, 1.0))
+
+    @property
+    def lag(self) -> int:
+        """Readings from the latest one back to the centre of the subsequence `last` is about
+        (where a discord is: a streaming statistic is known only once its subsequence ends)."""
+        return self.filled + (self.k * self.m) // 2

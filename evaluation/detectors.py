@@ -34,10 +34,14 @@ FEATURE = "value"
 
 
 def score_series(
-    name: str | Callable[[], Detector], values: Sequence[float | None]
+    name: str | Callable[[], Detector],
+    values: Sequence[float | None],
+    lags: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
     """Scores of one series (−inf where none) and the detector's alarm threshold; `name` is a
-    catalogue name or a function that makes a fresh detector."""
+    catalogue name or a function that makes a fresh detector. With `lags`, each reading's
+    `detector.lag` goes there: how many readings back its score's anomaly lies (a shape is
+    known only once it ends; 0 for detectors that do not say)."""
     detector = make_detector(name, FEATURE) if isinstance(name, str) else name()
     imputer = WindowImputer([FEATURE], window=10)
     scores = np.full(len(values), -math.inf)
@@ -46,6 +50,8 @@ def score_series(
         score, _status = detector.score_then_learn(filled)
         if score is not None:
             scores[i] = score
+        if lags is not None:
+            lags[i] = getattr(detector, "lag", 0)
     return scores, alarm_threshold(detector)
 
 

@@ -2,7 +2,7 @@
 
     python -m evaluation.nab_bench            # every table (UCR is the long part: see below)
     python -m evaluation.nab_bench --quick    # fewer detectors, no fresh simulation
-    python -m evaluation.nab_bench --ucr-every 4 --ucr-detectors ranked ranked_shape  # develop
+    python -m evaluation.nab_bench --ucr-every 4 --detectors ranked ranked_shape  # develop
 
 For each detector of `detectors.catalog` and the one-line baseline (`evaluation.baselines`, with
 and without a 100-reading hold-off), one configuration for every series, each series scored one
@@ -238,6 +238,8 @@ def nab_table(results: Sequence[NabResult]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="ranked, zscore and the baseline only")
+    parser.add_argument("--detectors", nargs="*", choices=DETECTORS,
+                        help="these detectors only (default: all; --quick: ranked, zscore)")
     parser.add_argument("--nab", default=str(NAB_DEV), help="the NAB folder")
     parser.add_argument("--ucr", default=str(UCR_DEV), help="the UCR development folder")
     parser.add_argument("--ucr-every", type=int, default=1, help="every n-th UCR series only")
@@ -247,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-history", action="store_true", help="skip the PurpleAir history")
     args = parser.parse_args(argv)
     detectors = ["ranked", "zscore"] if args.quick else list(DETECTORS)
+    if args.detectors is not None:
+        detectors = args.detectors
     baselines = [BASELINE, BASELINE + "_holdoff"]
     files = nab_files(args.nab)
     halves = groups_halves(files)
