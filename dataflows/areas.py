@@ -18,13 +18,12 @@ from columns.areas import AreaColumns, AreaRouter
 from columns.readings import ReadingMaker
 from columns.sensor_config import SensorConfig
 from config.flow import SpatialConfig
-from core.readings import Reading
-from preparation.areas import AreaLogic, AreaWindow, Placed, route
+from preparation.areas import AreaWindow, Placed
 from preparation.incidents import CLEAR_AFTER, Incident
 from preparation.registry import Registry
 
 
-def _split(
+def split_areas(
     per_area: Stream[tuple[str, Any]], direct: Stream[Placed]
 ) -> tuple[Stream[Placed], Stream[Incident], Stream[dict]]:
     """The per-area step's items named by their area, as the stage's three outputs."""
@@ -85,32 +84,4 @@ def area_stage(
             clear,
         ),  # fmt: skip
     )
-    return _split(per_area, direct)
-
-
-def spatial_stage(
-    scored: Stream[Reading],
-    config: SpatialConfig,
-    offline_after: int,
-    registry: Registry | None = None,
-    incidents: int | None = None,
-    clear: int = CLEAR_AFTER,
-) -> tuple[Stream[Placed], Stream[Incident], Stream[dict]]:
-    """The per-reading engine's area stage (`preparation.areas.AreaLogic` over its readings),
-    until that engine retires: its outputs are `area_stage`'s."""
-    places: dict = {}
-    field_name, area_km, radius_km = config.field, config.area_km, config.radius_km
-    rule = config.rule()
-    routed = op.flat_map_batch(
-        "to_areas", scored, lambda b: route(b, field_name, area_km, radius_km, places)
-    )
-    direct = op.flat_map_batch("unplaced", routed, lambda b: [v for k, v in b if k == ""])
-    keyed = op.flat_map_batch("placed", routed, lambda b: [kv for kv in b if kv[0] != ""])
-    per_area = op.stateful_batch(
-        "areas",
-        keyed,
-        lambda resume: AreaLogic(
-            rule, config.window, config.grace, offline_after, resume, registry, incidents, clear
-        ),
-    )
-    return _split(per_area, direct)
+    return split_areas(per_area, direct)

@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 from config import FlowConfig, resolve
+from config.flow import SpatialConfig
 from core.readings import DeadLetter, Reading
 from dataflows.air_quality import absent_features, sensor_config
-from dataflows.areas import spatial_stage
+from dataflows.areas import split_areas
 from dataflows.steps import (
     add_counts,
     anomaly_record,
@@ -35,11 +36,12 @@ from dataflows.steps import (
     kind_counts,
     reading_record,
 )
+from preparation.areas import AreaLogic, Placed, route
 from preparation.correction import EPA_FIELD
 from preparation.gaps import GapEvent
-from preparation.incidents import Incident, incident_record
+from preparation.incidents import CLEAR_AFTER, Incident, incident_record
 from preparation.metrics import count_events, count_preparation
-from preparation.registry import file_registry
+from preparation.registry import Registry, file_registry
 from sinks.metrics import Progress
 from sources.shards import ShardedFileSource
 from tests.sensor_chain import SensorChain
@@ -211,3 +213,31 @@ def _areas(
         if (faults and p.reasons) or is_anomaly(p.reading, threshold, faults)
     ]
     return alerts, found, counts
+
+
+def spatial_stage(
+    scored: Stream[Reading],
+    config: SpatialConfig,
+    offline_after: int,
+    registry: Registry | None = None,
+    incidents: int | None = None,
+    clear: int = CLEAR_AFTER,
+) -> tuple[Stream[Placed], Stream[Incident], Stream[dict]]:
+    """The area stage's reference: `preparation.areas.AreaLogic` over the chains' readings, one
+    at a time; its outputs are the flow's `dataflows.areas.area_stage`'s."""
+    places: dict = {}
+    field_name, area_km, radius_km = config.field, config.area_km, config.radius_km
+    rule = config.rule()
+    routed = op.flat_map_batch(
+        "to_areas", scored, lambda b: route(b, field_name, area_km, radius_km, places)
+    )
+    direct = op.flat_map_batch("unplaced", routed, lambda b: [v for k, v in b if k == ""])
+    keyed = op.flat_map_batch("placed", routed, lambda b: [kv for kv in b if kv[0] != ""])
+    per_area = op.stateful_batch(
+        "areas",
+        keyed,
+        lambda resume: AreaLogic(
+            rule, config.window, config.grace, offline_after, resume, registry, incidents, clear
+        ),
+    )
+    return split_areas(per_area, direct)
