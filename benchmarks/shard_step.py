@@ -73,6 +73,7 @@ def per_reading(path: Path, options: dict[str, Any]) -> tuple[float, int]:
 
 def columns(path: Path, options: dict[str, Any]) -> tuple[float, int, dict[str, float]]:
     """CPU seconds of every `ShardLogic.on_batch` call, the readings, and seconds by stage."""
+    import columns.logic
     from columns.logic import ShardLogic
     from columns.source import ColumnFileSource
     from config import resolve
@@ -95,6 +96,7 @@ def columns(path: Path, options: dict[str, Any]) -> tuple[float, int, dict[str, 
 
     logics: dict[str, ShardLogic] = {}
     spent, rows = 0.0, 0
+    columns.logic.area_piece = timed("area pieces out", columns.logic.area_piece)
     for batch in _batches(ColumnFileSource(path, batch_size=config.run.batch_size)):
         by_key: dict[str, list[Any]] = {}
         for item in batch:
@@ -105,7 +107,8 @@ def columns(path: Path, options: dict[str, Any]) -> tuple[float, int, dict[str, 
             logic = logics.get(key)
             if logic is None:
                 features = config.detection.features
-                logic = logics[key] = ShardLogic(step, emit_all=spatial, features=features)
+                areas = config.spatial.field if spatial else None  # as the flow builds it
+                logic = logics[key] = ShardLogic(step, features=features, areas=areas)
                 for name, stage in logic.stages:
                     stage.apply = timed(name, stage.apply)
                 if logic.gaps is not None:
