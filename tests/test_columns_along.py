@@ -23,13 +23,17 @@ import pytest
 
 from columns.batch import Columns
 from columns.channels import ChannelColumns
+from columns.epa import EpaColumns
 from columns.flatline import FlatlineColumns
 from columns.gaps import GapColumns
 from columns.hst import HstColumns
 from columns.impute import ImputeColumns
+from columns.incidents import IncidentColumns
 from columns.logic import BatchTally, ShardLogic
+from columns.nowcast import NowCastColumns
 from columns.rounds import Along, takes_repeats
 from columns.source import ColumnFileSource
+from columns.validate import ValidateColumns
 from config import resolve
 from core.readings import Reading
 from data import simulate
@@ -76,7 +80,11 @@ def repeats(calls: list[list[Row]]) -> int:
 
 
 def test_the_stages_computed_along_time_say_so():
-    assert takes_repeats(FlatlineColumns()) and takes_repeats(ChannelColumns())
+    """Each stage tested along time below takes a slot's rows in one call (else the shard step
+    would run it round by round, and these tests would not reach the flow's path)."""
+    stages_along = [FlatlineColumns(), ChannelColumns(), ImputeColumns(["pm"]), NowCastColumns(),
+                    IncidentColumns(), HstColumns(), ValidateColumns(), EpaColumns()]  # fmt: skip
+    assert all(takes_repeats(stage) for stage in stages_along)
 
 
 @pytest.mark.parametrize("seed", range(30))
