@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from columns.batch import Work
+from columns.rounds import piece
 from preparation.areas import CHANNEL_CODES
 from preparation.reasons import FAULTS
 
@@ -48,21 +49,14 @@ def work_rows(work: Work, rows: np.ndarray | slice) -> Work:
     >>> part.sensors.tolist(), part.reasons, work_rows(w, slice(1, 3)).reasons
     ([8, 7], {0: ['flatline']}, {1: ['flatline']})
     """
-    if isinstance(rows, slice):
-        start, stop, _ = rows.indices(len(work))
+    if not isinstance(rows, slice):  # chosen rows: the engine's own `piece`
+        return piece(work, rows)
+    start, stop, _ = rows.indices(len(work))
 
-        def moved(sparse: dict) -> dict:
-            return {i - start: v for i, v in sparse.items() if start <= i < stop}
+    def moved(sparse: dict) -> dict:
+        return {i - start: v for i, v in sparse.items() if start <= i < stop}
 
-        text = None if work.text is None else work.text[start:stop]
-    else:
-        where = np.full(len(work), -1, np.int64)
-        where[rows] = np.arange(len(rows))
-
-        def moved(sparse: dict) -> dict:
-            return {int(where[i]): v for i, v in sparse.items() if where[i] >= 0}
-
-        text = None if work.text is None else [work.text[i] for i in rows.tolist()]
+    text = None if work.text is None else work.text[start:stop]
     return Work(
         work.sensors[rows],
         work.times[rows],
